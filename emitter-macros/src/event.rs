@@ -1,0 +1,225 @@
+//! `#[derive(Event)]`: the `Event` impl, serde impls through a remote mirror, and the registration.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::{Data, DeriveInput, Fields, LitStr};
+
+/// Options of the derive, from `#[event(...)]` on the struct.
+#[derive(Default)]
+struct EventOptions {
+    id: Option<LitStr>,
+}
+
+// Accepted syntax (all optional, at most once each):
+//     #[event(id = "some.id")]
+fn parse_options(input: &DeriveInput) -> syn::Result<EventOptions> {
+    let mut options = EventOptions::default();
+    let mut errors: Option<syn::Error> = None;
+    for attr in input.attrs.iter().filter(|attr| attr.path().is_ident("event")) {
+        let parsed = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("id") {
+                let value: LitStr = meta.value()?.parse()?;
+                if options.id.is_some() {
+                    return Err(meta.error("`id` is given twice: keep one `id = \"...\"`"));
+                }
+                if value.value().trim().is_empty() {
+                    return Err(syn::Error::new_spanned(
+                        &value,
+                        "the event id must not be empty: write `id = \"user_created\"`, or leave `id` out to use the snake_case type name",
+                    ));
+                }
+                options.id = Some(value);
+                Ok(())
+            } else {
+                Err(meta.error(format!(
+                    "unknown `event` option `{}`: the only option is `id = \"...\"`",
+                    path_to_string(&meta.path)
+                )))
+            }
+        });
+        if let Err(error) = parsed {
+            combine(&mut errors, error);
+        }
+    }
+    match errors {
+        Some(errors) => Err(errors),
+        None => Ok(options),
+    }
+}
+
+pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
+    let mut errors: Option<syn::Error> = None;
+    let options = parse_options(&input).unwrap_or_else(|error| {
+        combine(&mut errors, error);
+        EventOptions::default()
+    });
+
+    let fields = match &input.data {
+        Data::Struct(data) => match &data.fields {
+            Fields::Named(fields) => Some(fields),
+            Fields::Unnamed(_) | Fields::Unit => {
+                combine(
+                    &mut errors,
+                    syn::Error::new_spanned(
+                        &input.ident,
+                        "`#[derive(Event)]` needs a struct with named fields: listeners bind their parameters to fields by name, so write `struct Name { field: Type }`",
+                    ),
+                );
+                None
+            }
+        },
+        Data::Enum(data) => {
+            combine(
+                &mut errors,
+                syn::Error::new(
+                    data.enum_token.span,
+                    "`#[derive(Event)]` needs a struct with named fields, not an enum: make one event struct per variant",
+                ),
+            );
+            None
+        }
+        Data::Union(data) => {
+            combine(
+                &mut errors,
+                syn::Error::new(
+                    data.union_token.span,
+                    "`#[derive(Event)]` needs a struct with named fields, not a union",
+                ),
+            );
+            None
+        }
+    };
+    if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
+        combine(
+            &mut errors,
+            syn::Error::new_spanned(
+                &input.generics,
+                "an event cannot be generic: its id names one concrete type; define one event struct per concrete type",
+            ),
+        );
+    }
+    if let Some(errors) = errors {
+        return Err(errors);
+    }
+    let Some(fields) = fields else {
+        return Ok(TokenStream::new());
+    };
+
+    let ident = &input.ident;
+    let id = match &options.id {
+        Some(id) => (*id).clone(),
+        None => LitStr::new(&snake_case(&ident.to_string()), ident.span()),
+    };
+    let ident_str = ident.to_string();
+    let remote = format_ident!("__EmitterRemote{}", ident);
+    let remote_path = LitStr::new(&ident_str, ident.span());
+    let container_serde = input.attrs.iter().filter(|attr| attr.path().is_ident("serde"));
+    let mirror_fields = fields.named.iter().map(|field| {
+        let attrs = field.attrs.iter().filter(|attr| attr.path().is_ident("serde"));
+        let name = &field.ident;
+        let ty = &field.ty;
+        quote!(#(#attrs)* #name: #ty)
+    });
+    let private = quote!(::emitter::__private);
+    let registration = quote_spanned! {ident.span()=>
+        #private::inventory::submit! {
+            #private::EventRegistration {
+                id: <#ident as #private::Event>::ID,
+                type_name: ::core::concat!(::core::module_path!(), "::", #ident_str),
+                type_id: #private::TypeId::of::<#ident>,
+                file: ::core::file!(),
+                line: ::core::line!(),
+                encode: #private::encode_json::<#ident>,
+                decode: #private::decode_json::<#ident>,
+            }
+        }
+    };
+
+    Ok(quote! {
+        const _: () = {
+            // serde's remote derive writes the (de)serializer for a mirror of the struct that
+            // names its type: users get serde's full derive without depending on serde.
+            #[derive(#private::serde::Serialize, #private::serde::Deserialize)]
+            #[serde(crate = "::emitter::__private::serde", remote = #remote_path)]
+            #(#container_serde)*
+            #[allow(dead_code, non_camel_case_types)]
+            struct #remote {
+                #(#mirror_fields,)*
+            }
+
+            impl #private::serde::Serialize for #ident {
+                fn serialize<__S>(&self, serializer: __S) -> #private::Result<__S::Ok, __S::Error>
+                where
+                    __S: #private::serde::Serializer,
+                {
+                    #remote::serialize(self, serializer)
+                }
+            }
+
+            impl<'de> #private::serde::Deserialize<'de> for #ident {
+                fn deserialize<__D>(deserializer: __D) -> #private::Result<Self, __D::Error>
+                where
+                    __D: #private::serde::Deserializer<'de>,
+                {
+                    #remote::deserialize(deserializer)
+                }
+            }
+
+            impl #private::Event for #ident {
+                const ID: &'static str = #id;
+            }
+
+            #registration
+        };
+    })
+}
+
+/// `UserCreated` → `user_created`, `HTTPRequestSent` → `http_request_sent`.
+fn snake_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() {
+            let prev = i.checked_sub(1).map(|p| chars[p]);
+            let next = chars.get(i + 1).copied();
+            let starts_word = match prev {
+                None | Some('_') => false,
+                Some(p) if p.is_lowercase() || p.is_ascii_digit() => true,
+                Some(p) if p.is_uppercase() => next.is_some_and(char::is_lowercase),
+                Some(_) => false,
+            };
+            if starts_word {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub(crate) fn combine(errors: &mut Option<syn::Error>, error: syn::Error) {
+    match errors {
+        Some(errors) => errors.combine(error),
+        None => *errors = Some(error),
+    }
+}
+
+pub(crate) fn path_to_string(path: &syn::Path) -> String {
+    quote!(#path).to_string().replace(' ', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snake_case;
+
+    #[test]
+    fn snake_case_splits_words_and_acronyms() {
+        assert_eq!(snake_case("UserCreated"), "user_created");
+        assert_eq!(snake_case("HTTPRequestSent"), "http_request_sent");
+        assert_eq!(snake_case("Event2Fired"), "event2_fired");
+        assert_eq!(snake_case("Ping"), "ping");
+        assert_eq!(snake_case("ABC"), "abc");
+    }
+}

@@ -1,0 +1,23 @@
+//! What the macros' expansions name. Not a public API: anything here may change in any release.
+
+pub use ::core::clone::Clone;
+pub use ::core::convert::Into;
+pub use ::core::result::Result;
+pub use ::std::any::{type_name, TypeId};
+pub use ::std::boxed::Box;
+pub use inventory;
+pub use serde;
+
+pub use crate::emitter::Emitter;
+pub use crate::error::EmitError;
+pub use crate::event::{decode_json, encode_json, Event, EventRegistration};
+pub use crate::listener::{
+    assert_send, run_blocking, BoxFuture, Delivery, FieldArg, Handler, IntoListenerResult, Listener,
+    ListenerRef, ListenerRegistration, StateKey,
+};
+pub use crate::context::{EmitId, EventMeta, State};
+
+/// What `emit!` expands to after building the event.
+pub fn emit<E: Event>(emitter: &Emitter, event: E) -> Result<EmitId, EmitError> {
+    emitter.emit(event)
+}

@@ -1,0 +1,180 @@
+//! Errors of emitting, of starting an emitter, and of running a listener.
+
+use std::fmt;
+
+use crate::context::EmitId;
+
+/// A boxed error, the error type a listener's `Result` is converted to.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why [`Emitter::emit`](crate::Emitter::emit) refused an event.
+///
+/// The event is not queued when an error is returned: nothing was delivered and nothing will be.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The emitter was built but not started: call [`Emitter::start`](crate::Emitter::start) first.
+    #[error("the emitter is not started: call `Emitter::start` (or `EmitterBuilder::start`) before emitting")]
+    NotStarted,
+    /// The emitter has shut down and accepts no more events.
+    #[error("the emitter has shut down and accepts no more events")]
+    ShutDown,
+    /// No listener listens to this event and the policy is [`NoListenersPolicy::Error`](crate::NoListenersPolicy::Error).
+    #[error("no listener listens to event `{event_id}` (the emitter's no-listeners policy is `Error`)")]
+    NoListeners {
+        /// The id of the event that was emitted.
+        event_id: &'static str,
+    },
+    /// The backend could not take the event.
+    #[error("the backend refused event `{event_id}`: {source}")]
+    Backend {
+        /// The id of the event that was emitted.
+        event_id: &'static str,
+        /// What the backend reported.
+        #[source]
+        source: BackendError,
+    },
+}
+
+/// Why an emitter could not be built or started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Two event types registered the same id.
+    #[error("event id `{id}` is used by two types, `{first}` and `{second}`: give one of them another id with `#[event(id = \"...\")]`")]
+    DuplicateEventId {
+        /// The id both types claim.
+        id: &'static str,
+        /// The first type's path.
+        first: &'static str,
+        /// The second type's path.
+        second: &'static str,
+    },
+    /// Two listeners have the same name.
+    #[error("listener name `{name}` is used twice ({first} and {second}): give one of them another name with `#[listener(name = \"...\")]`")]
+    DuplicateListenerName {
+        /// The name both listeners claim.
+        name: &'static str,
+        /// Where the first one is defined (`file:line`).
+        first: String,
+        /// Where the second one is defined (`file:line`).
+        second: String,
+    },
+    /// A listener takes `State<T>` but no value of type `T` was given to the builder.
+    #[error("listener `{listener}` takes `State<{type_name}>` but no such state was provided: add `.state(value)` with a `{type_name}` to the emitter builder")]
+    MissingState {
+        /// The listener's name.
+        listener: &'static str,
+        /// The type of the missing state.
+        type_name: &'static str,
+    },
+    /// A listener named in [`EmitterBuilder::expect_listener`](crate::EmitterBuilder::expect_listener) was not registered.
+    #[error("expected listener `{name}` is not registered: if it lives in another crate, make sure the binary names that crate (for example `use that_crate as _;`), because the linker drops registrations of crates that are never used")]
+    MissingListener {
+        /// The name that was expected.
+        name: String,
+    },
+    /// The emitter was started twice.
+    #[error("the emitter is already started")]
+    AlreadyStarted,
+    /// The emitter was shut down and cannot be started again.
+    #[error("the emitter has shut down and cannot be started again: build a new one")]
+    ShutDown,
+    /// The backend failed to start.
+    #[error("the backend failed to start: {0}")]
+    Backend(#[source] BackendError),
+}
+
+/// An error reported by a backend.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    message: String,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl BackendError {
+    /// A backend error with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A backend error with a message and the error that caused it.
+    pub fn with_source(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
+/// How one run of a listener failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The listener returned an error.
+    Error(BoxError),
+    /// The listener panicked; the panic message when it was a string.
+    Panic(String),
+}
+
+impl Failure {
+    pub(crate) fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
+        let message = match payload.downcast::<String>() {
+            Ok(message) => *message,
+            Err(payload) => match payload.downcast::<&'static str>() {
+                Ok(message) => (*message).to_owned(),
+                Err(_) => "a panic with a non-string payload".to_owned(),
+            },
+        };
+        Failure::Panic(message)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Error(error) => write!(f, "returned an error: {error}"),
+            Failure::Panic(message) => write!(f, "panicked: {message}"),
+        }
+    }
+}
+
+/// A listener failed to handle an event: what the error hook receives.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ListenerError {
+    /// The listener's name.
+    pub listener: &'static str,
+    /// The id of the event it was handling.
+    pub event_id: &'static str,
+    /// The emit the event came from.
+    pub emit_id: EmitId,
+    /// Which attempt failed (1 for the first).
+    pub attempt: u32,
+    /// What went wrong.
+    pub failure: Failure,
+}
+
+impl fmt::Display for ListenerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "listener `{}` {} while handling event `{}` (emit {}, attempt {})",
+            self.listener, self.failure, self.event_id, self.emit_id, self.attempt
+        )
+    }
+}
+
+impl std::error::Error for ListenerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.failure {
+            Failure::Error(error) => Some(error.as_ref()),
+            Failure::Panic(_) => None,
+        }
+    }
+}

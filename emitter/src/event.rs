@@ -1,0 +1,76 @@
+//! The [`Event`] trait and the link-time registry of event types.
+
+use std::any::{Any, TypeId};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A type-erased event, shared by every listener of one emit.
+pub(crate) type Payload = Arc<dyn Any + Send + Sync>;
+
+/// Something that can be emitted: a struct with named fields and a stable id.
+///
+/// Implement it with `#[derive(Event)]`, which also implements serde's `Serialize` and
+/// `Deserialize` (the user's crate needs no serde dependency) and registers the type at link time:
+///
+/// ```
+/// use emitter::Event;
+///
+/// #[derive(Event)]
+/// pub struct UserCreated {
+///     pub email: String,
+/// }
+///
+/// #[derive(Event)]
+/// #[event(id = "account.closed")]
+/// pub struct AccountClosed {
+///     pub account: u64,
+/// }
+///
+/// assert_eq!(UserCreated::ID, "user_created");
+/// assert_eq!(AccountClosed::ID, "account.closed");
+/// ```
+///
+/// Field attributes of serde (`#[serde(rename = "...")]`, `#[serde(default)]`, ...) are accepted
+/// on the fields. Do not also derive `Serialize`/`Deserialize`: the derive already provides them.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event",
+    label = "not an event",
+    note = "add `#[derive(emitter::Event)]` to the definition of `{Self}`"
+)]
+pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The event's stable id: snake_case of the type name unless `#[event(id = "...")]` says
+    /// otherwise. Durable backends store it, so changing it orphans queued events.
+    const ID: &'static str;
+}
+
+/// What `#[derive(Event)]` submits to the link-time registry.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct EventRegistration {
+    pub id: &'static str,
+    pub type_name: &'static str,
+    pub type_id: fn() -> TypeId,
+    pub file: &'static str,
+    pub line: u32,
+    pub encode: fn(&(dyn Any + Send + Sync)) -> Option<serde_json::Result<Vec<u8>>>,
+    pub decode: fn(&[u8]) -> serde_json::Result<Payload>,
+}
+
+inventory::collect!(EventRegistration);
+
+/// The registration's codec for `E`: JSON, the format durable backends store.
+#[doc(hidden)]
+pub fn encode_json<E: Event>(payload: &(dyn Any + Send + Sync)) -> Option<serde_json::Result<Vec<u8>>> {
+    payload.downcast_ref::<E>().map(serde_json::to_vec)
+}
+
+#[doc(hidden)]
+pub fn decode_json<E: Event>(bytes: &[u8]) -> serde_json::Result<Payload> {
+    serde_json::from_slice::<E>(bytes).map(|event| Arc::new(event) as Payload)
+}
+
+pub(crate) fn registered() -> impl Iterator<Item = &'static EventRegistration> {
+    inventory::iter::<EventRegistration>.into_iter()
+}

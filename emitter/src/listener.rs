@@ -1,0 +1,216 @@
+//! Listener registrations (what `#[listener]` submits) and the contract of the adapters it generates.
+
+use std::any::TypeId;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::context::{EventMeta, State};
+use crate::emitter::Emitter;
+use crate::error::{BoxError, Failure};
+use crate::event::{Event, Payload};
+
+/// A function annotated with [`#[listener]`](macro@crate::listener).
+///
+/// The attribute implements this trait for a hidden type that shares the function's name, so that
+/// the function's path names its listener in [`listeners!`](crate::listeners).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a listener",
+    label = "not a listener",
+    note = "annotate the function with `#[emitter::listener(events = [...])]`"
+)]
+pub trait Listener {
+    /// The listener's registration.
+    const REGISTRATION: &'static ListenerRegistration;
+}
+
+/// A listener as the attribute registered it: its name, where it is defined, and one adapter per
+/// event it listens to.
+#[derive(Debug)]
+pub struct ListenerRegistration {
+    #[doc(hidden)]
+    pub name: &'static str,
+    #[doc(hidden)]
+    pub file: &'static str,
+    #[doc(hidden)]
+    pub line: u32,
+    #[doc(hidden)]
+    pub handlers: &'static [Handler],
+}
+
+impl ListenerRegistration {
+    /// The listener's stable name: `module::path::function` unless `name = "..."` said otherwise.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Where the listener is defined, as `file:line`.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+}
+
+/// The future an adapter returns.
+#[doc(hidden)]
+pub type BoxFuture = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'static>>;
+
+/// One (listener, event) pair: the generated adapter and what it needs.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Handler {
+    pub event_type: fn() -> TypeId,
+    pub event_type_name: fn() -> &'static str,
+    pub event_id: &'static str,
+    pub call: fn(Delivery) -> BoxFuture,
+    pub states: &'static [StateKey],
+}
+
+/// A `State<T>` a listener takes, checked at start.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct StateKey {
+    pub type_id: fn() -> TypeId,
+    pub type_name: fn() -> &'static str,
+}
+
+#[doc(hidden)]
+pub struct ListenerRef(pub &'static ListenerRegistration);
+
+inventory::collect!(ListenerRef);
+
+pub(crate) fn registered() -> impl Iterator<Item = &'static ListenerRegistration> {
+    inventory::iter::<ListenerRef>.into_iter().map(|r| r.0)
+}
+
+/// Everything an adapter turns into the listener's arguments.
+#[doc(hidden)]
+pub struct Delivery {
+    pub(crate) payload: Payload,
+    pub(crate) meta: EventMeta,
+    pub(crate) emitter: Emitter,
+}
+
+impl Delivery {
+    pub fn event<E: Event>(&self) -> Result<&E, Failure> {
+        self.payload.downcast_ref::<E>().ok_or_else(|| {
+            Failure::Error(
+                format!(
+                    "event `{}` was delivered with a payload of another type than `{}`",
+                    self.meta.event_id,
+                    std::any::type_name::<E>()
+                )
+                .into(),
+            )
+        })
+    }
+
+    pub fn meta(&self) -> &EventMeta {
+        &self.meta
+    }
+
+    pub fn emitter(&self) -> &Emitter {
+        &self.emitter
+    }
+
+    pub fn state<T: Clone + Send + Sync + 'static>(&self) -> Result<State<T>, Failure> {
+        self.emitter.state::<T>().map(State).ok_or_else(|| {
+            Failure::Error(
+                format!(
+                    "state `{}` is missing (it was checked at start, so this is a bug in emitter)",
+                    std::any::type_name::<T>()
+                )
+                .into(),
+            )
+        })
+    }
+}
+
+/// Binds a listener parameter to an event field of type `F`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a listener parameter of type `{Self}` cannot take an event field of type `{F}`",
+    label = "the event's field has type `{F}`",
+    note = "take the field by reference (`&{F}`) or by value (`{F}`, cloned); a `String` can be taken as `&str` and a `Vec<T>` as `&[T]`"
+)]
+pub trait FieldArg<'a, F: ?Sized>: Sized {
+    fn from_field(field: &'a F) -> Self;
+}
+
+impl<'a, T: ?Sized> FieldArg<'a, T> for &'a T {
+    fn from_field(field: &'a T) -> Self {
+        field
+    }
+}
+
+impl<T: Clone> FieldArg<'_, T> for T {
+    fn from_field(field: &T) -> Self {
+        field.clone()
+    }
+}
+
+impl<'a> FieldArg<'a, String> for &'a str {
+    fn from_field(field: &'a String) -> Self {
+        field
+    }
+}
+
+impl<'a, T> FieldArg<'a, Vec<T>> for &'a [T] {
+    fn from_field(field: &'a Vec<T>) -> Self {
+        field
+    }
+}
+
+impl<'a, T> FieldArg<'a, Option<T>> for Option<&'a T> {
+    fn from_field(field: &'a Option<T>) -> Self {
+        field.as_ref()
+    }
+}
+
+impl<'a> FieldArg<'a, Option<String>> for Option<&'a str> {
+    fn from_field(field: &'a Option<String>) -> Self {
+        field.as_deref()
+    }
+}
+
+/// What a listener may return: `()` or `Result<(), E>` with `E` convertible to a boxed error.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "a listener must return `()` or `Result<(), E>`, not `{Self}`",
+    label = "this return type is not supported",
+    note = "return `()`, or `Result<(), E>` where `E` converts into `Box<dyn std::error::Error + Send + Sync>`"
+)]
+pub trait IntoListenerResult {
+    fn into_listener_result(self) -> Result<(), Failure>;
+}
+
+impl IntoListenerResult for () {
+    fn into_listener_result(self) -> Result<(), Failure> {
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError>> IntoListenerResult for Result<(), E> {
+    fn into_listener_result(self) -> Result<(), Failure> {
+        self.map_err(|error| Failure::Error(error.into()))
+    }
+}
+
+/// Runs a synchronous listener on tokio's blocking pool; a panic there becomes a [`Failure`].
+#[doc(hidden)]
+pub async fn run_blocking<F>(call: F) -> Result<(), Failure>
+where
+    F: FnOnce() -> Result<(), Failure> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(call).await {
+        Ok(outcome) => outcome,
+        Err(error) => match error.try_into_panic() {
+            Ok(payload) => Err(Failure::from_panic(payload)),
+            Err(error) => Err(Failure::Error(Box::new(error))),
+        },
+    }
+}
+
+/// Makes a future's `Send`-ness a requirement spanned on the listener.
+#[doc(hidden)]
+pub fn assert_send<F: Future + Send>(future: F) -> F {
+    future
+}

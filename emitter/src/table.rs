@@ -1,0 +1,208 @@
+//! The event table: built at start from the registrations, validated, printable.
+
+use std::any::TypeId;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use crate::error::StartError;
+use crate::event::{self, EventRegistration};
+use crate::listener::{BoxFuture, Delivery, ListenerRegistration, StateKey};
+
+/// Which listeners run for which event, fixed when the emitter is built.
+///
+/// Listeners of an event are kept in name order, so the order is the same on every run and every
+/// machine. Print the table (`println!("{}", emitter.table())`) to see every event with its
+/// listeners and where they are defined.
+#[derive(Debug)]
+pub struct EventTable {
+    events: Vec<EventEntry>,
+    by_type: HashMap<TypeId, usize>,
+    listener_count: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct EventEntry {
+    pub(crate) id: &'static str,
+    pub(crate) type_name: &'static str,
+    pub(crate) location: Option<(&'static str, u32)>,
+    pub(crate) listeners: Vec<ListenerEntry>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ListenerEntry {
+    pub(crate) name: &'static str,
+    pub(crate) file: &'static str,
+    pub(crate) line: u32,
+    pub(crate) call: fn(Delivery) -> BoxFuture,
+}
+
+impl EventTable {
+    /// Builds the table from the event registry and the given listeners, and checks it.
+    pub(crate) fn build(
+        listeners: &[&'static ListenerRegistration],
+        provided_states: &HashSet<TypeId>,
+    ) -> Result<Self, StartError> {
+        let mut table = EventTable {
+            events: Vec::new(),
+            by_type: HashMap::new(),
+            listener_count: 0,
+        };
+        let mut ids: HashMap<&'static str, &'static str> = HashMap::new();
+        let mut registrations: Vec<&'static EventRegistration> = event::registered().collect();
+        registrations.sort_by_key(|registration| (registration.id, registration.type_name));
+        for registration in registrations {
+            if let Some(first) = ids.insert(registration.id, registration.type_name) {
+                return Err(StartError::DuplicateEventId {
+                    id: registration.id,
+                    first,
+                    second: registration.type_name,
+                });
+            }
+            table.insert_event(
+                (registration.type_id)(),
+                registration.id,
+                registration.type_name,
+                Some((registration.file, registration.line)),
+            );
+        }
+
+        let mut names: HashMap<&'static str, &'static ListenerRegistration> = HashMap::new();
+        for &listener in listeners {
+            match names.get(listener.name) {
+                Some(&seen) if std::ptr::eq(seen, listener) => continue,
+                Some(&seen) => {
+                    return Err(StartError::DuplicateListenerName {
+                        name: listener.name,
+                        first: seen.location(),
+                        second: listener.location(),
+                    })
+                }
+                None => {
+                    names.insert(listener.name, listener);
+                }
+            }
+            for handler in listener.handlers {
+                check_states(listener, handler.states, provided_states)?;
+                let type_id = (handler.event_type)();
+                let index = match table.by_type.get(&type_id) {
+                    Some(&index) => index,
+                    None => {
+                        table.insert_event(type_id, handler.event_id, (handler.event_type_name)(), None)
+                    }
+                };
+                table.events[index].listeners.push(ListenerEntry {
+                    name: listener.name,
+                    file: listener.file,
+                    line: listener.line,
+                    call: handler.call,
+                });
+                table.listener_count += 1;
+            }
+        }
+        for entry in &mut table.events {
+            entry.listeners.sort_by_key(|listener| listener.name);
+        }
+        Ok(table)
+    }
+
+    fn insert_event(
+        &mut self,
+        type_id: TypeId,
+        id: &'static str,
+        type_name: &'static str,
+        location: Option<(&'static str, u32)>,
+    ) -> usize {
+        let index = self.events.len();
+        self.events.push(EventEntry {
+            id,
+            type_name,
+            location,
+            listeners: Vec::new(),
+        });
+        self.by_type.insert(type_id, index);
+        index
+    }
+
+    /// The index of an event type's entry and how many listeners it has.
+    pub(crate) fn index_of(&self, type_id: TypeId) -> Option<(usize, usize)> {
+        self.by_type
+            .get(&type_id)
+            .map(|&index| (index, self.events[index].listeners.len()))
+    }
+
+    pub(crate) fn event(&self, index: usize) -> Option<&EventEntry> {
+        self.events.get(index)
+    }
+
+    pub(crate) fn entry(&self, type_id: TypeId) -> Option<&EventEntry> {
+        self.by_type.get(&type_id).map(|&index| &self.events[index])
+    }
+
+    /// The names of the listeners of event `E`, in the order they are started.
+    pub fn listeners_of<E: crate::Event>(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.entry(TypeId::of::<E>())
+            .into_iter()
+            .flat_map(|entry| entry.listeners.iter().map(|listener| listener.name))
+    }
+
+    /// The ids of every known event, whether or not anything listens to it.
+    pub fn event_ids(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.events.iter().map(|entry| entry.id)
+    }
+
+    /// The ids of known events that no listener of this table listens to.
+    ///
+    /// An event you expected listeners for appearing here usually means the crate defining them
+    /// was dropped by the linker: see [`EmitterBuilder::expect_listener`](crate::EmitterBuilder::expect_listener).
+    pub fn events_without_listeners(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.events
+            .iter()
+            .filter(|entry| entry.listeners.is_empty())
+            .map(|entry| entry.id)
+    }
+
+    /// How many (event, listener) pairs the table holds.
+    pub fn len(&self) -> usize {
+        self.listener_count
+    }
+
+    /// Whether no listener listens to any event.
+    pub fn is_empty(&self) -> bool {
+        self.listener_count == 0
+    }
+}
+
+fn check_states(
+    listener: &ListenerRegistration,
+    states: &[StateKey],
+    provided: &HashSet<TypeId>,
+) -> Result<(), StartError> {
+    match states.iter().find(|key| !provided.contains(&(key.type_id)())) {
+        Some(missing) => Err(StartError::MissingState {
+            listener: listener.name,
+            type_name: (missing.type_name)(),
+        }),
+        None => Ok(()),
+    }
+}
+
+impl fmt::Display for EventTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut events: Vec<&EventEntry> = self.events.iter().collect();
+        events.sort_by_key(|entry| entry.id);
+        for entry in events {
+            write!(f, "{} ({}", entry.id, entry.type_name)?;
+            if let Some((file, line)) = entry.location {
+                write!(f, ", {file}:{line}")?;
+            }
+            writeln!(f, ")")?;
+            if entry.listeners.is_empty() {
+                writeln!(f, "  (no listeners)")?;
+            }
+            for listener in &entry.listeners {
+                writeln!(f, "  -> {} ({}:{})", listener.name, listener.file, listener.line)?;
+            }
+        }
+        Ok(())
+    }
+}
