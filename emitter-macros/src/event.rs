@@ -10,36 +10,74 @@ struct EventOptions {
     id: Option<LitStr>,
 }
 
-// Accepted syntax (all optional, at most once each):
+// Accepted syntax (all optional, at most once each), on the struct only:
 //     #[event(id = "some.id")]
 fn parse_options(input: &DeriveInput) -> syn::Result<EventOptions> {
     let mut options = EventOptions::default();
     let mut errors: Option<syn::Error> = None;
-    for attr in input.attrs.iter().filter(|attr| attr.path().is_ident("event")) {
+    for attr in input
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("event"))
+    {
+        if !matches!(attr.meta, syn::Meta::List(_)) {
+            combine(
+                &mut errors,
+                syn::Error::new_spanned(
+                    attr,
+                    "`#[event]` takes options: write `#[event(id = \"user_created\")]`, or remove it",
+                ),
+            );
+            continue;
+        }
         let parsed = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("id") {
-                let value: LitStr = meta.value()?.parse()?;
-                if options.id.is_some() {
-                    return Err(meta.error("`id` is given twice: keep one `id = \"...\"`"));
-                }
-                if value.value().trim().is_empty() {
-                    return Err(syn::Error::new_spanned(
+            if !meta.path.is_ident("id") {
+                combine(
+                    &mut errors,
+                    meta.error(format!(
+                        "unknown `event` option `{}`: the only option is `id = \"...\"`",
+                        path_to_string(&meta.path)
+                    )),
+                );
+                return skip_value(&meta);
+            }
+            if options.id.is_some() {
+                combine(
+                    &mut errors,
+                    meta.error("`id` is given twice: keep one `id = \"...\"`"),
+                );
+                return skip_value(&meta);
+            }
+            let value: LitStr = meta.value()?.parse().map_err(|error| {
+                syn::Error::new(
+                    error.span(),
+                    "`id` takes a string literal: write `id = \"user_created\"`",
+                )
+            })?;
+            if value.value().trim().is_empty() {
+                combine(
+                    &mut errors,
+                    syn::Error::new_spanned(
                         &value,
                         "the event id must not be empty: write `id = \"user_created\"`, or leave `id` out to use the snake_case type name",
-                    ));
-                }
-                options.id = Some(value);
-                Ok(())
-            } else {
-                Err(meta.error(format!(
-                    "unknown `event` option `{}`: the only option is `id = \"...\"`",
-                    path_to_string(&meta.path)
-                )))
+                    ),
+                );
             }
+            options.id = Some(value);
+            Ok(())
         });
         if let Err(error) = parsed {
             combine(&mut errors, error);
         }
+    }
+    for attr in misplaced_event_attrs(&input.data) {
+        combine(
+            &mut errors,
+            syn::Error::new_spanned(
+                attr,
+                "`#[event(...)]` goes on the struct, not on a field: move it above `struct`",
+            ),
+        );
     }
     match errors {
         Some(errors) => Err(errors),
@@ -47,9 +85,69 @@ fn parse_options(input: &DeriveInput) -> syn::Result<EventOptions> {
     }
 }
 
-pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
+/// `#[event]` attributes on fields, which the derive would otherwise ignore.
+fn misplaced_event_attrs(data: &Data) -> Vec<&syn::Attribute> {
+    let fields: Vec<&syn::Field> = match data {
+        Data::Struct(data) => data.fields.iter().collect(),
+        Data::Enum(_) | Data::Union(_) => Vec::new(),
+    };
+    fields
+        .into_iter()
+        .flat_map(|field| &field.attrs)
+        .filter(|attr| attr.path().is_ident("event"))
+        .collect()
+}
+
+pub(crate) fn expand(input: DeriveInput) -> TokenStream {
+    match try_expand(&input) {
+        Ok(expanded) => expanded,
+        Err(errors) => {
+            let fallback = fallback(&input);
+            let errors = errors.into_compile_error();
+            quote!(#fallback #errors)
+        }
+    }
+}
+
+/// On error, an `Event` impl that is never run (thiserror's habit), so that the listeners and
+/// `emit!` calls naming the type do not each add a "not an event" error to the real one.
+fn fallback(input: &DeriveInput) -> Option<TokenStream> {
+    if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
+        return None;
+    }
+    let ident = &input.ident;
+    let id = snake_case(&ident.to_string());
+    let private = quote!(::emitter::__private);
+    Some(quote! {
+        const _: () = {
+            impl #private::serde::Serialize for #ident {
+                fn serialize<__S>(&self, _: __S) -> #private::Result<__S::Ok, __S::Error>
+                where
+                    __S: #private::serde::Serializer,
+                {
+                    ::core::unreachable!()
+                }
+            }
+
+            impl<'de> #private::serde::Deserialize<'de> for #ident {
+                fn deserialize<__D>(_: __D) -> #private::Result<Self, __D::Error>
+                where
+                    __D: #private::serde::Deserializer<'de>,
+                {
+                    ::core::unreachable!()
+                }
+            }
+
+            impl #private::Event for #ident {
+                const ID: &'static str = #id;
+            }
+        };
+    })
+}
+
+fn try_expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let mut errors: Option<syn::Error> = None;
-    let options = parse_options(&input).unwrap_or_else(|error| {
+    let options = parse_options(input).unwrap_or_else(|error| {
         combine(&mut errors, error);
         EventOptions::default()
     });
@@ -113,9 +211,15 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
     let ident_str = ident.to_string();
     let remote = format_ident!("__EmitterRemote{}", ident);
     let remote_path = LitStr::new(&ident_str, ident.span());
-    let container_serde = input.attrs.iter().filter(|attr| attr.path().is_ident("serde"));
+    let container_serde = input
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("serde"));
     let mirror_fields = fields.named.iter().map(|field| {
-        let attrs = field.attrs.iter().filter(|attr| attr.path().is_ident("serde"));
+        let attrs = field
+            .attrs
+            .iter()
+            .filter(|attr| attr.path().is_ident("serde"));
         let name = &field.ident;
         let ty = &field.ty;
         quote!(#(#attrs)* #name: #ty)
@@ -204,6 +308,17 @@ pub(crate) fn combine(errors: &mut Option<syn::Error>, error: syn::Error) {
         Some(errors) => errors.combine(error),
         None => *errors = Some(error),
     }
+}
+
+/// Skips the value of an attribute key that was already reported, so that the keys after it are
+/// still checked.
+pub(crate) fn skip_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) {
+        meta.value()?.parse::<syn::Expr>()?;
+    } else if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+        meta.input.parse::<proc_macro2::TokenTree>()?;
+    }
+    Ok(())
 }
 
 pub(crate) fn path_to_string(path: &syn::Path) -> String {

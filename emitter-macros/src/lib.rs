@@ -16,9 +16,7 @@ use proc_macro::TokenStream;
 #[proc_macro_derive(Event, attributes(event, serde))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    event::expand(input)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    event::expand(input).into()
 }
 
 /// Registers an `async fn` or `fn` as a listener; see the `emitter` crate's documentation.

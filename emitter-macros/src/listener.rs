@@ -2,13 +2,13 @@
 //! link-time registration.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
+use quote::{format_ident, quote, quote_spanned};
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, LitStr, Pat, PathArguments, ReturnType, Token, Type};
 
-use crate::event::{combine, path_to_string};
+use crate::event::{combine, path_to_string, skip_value};
 
 /// The attribute's arguments.
 struct ListenerArgs {
@@ -19,29 +19,41 @@ struct ListenerArgs {
 // Accepted syntax (keys in any order, each at most once; `events` required):
 //     #[listener(events = [EventA, path::to::EventB], name = "stable.name")]
 fn parse_args(args: TokenStream) -> syn::Result<ListenerArgs> {
-    let mut events: Option<(Span, Vec<syn::Path>)> = None;
+    let mut events: Option<EventList> = None;
     let mut name: Option<LitStr> = None;
     let mut errors: Option<syn::Error> = None;
     let parser = syn::meta::parser(|meta| {
         let key = path_to_string(&meta.path);
-        let duplicate = match key.as_str() {
+        let seen = match key.as_str() {
             "events" => events.is_some(),
             "name" => name.is_some(),
             _ => {
-                return Err(meta.error(format!(
-                    "unknown `listener` option `{key}`: expected `events = [...]` or `name = \"...\"`"
-                )))
+                combine(
+                    &mut errors,
+                    meta.error(format!(
+                        "unknown `listener` option `{key}`: expected `events = [...]` or `name = \"...\"`"
+                    )),
+                );
+                return skip_value(&meta);
             }
         };
-        if duplicate {
-            return Err(meta.error(format!("`{key}` is given twice: keep one")));
+        if seen {
+            combine(
+                &mut errors,
+                meta.error(format!("`{key}` is given twice: keep one")),
+            );
+            return skip_value(&meta);
         }
         let value = meta.value()?;
         if key == "events" {
-            let list: EventList = value.parse()?;
-            events = Some((list.span, list.paths));
+            events = Some(value.parse()?);
         } else {
-            let lit: LitStr = value.parse()?;
+            let lit: LitStr = value.parse().map_err(|error| {
+                syn::Error::new(
+                    error.span(),
+                    "`name` takes a string literal: write `name = \"mailer.welcome\"`",
+                )
+            })?;
             if lit.value().trim().is_empty() {
                 combine(
                     &mut errors,
@@ -56,23 +68,29 @@ fn parse_args(args: TokenStream) -> syn::Result<ListenerArgs> {
         combine(&mut errors, error);
     }
     let events = match events {
-        Some((span, paths)) => {
-            if paths.is_empty() {
+        Some(list) => {
+            if list.paths.is_empty() {
                 combine(
                     &mut errors,
-                    syn::Error::new(span, "`events` is empty: list the events this listener handles, e.g. `events = [UserCreated]`"),
+                    syn::Error::new(list.span, "`events` is empty: list the events this listener handles, e.g. `events = [UserCreated]`"),
                 );
             }
-            for (i, path) in paths.iter().enumerate() {
+            for (i, path) in list.paths.iter().enumerate() {
                 let text = path_to_string(path);
-                if paths[..i].iter().any(|earlier| path_to_string(earlier) == text) {
+                if list.paths[..i]
+                    .iter()
+                    .any(|earlier| path_to_string(earlier) == text)
+                {
                     combine(
                         &mut errors,
-                        syn::Error::new_spanned(path, format!("`{text}` is listed twice in `events`: remove one")),
+                        syn::Error::new_spanned(
+                            path,
+                            format!("`{text}` is listed twice in `events`: remove one"),
+                        ),
                     );
                 }
             }
-            paths
+            list.paths
         }
         None => {
             if errors.is_none() {
@@ -98,9 +116,19 @@ struct EventList {
 
 impl Parse for EventList {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        if !input.peek(syn::token::Bracket) {
+            return Err(input.error(
+                "`events` takes a list in square brackets: write `events = [UserCreated]`",
+            ));
+        }
         let content;
         let bracket = syn::bracketed!(content in input);
-        let paths = Punctuated::<syn::Path, Token![,]>::parse_terminated(&content)?;
+        let paths = Punctuated::<syn::Path, Token![,]>::parse_terminated(&content).map_err(|error| {
+            syn::Error::new(
+                error.span(),
+                "`events` lists event types separated by commas, e.g. `events = [UserCreated, billing::InvoicePaid]`",
+            )
+        })?;
         Ok(EventList {
             span: bracket.span.join(),
             paths: paths.into_iter().collect(),
@@ -130,17 +158,11 @@ struct Param {
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let function = match syn::parse2::<ItemFn>(item.clone()) {
         Ok(function) => function,
-        Err(_) => {
-            let error = syn::Error::new(
-                first_token_span(&item),
-                "`#[listener]` goes on a function: `async fn name(field: &Type, ...)` or a plain `fn`",
-            );
-            return with_error(item, error);
-        }
+        Err(_) => return with_error(item.clone(), not_a_function(item)),
     };
     match expand_fn(args, &function) {
         Ok(expanded) => expanded,
-        Err(error) => with_error(function.into_token_stream(), error),
+        Err(error) => with_error(item, error),
     }
 }
 
@@ -150,11 +172,25 @@ fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
     quote!(#item #error)
 }
 
-fn first_token_span(item: &TokenStream) -> Span {
-    item.clone()
-        .into_iter()
-        .find(|token| !matches!(token, proc_macro2::TokenTree::Punct(p) if p.as_char() == '#'))
-        .map_or_else(Span::call_site, |token| token.span())
+fn not_a_function(item: TokenStream) -> syn::Error {
+    use syn::Item;
+    let (span, what) = match syn::parse2::<Item>(item) {
+        Ok(Item::Struct(item)) => (item.struct_token.span, "a struct"),
+        Ok(Item::Enum(item)) => (item.enum_token.span, "an enum"),
+        Ok(Item::Union(item)) => (item.union_token.span, "a union"),
+        Ok(Item::Trait(item)) => (item.trait_token.span, "a trait"),
+        Ok(Item::Impl(item)) => (item.impl_token.span, "an impl block"),
+        Ok(Item::Mod(item)) => (item.mod_token.span, "a module"),
+        Ok(Item::Const(item)) => (item.const_token.span, "a const"),
+        Ok(Item::Static(item)) => (item.static_token.span, "a static"),
+        Ok(Item::Type(item)) => (item.type_token.span, "a type alias"),
+        Ok(Item::Use(item)) => (item.use_token.span, "a `use`"),
+        _ => (Span::call_site(), "this item"),
+    };
+    syn::Error::new(
+        span,
+        format!("`#[listener]` goes on a function, not on {what}: write `async fn name(field: &Type, ...)` or a plain `fn`"),
+    )
 }
 
 fn expand_fn(args: TokenStream, function: &ItemFn) -> syn::Result<TokenStream> {
@@ -187,16 +223,25 @@ fn validate_signature(function: &ItemFn, events: &[syn::Path]) -> syn::Result<Ve
         ));
     }
     if let Some(token) = &sig.constness {
-        fail(syn::Error::new_spanned(token, "a listener cannot be a `const fn`: remove `const`"));
+        fail(syn::Error::new_spanned(
+            token,
+            "a listener cannot be a `const fn`: remove `const`",
+        ));
     }
     if let Some(token) = &sig.unsafety {
         fail(syn::Error::new_spanned(token, "a listener cannot be an `unsafe fn`: the emitter cannot uphold its safety contract; make it safe"));
     }
     if let Some(abi) = &sig.abi {
-        fail(syn::Error::new_spanned(abi, "a listener cannot have an `extern` ABI: remove it"));
+        fail(syn::Error::new_spanned(
+            abi,
+            "a listener cannot have an `extern` ABI: remove it",
+        ));
     }
     if let Some(variadic) = &sig.variadic {
-        fail(syn::Error::new_spanned(variadic, "a listener cannot be variadic"));
+        fail(syn::Error::new_spanned(
+            variadic,
+            "a listener cannot be variadic",
+        ));
     }
     let mut params = Vec::new();
     for input in &sig.inputs {
@@ -244,13 +289,15 @@ fn classify(pat: &Pat, ty: &Type, events: &[syn::Path]) -> syn::Result<Param> {
         Some(segment) if segment.ident == "EventMeta" => Some(Binding::Meta { by_ref }),
         Some(segment) if segment.ident == "Emitter" => Some(Binding::Emitter { by_ref }),
         Some(segment) if segment.ident == "State" => match &segment.arguments {
-            PathArguments::AngleBracketed(generic) if generic.args.len() == 1 => match &generic.args[0] {
-                GenericArgument::Type(inner) => Some(Binding::State {
-                    inner: Box::new(inner.clone()),
-                    by_ref,
-                }),
-                _ => None,
-            },
+            PathArguments::AngleBracketed(generic) if generic.args.len() == 1 => {
+                match &generic.args[0] {
+                    GenericArgument::Type(inner) => Some(Binding::State {
+                        inner: Box::new(inner.clone()),
+                        by_ref,
+                    }),
+                    _ => None,
+                }
+            }
             _ => {
                 return Err(syn::Error::new_spanned(
                     ty,
@@ -259,9 +306,12 @@ fn classify(pat: &Pat, ty: &Type, events: &[syn::Path]) -> syn::Result<Param> {
             }
         },
         Some(segment) if segment.arguments.is_none() => {
-            let whole_event = events
-                .iter()
-                .any(|event| event.segments.last().is_some_and(|last| last.ident == segment.ident));
+            let whole_event = events.iter().any(|event| {
+                event
+                    .segments
+                    .last()
+                    .is_some_and(|last| last.ident == segment.ident)
+            });
             if whole_event && events.len() > 1 {
                 return Err(syn::Error::new_spanned(
                     ty,
@@ -305,10 +355,17 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param]) -> TokenSt
         Some(name) => quote!(#name),
         None => quote!(::core::concat!(::core::module_path!(), "::", #fn_name_str)),
     };
-    let is_async = sig.asyncness.is_some();
-    let output_span = match &sig.output {
-        ReturnType::Default => fn_name.span(),
-        ReturnType::Type(_, ty) => ty.span(),
+    // Spanned on the return type, so that an unsupported one is reported there.
+    let into_result = match &sig.output {
+        ReturnType::Type(_, ty) if names_a_type(ty) => quote_spanned! {ty.span()=>
+            <#ty as ::emitter::__private::IntoListenerResult>::into_listener_result(__emitter_output)
+        },
+        ReturnType::Type(_, ty) => quote_spanned! {ty.span()=>
+            ::emitter::__private::IntoListenerResult::into_listener_result(__emitter_output)
+        },
+        ReturnType::Default => quote! {
+            #private::IntoListenerResult::into_listener_result(__emitter_output)
+        },
     };
 
     let states: Vec<&Type> = params
@@ -328,10 +385,16 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param]) -> TokenSt
     });
     let state_keys = quote!(&[#(#state_keys),*]);
 
-    let mut adapters = Vec::new();
-    let mut handlers = Vec::new();
-    for (index, event) in args.events.iter().enumerate() {
-        let adapter = format_ident!("__emitter_adapter_{}", index);
+    let field_traits =
+        params
+            .iter()
+            .enumerate()
+            .filter_map(|(position, param)| match &param.binding {
+                Binding::Field(field) => Some(field_trait(position, field)),
+                _ => None,
+            });
+
+    let handlers = args.events.iter().map(|event| {
         let mut bindings = Vec::new();
         let mut call_args = Vec::new();
         for (position, param) in params.iter().enumerate() {
@@ -339,31 +402,62 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param]) -> TokenSt
             let ty = &param.ty;
             let (value, by_ref) = match &param.binding {
                 Binding::Field(field) => {
-                    let from_field = quote_spanned!(ty.span()=> <#ty as #private::FieldArg<_>>::from_field);
-                    bindings.push(quote!(let #local: #ty = #from_field(&__emitter_event.#field);));
+                    // Both the field access and the conversion are spanned on the parameter's
+                    // name: "no field `x` on type `E`" and a type mismatch point at it.
+                    let place = format_ident!("__emitter_field{}", position);
+                    let field_trait = field_trait_name(position, field);
+                    let bind = quote_spanned! {field.span()=>
+                        <_ as #field_trait<'_, #event, _>>::__emitter_bind(#place)
+                    };
+                    bindings.push(quote! {
+                        let #place = &(*__emitter_event).#field;
+                        let #local: #ty = #bind;
+                    });
                     call_args.push(quote!(#local));
                     continue;
                 }
-                Binding::Event { by_ref } => (quote!(#private::Clone::clone(__emitter_event)), *by_ref),
-                Binding::Meta { by_ref } => (quote!(#private::Clone::clone(__emitter_delivery.meta())), *by_ref),
-                Binding::Emitter { by_ref } => (quote!(#private::Clone::clone(__emitter_delivery.emitter())), *by_ref),
-                Binding::State { inner, by_ref } => (quote!(__emitter_delivery.state::<#inner>()?), *by_ref),
+                Binding::Event { by_ref: true } => {
+                    call_args.push(quote!(__emitter_event));
+                    continue;
+                }
+                Binding::Event { by_ref: false } => {
+                    let clone = quote_spanned! {ty.span()=>
+                        <#ty as __EmitterOwnedEvent>::__emitter_clone(__emitter_event)
+                    };
+                    bindings.push(quote!(let #local: #ty = #clone;));
+                    call_args.push(quote!(#local));
+                    continue;
+                }
+                Binding::Meta { by_ref } => (
+                    quote!(#private::Clone::clone(__emitter_delivery.meta())),
+                    *by_ref,
+                ),
+                Binding::Emitter { by_ref } => (
+                    quote!(#private::Clone::clone(__emitter_delivery.emitter())),
+                    *by_ref,
+                ),
+                Binding::State { inner, by_ref } => {
+                    (quote!(__emitter_delivery.state::<#inner>()?), *by_ref)
+                }
             };
-            if by_ref && matches!(param.binding, Binding::Event { .. }) {
-                call_args.push(quote!(__emitter_event));
-                continue;
-            }
             bindings.push(quote!(let #local = #value;));
-            call_args.push(if by_ref { quote!(&#local) } else { quote!(#local) });
+            call_args.push(if by_ref {
+                quote!(&#local)
+            } else {
+                quote!(#local)
+            });
         }
-        let into_result = quote_spanned!(output_span=> #private::IntoListenerResult::into_listener_result);
-        let body = if is_async {
-            let assert_send = quote_spanned!(fn_name.span()=> #private::assert_send);
+        let body = if sig.asyncness.is_some() {
+            // Spanned so that a future that is not `Send` is reported on the function's name.
+            let call = quote_spanned! {fn_name.span()=>
+                ::emitter::__private::assert_send(#fn_name(#(#call_args),*))
+            };
             quote! {
                 #private::Box::pin(async move {
                     let __emitter_event: &#event = __emitter_delivery.event::<#event>()?;
                     #(#bindings)*
-                    #into_result(#assert_send(#fn_name(#(#call_args),*)).await)
+                    let __emitter_output = #call.await;
+                    #into_result
                 })
             }
         } else {
@@ -371,29 +465,31 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param]) -> TokenSt
                 #private::Box::pin(#private::run_blocking(move || {
                     let __emitter_event: &#event = __emitter_delivery.event::<#event>()?;
                     #(#bindings)*
-                    #into_result(#fn_name(#(#call_args),*))
+                    let __emitter_output = #fn_name(#(#call_args),*);
+                    #into_result
                 }))
             }
         };
-        adapters.push(quote! {
-            #[allow(clippy::needless_borrow, clippy::clone_on_copy, clippy::let_unit_value)]
-            fn #adapter(__emitter_delivery: #private::Delivery) -> #private::BoxFuture {
-                #body
-            }
-        });
         let event_id = quote_spanned!(event.span()=> <#event as #private::Event>::ID);
-        handlers.push(quote! {
+        // The adapter is a closure in the registration's initializer, not a separate function:
+        // type-checked in one body, an event type that is not an `Event` is reported once.
+        quote! {
             #private::Handler {
                 event_type: #private::TypeId::of::<#event>,
                 event_type_name: #private::type_name::<#event>,
                 event_id: #event_id,
-                call: #adapter,
+                call: |__emitter_delivery: #private::Delivery| -> #private::BoxFuture { #body },
                 states: #state_keys,
             }
-        });
-    }
+        }
+    });
 
     let line = quote_spanned!(fn_name.span()=> ::core::line!());
+    let owned_event = params
+        .iter()
+        .find(|param| matches!(param.binding, Binding::Event { by_ref: false }))
+        .map(|param| owned_event_trait(&param.ty));
+
     quote! {
         #function
 
@@ -402,8 +498,10 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param]) -> TokenSt
         #vis struct #fn_name {}
 
         const _: () = {
-            #(#adapters)*
+            #(#field_traits)*
+            #owned_event
 
+            #[allow(clippy::needless_borrow, clippy::clone_on_copy, clippy::let_unit_value)]
             static __EMITTER_LISTENER: #private::ListenerRegistration = #private::ListenerRegistration {
                 name: #name,
                 file: ::core::file!(),
@@ -419,5 +517,83 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param]) -> TokenSt
                 #private::ListenerRef(&__EMITTER_LISTENER)
             }
         };
+    }
+}
+
+/// A trait that only forwards to `FieldArg`, generated per field parameter so that a type
+/// mismatch is reported with the parameter's name and the event that has the field: rustc reports
+/// the message of the outer trait when both have the same `Self`.
+fn field_trait(position: usize, field: &syn::Ident) -> TokenStream {
+    let name = field_trait_name(position, field);
+    let message = format!("listener parameter `{field}: {{Self}}` cannot take field `{field}` of `{{E}}`, which is a `{{F}}`");
+    let label = format!("`{field}` is a `{{F}}` in `{{E}}`");
+    let note = "take the field as `&{F}` (borrowed) or `{F}` (cloned); a `String` can also be taken as `&str`, a `Vec<T>` as `&[T]`, an `Option<T>` as `Option<&T>`";
+    quote_spanned! {field.span()=>
+        #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+        #[allow(non_camel_case_types)]
+        trait #name<'a, E, F: ?::core::marker::Sized>: ::core::marker::Sized {
+            fn __emitter_bind(field: &'a F) -> Self;
+        }
+
+        impl<'a, E, F, T> #name<'a, E, F> for T
+        where
+            F: ?::core::marker::Sized,
+            T: ::emitter::__private::FieldArg<'a, F>,
+        {
+            fn __emitter_bind(field: &'a F) -> Self {
+                <T as ::emitter::__private::FieldArg<'a, F>>::from_field(field)
+            }
+        }
+    }
+}
+
+fn field_trait_name(position: usize, field: &syn::Ident) -> syn::Ident {
+    format_ident!("__emitter_field_{}", position, span = field.span())
+}
+
+/// `Clone`, with a message that offers the borrow as the other fix.
+fn owned_event_trait(ty: &Type) -> TokenStream {
+    quote_spanned! {ty.span()=>
+        #[diagnostic::on_unimplemented(
+            message = "the listener takes the whole `{Self}` by value, so `{Self}` must be `Clone`",
+            label = "`{Self}` is not `Clone`",
+            note = "take it by reference (`&{Self}`), or add `#[derive(Clone)]` to `{Self}`"
+        )]
+        trait __EmitterOwnedEvent: ::core::marker::Sized {
+            fn __emitter_clone(event: &Self) -> Self;
+        }
+
+        impl<T: ::emitter::__private::Clone> __EmitterOwnedEvent for T {
+            fn __emitter_clone(event: &Self) -> Self {
+                ::emitter::__private::Clone::clone(event)
+            }
+        }
+    }
+}
+
+/// Whether a return type can be written as `<Type as Trait>`: not if it holds `impl Trait` or `_`.
+fn names_a_type(ty: &Type) -> bool {
+    match ty {
+        Type::ImplTrait(_) | Type::Infer(_) | Type::Macro(_) | Type::Verbatim(_) => false,
+        Type::Path(path) => path
+            .path
+            .segments
+            .iter()
+            .all(|segment| match &segment.arguments {
+                PathArguments::AngleBracketed(generic) => {
+                    generic.args.iter().all(|arg| match arg {
+                        GenericArgument::Type(ty) => names_a_type(ty),
+                        _ => true,
+                    })
+                }
+                PathArguments::Parenthesized(_) | PathArguments::None => true,
+            }),
+        Type::Reference(reference) => names_a_type(&reference.elem),
+        Type::Paren(paren) => names_a_type(&paren.elem),
+        Type::Group(group) => names_a_type(&group.elem),
+        Type::Tuple(tuple) => tuple.elems.iter().all(names_a_type),
+        Type::Array(array) => names_a_type(&array.elem),
+        Type::Slice(slice) => names_a_type(&slice.elem),
+        _ => true,
     }
 }

@@ -8,14 +8,14 @@ pub use ::std::boxed::Box;
 pub use inventory;
 pub use serde;
 
+pub use crate::context::{EmitId, EventMeta, State};
 pub use crate::emitter::Emitter;
 pub use crate::error::EmitError;
 pub use crate::event::{decode_json, encode_json, Event, EventRegistration};
 pub use crate::listener::{
-    assert_send, run_blocking, BoxFuture, Delivery, FieldArg, Handler, IntoListenerResult, Listener,
-    ListenerRef, ListenerRegistration, StateKey,
+    assert_send, run_blocking, BoxFuture, Delivery, FieldArg, FieldValue, Handler,
+    IntoListenerResult, Listener, ListenerRef, ListenerRegistration, StateKey,
 };
-pub use crate::context::{EmitId, EventMeta, State};
 
 /// What `emit!` expands to after building the event.
 pub fn emit<E: Event>(emitter: &Emitter, event: E) -> Result<EmitId, EmitError> {

@@ -78,6 +78,12 @@ impl EventMeta {
         self.emit_id
     }
 
+    /// Whether the event that fired is an `E`: in a listener of several events,
+    /// `if meta.is::<UserCreated>() { ... }`.
+    pub fn is<E: crate::Event>(&self) -> bool {
+        self.event_id == E::ID
+    }
+
     /// When the event was emitted.
     pub fn emitted_at(&self) -> SystemTime {
         self.emitted_at

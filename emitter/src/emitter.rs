@@ -8,12 +8,12 @@ use std::time::SystemTime;
 
 use tokio::sync::Notify;
 
+use crate::backend::memory::SimpleEventEmitter;
 use crate::backend::{Dispatcher, DynEventEmitterBackend, Envelope, EventEmitterBackend};
 use crate::context::EmitId;
 use crate::error::{BackendError, EmitError, ListenerError, StartError};
 use crate::event::{Event, Payload};
 use crate::listener::{self, ListenerRegistration};
-use crate::backend::memory::SimpleEventEmitter;
 use crate::table::EventTable;
 
 /// A function that receives every listener failure, after it was logged.
@@ -89,7 +89,8 @@ impl Emitter {
                 NoListenersPolicy::Error => Err(EmitError::NoListeners { event_id: E::ID }),
             };
         };
-        let pending = PendingToken::begin(&shared.lifecycle, listeners).ok_or(EmitError::ShutDown)?;
+        let pending =
+            PendingToken::begin(&shared.lifecycle, listeners).ok_or(EmitError::ShutDown)?;
         let envelope = Envelope {
             payload: Arc::new(event) as Payload,
             event: index,
@@ -153,7 +154,10 @@ impl Emitter {
 
     /// Whether the emitter is started and has not finished shutting down.
     pub fn is_running(&self) -> bool {
-        matches!(self.shared.lifecycle.phase(), Phase::Running | Phase::Draining)
+        matches!(
+            self.shared.lifecycle.phase(),
+            Phase::Running | Phase::Draining
+        )
     }
 
     pub(crate) fn state<T: Clone + 'static>(&self) -> Option<T> {
@@ -214,8 +218,13 @@ impl EmitterBuilder {
     /// Name them with [`listeners!`](crate::listeners!): `.listeners(listeners![send_email])`.
     /// Tests use this to run a listener alone; a binary with several emitters uses it to give
     /// each its own listeners.
-    pub fn listeners(mut self, listeners: impl IntoIterator<Item = &'static ListenerRegistration>) -> Self {
-        self.listeners.get_or_insert_with(Vec::new).extend(listeners);
+    pub fn listeners(
+        mut self,
+        listeners: impl IntoIterator<Item = &'static ListenerRegistration>,
+    ) -> Self {
+        self.listeners
+            .get_or_insert_with(Vec::new)
+            .extend(listeners);
         self
     }
 
@@ -256,18 +265,26 @@ impl EmitterBuilder {
     /// Builds the event table and checks it, without starting: emits fail with
     /// [`EmitError::NotStarted`] until [`Emitter::start`] is called.
     pub fn build(self) -> Result<Emitter, StartError> {
+        let explicit = self.listeners.is_some();
         let listeners = self
             .listeners
             .unwrap_or_else(|| listener::registered().collect());
-        if let Some(name) = self
-            .expected
-            .into_iter()
-            .find(|name| !listeners.iter().any(|listener| listener.name == name.as_str()))
-        {
+        if let Some(name) = self.expected.into_iter().find(|name| {
+            !listeners
+                .iter()
+                .any(|listener| listener.name == name.as_str())
+        }) {
             return Err(StartError::MissingListener { name });
         }
         let provided: HashSet<TypeId> = self.states.keys().copied().collect();
         let table = EventTable::build(&listeners, &provided)?;
+        if table.is_empty() && !explicit {
+            tracing::warn!(
+                "no listener is registered: if your listeners live in another crate, name that crate \
+                 once in the binary (`use that_crate as _;`), because the linker drops the \
+                 registrations of crates that are never used"
+            );
+        }
         Ok(Emitter {
             shared: Arc::new(Shared {
                 table,

@@ -20,7 +20,9 @@ pub enum EmitError {
     #[error("the emitter has shut down and accepts no more events")]
     ShutDown,
     /// No listener listens to this event and the policy is [`NoListenersPolicy::Error`](crate::NoListenersPolicy::Error).
-    #[error("no listener listens to event `{event_id}` (the emitter's no-listeners policy is `Error`)")]
+    #[error(
+        "no listener listens to event `{event_id}` (the emitter's no-listeners policy is `Error`)"
+    )]
     NoListeners {
         /// The id of the event that was emitted.
         event_id: &'static str,

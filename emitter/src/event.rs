@@ -62,7 +62,9 @@ inventory::collect!(EventRegistration);
 
 /// The registration's codec for `E`: JSON, the format durable backends store.
 #[doc(hidden)]
-pub fn encode_json<E: Event>(payload: &(dyn Any + Send + Sync)) -> Option<serde_json::Result<Vec<u8>>> {
+pub fn encode_json<E: Event>(
+    payload: &(dyn Any + Send + Sync),
+) -> Option<serde_json::Result<Vec<u8>>> {
     payload.downcast_ref::<E>().map(serde_json::to_vec)
 }
 

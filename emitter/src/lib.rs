@@ -34,8 +34,180 @@ pub use crate::event::Event;
 pub use crate::listener::Listener;
 pub use crate::table::EventTable;
 
+/// Implements [`Event`](trait@Event) for a struct with named fields, and serde's `Serialize` and
+/// `Deserialize` (the user's crate needs no serde dependency), and registers the type at link time.
+///
+/// ```
+/// use emitter::Event;
+///
+/// #[derive(Event, Debug, Clone)]
+/// pub struct UserCreated {
+///     pub email: String,
+///     #[serde(default)]
+///     pub referrer: Option<String>,
+/// }
+///
+/// #[derive(Event)]
+/// #[event(id = "billing.invoice_paid")]
+/// pub struct InvoicePaid {
+///     pub invoice: u64,
+/// }
+///
+/// assert_eq!(UserCreated::ID, "user_created");
+/// assert_eq!(InvoicePaid::ID, "billing.invoice_paid");
+/// ```
+///
+/// - The id is the snake_case type name unless `#[event(id = "...")]` gives one. Durable
+///   backends store it, so keep it stable. Two types with one id make the emitter's start fail
+///   with [`StartError::DuplicateEventId`], naming both.
+/// - Fields may carry serde attributes (`#[serde(rename = "...")]`, `#[serde(default)]`, ...).
+///   Do not also derive `Serialize` or `Deserialize`.
+/// - Listeners in other modules bind fields by name, so make the fields they use `pub`.
+///
+/// Without the macro, the same event is:
+///
+/// ```
+/// # use emitter::__private::serde;
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// # #[serde(crate = "emitter::__private::serde")]
+/// pub struct UserCreated {
+///     pub email: String,
+/// }
+///
+/// impl emitter::Event for UserCreated {
+///     const ID: &'static str = "user_created";
+/// }
+/// ```
+///
+/// minus the link-time registration, which lets [`EventTable`] list an event that nothing
+/// listens to.
 #[doc(inline)]
-pub use emitter_macros::{emit, listener, Event};
+pub use emitter_macros::Event;
+
+/// Registers a function as a listener of one or more events.
+///
+/// ```
+/// use emitter::{listener, Emitter, EventMeta, Event, State};
+///
+/// #[derive(Event)]
+/// pub struct UserCreated { pub email: String, pub name: String }
+///
+/// #[derive(Event)]
+/// pub struct PasswordChanged { pub email: String }
+///
+/// #[derive(Clone)]
+/// pub struct Mailer { pub from: &'static str }
+///
+/// /// Parameters bind to the event's fields by name: `email` is `UserCreated::email`.
+/// #[listener(events = [UserCreated])]
+/// async fn send_welcome_email(email: &str, name: &str) {
+///     println!("welcome, {name} <{email}>");
+/// }
+///
+/// /// Listens to two events: `email` must exist, with a compatible type, in both.
+/// #[listener(events = [UserCreated, PasswordChanged], name = "mail.notify")]
+/// async fn notify(email: &str, meta: EventMeta, mailer: State<Mailer>) -> Result<(), std::io::Error> {
+///     println!("{} -> {email} ({})", mailer.from, meta.event_id());
+///     Ok(())
+/// }
+///
+/// /// A plain `fn` runs on tokio's blocking pool.
+/// #[listener(events = [PasswordChanged])]
+/// fn audit(event: &PasswordChanged) {
+///     println!("audit: password of {} changed", event.email);
+/// }
+///
+/// // The function stays an ordinary function.
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// send_welcome_email("jane@example.com", "Jane").await;
+/// # }
+/// ```
+///
+/// # Options
+///
+/// - `events = [A, B, ...]` (required): the event types. Each must derive [`Event`](trait@Event).
+/// - `name = "..."`: a stable name; the default is `module::path::function`. Durable backends key
+///   deliveries by it, so set one before moving a listener to another module.
+///
+/// # Parameters
+///
+/// | parameter | receives |
+/// |---|---|
+/// | `field: &T`, `field: T` | the event's field `field` by reference, or cloned; `&str` for a `String`, `&[T]` for a `Vec<T>`, `Option<&T>` for an `Option<T>` |
+/// | `event: &E`, `event: E` | the whole event (listeners of one event only); `E` needs `Clone` |
+/// | `meta: EventMeta`, `&EventMeta` | [`EventMeta`]: which event, emit id, emit time, attempt |
+/// | `emitter: Emitter`, `&Emitter` | the [`Emitter`], to emit follow-up events |
+/// | `state: State<T>`, `&State<T>` | a clone of the `T` given to [`EmitterBuilder::state`] |
+///
+/// Context parameters are recognised by their type's name (`EventMeta`, `Emitter`, `State`), so
+/// do not rename those types on import. Every other parameter names a field: a listener that
+/// asks for a field one of its events lacks, or with a type that does not fit, does not compile,
+/// and the error points at the parameter.
+///
+/// The function returns `()` or `Result<(), E>` where `E` converts into [`BoxError`]; an `Err` or a
+/// panic is logged, handed to the error hook ([`EmitterBuilder::on_error`]) and affects nothing
+/// else. An `async fn`'s future must be `Send`.
+///
+/// # What it generates
+///
+/// The function is kept as written. Beside it, per listed event, an adapter that takes the event
+/// out of the delivery, binds the arguments and calls the function; a hidden type with the
+/// function's name implementing [`Listener`], so [`listeners!`] can name it; and a link-time
+/// registration (`inventory`) that [`Emitter::builder`] collects. Written by hand, the adapter
+/// for `send_welcome_email` is roughly:
+///
+/// ```ignore
+/// fn adapter(delivery: Delivery) -> BoxFuture {
+///     Box::pin(async move {
+///         let event: &UserCreated = delivery.event::<UserCreated>()?;
+///         send_welcome_email(&event.email, &event.name).await;
+///         Ok(())
+///     })
+/// }
+/// ```
+///
+/// # Listeners in another crate
+///
+/// The linker drops registrations of a library crate that the binary never uses. If your
+/// listeners live in their own crate, name it once in the binary (`use my_listeners as _;`), and
+/// consider [`EmitterBuilder::expect_listener`], which turns a dropped listener into a start error.
+#[doc(inline)]
+pub use emitter_macros::listener;
+
+/// Builds an event, with every field checked at compile time, and emits it.
+///
+/// `emit!(emitter, Event, field = value, ...)` returns what [`Emitter::emit`] returns:
+/// `Result<EmitId, EmitError>`. Values are converted with `Into` (a `&str` for a `String` field);
+/// number literals take the field's type. A field given alone, `emit!(emitter, Event, email)`,
+/// is shorthand for `email = email`. A missing, unknown or mistyped field is a compile error on
+/// your token. The emitter may be an `Emitter`, a `&Emitter` or anything that derefs to one.
+///
+/// ```
+/// use emitter::{emit, listener, Emitter, Event};
+///
+/// #[derive(Event)]
+/// pub struct OrderPlaced { pub order: u64, pub customer: String }
+///
+/// #[listener(events = [OrderPlaced])]
+/// async fn confirm(order: u64, customer: &str) {
+///     println!("order {order} confirmed for {customer}");
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let emitter = Emitter::builder().start().await?;
+/// let customer = String::from("jane");
+/// let emit_id = emit!(emitter, OrderPlaced, order = 42, customer)?;
+/// emitter.shutdown().await?;
+/// # let _ = emit_id;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Without the macro: `emitter.emit(OrderPlaced { order: 42, customer: customer.into() })`.
+#[doc(inline)]
+pub use emitter_macros::emit;
 
 /// Names listeners for [`EmitterBuilder::listeners`], so that an emitter runs only those.
 ///

@@ -86,9 +86,12 @@ impl EventTable {
                 let type_id = (handler.event_type)();
                 let index = match table.by_type.get(&type_id) {
                     Some(&index) => index,
-                    None => {
-                        table.insert_event(type_id, handler.event_id, (handler.event_type_name)(), None)
-                    }
+                    None => table.insert_event(
+                        type_id,
+                        handler.event_id,
+                        (handler.event_type_name)(),
+                        None,
+                    ),
                 };
                 table.events[index].listeners.push(ListenerEntry {
                     name: listener.name,
@@ -177,7 +180,10 @@ fn check_states(
     states: &[StateKey],
     provided: &HashSet<TypeId>,
 ) -> Result<(), StartError> {
-    match states.iter().find(|key| !provided.contains(&(key.type_id)())) {
+    match states
+        .iter()
+        .find(|key| !provided.contains(&(key.type_id)()))
+    {
         Some(missing) => Err(StartError::MissingState {
             listener: listener.name,
             type_name: (missing.type_name)(),
@@ -200,7 +206,11 @@ impl fmt::Display for EventTable {
                 writeln!(f, "  (no listeners)")?;
             }
             for listener in &entry.listeners {
-                writeln!(f, "  -> {} ({}:{})", listener.name, listener.file, listener.line)?;
+                writeln!(
+                    f,
+                    "  -> {} ({}:{})",
+                    listener.name, listener.file, listener.line
+                )?;
             }
         }
         Ok(())

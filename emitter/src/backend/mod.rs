@@ -34,7 +34,10 @@ use crate::listener::{BoxFuture, Delivery};
 /// example shows a complete implementation.
 pub trait EventEmitterBackend: Send + Sync + 'static {
     /// Starts the backend's workers. Called once, inside the tokio runtime that will run listeners.
-    fn start(&self, dispatcher: Dispatcher) -> impl Future<Output = Result<(), BackendError>> + Send;
+    fn start(
+        &self,
+        dispatcher: Dispatcher,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// Queues an envelope for delivery, without blocking.
     fn enqueue(&self, envelope: Envelope) -> Result<(), BackendError>;
@@ -100,6 +103,11 @@ impl Envelope {
     /// When the event was emitted.
     pub fn emitted_at(&self) -> SystemTime {
         self.emitted_at
+    }
+
+    /// The event, if it is an `E`.
+    pub fn event<E: crate::Event>(&self) -> Option<&E> {
+        self.payload.downcast_ref::<E>()
     }
 }
 

@@ -1,0 +1,87 @@
+//! `#[derive(Event)]`: ids, serde, registration.
+
+use emitter::{Emitter, Event};
+
+#[derive(Event, Debug, Clone, PartialEq)]
+pub struct UserCreated {
+    pub email: String,
+    pub id: u64,
+}
+
+#[derive(Event, Debug, PartialEq)]
+#[event(id = "billing.invoice_paid")]
+pub struct InvoicePaid {
+    #[serde(rename = "invoice_number")]
+    pub invoice: u64,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Event, Debug, PartialEq)]
+pub struct HTTPRequestSent {
+    pub url: String,
+}
+
+/// Fields are private: the derive lives in the same module, so serde can still reach them.
+#[derive(Event, Debug, PartialEq)]
+pub struct Opaque {
+    secret: String,
+}
+
+#[test]
+fn id_is_the_snake_case_type_name_unless_given() {
+    assert_eq!(UserCreated::ID, "user_created");
+    assert_eq!(InvoicePaid::ID, "billing.invoice_paid");
+    assert_eq!(HTTPRequestSent::ID, "http_request_sent");
+    assert_eq!(Opaque::ID, "opaque");
+}
+
+#[test]
+fn events_round_trip_through_json() {
+    let event = UserCreated {
+        email: "jane@example.com".into(),
+        id: 7,
+    };
+    let json = serde_json::to_string(&event).unwrap();
+    assert_eq!(json, r#"{"email":"jane@example.com","id":7}"#);
+    assert_eq!(serde_json::from_str::<UserCreated>(&json).unwrap(), event);
+
+    let opaque = Opaque { secret: "s".into() };
+    let json = serde_json::to_string(&opaque).unwrap();
+    assert_eq!(serde_json::from_str::<Opaque>(&json).unwrap(), opaque);
+}
+
+#[test]
+fn serde_field_attributes_apply() {
+    let paid: InvoicePaid = serde_json::from_str(r#"{"invoice_number":12}"#).unwrap();
+    assert_eq!(
+        paid,
+        InvoicePaid {
+            invoice: 12,
+            note: None
+        }
+    );
+    assert_eq!(
+        serde_json::to_string(&paid).unwrap(),
+        r#"{"invoice_number":12,"note":null}"#
+    );
+    let error = serde_json::from_str::<InvoicePaid>(r#"{"invoice":12}"#).unwrap_err();
+    assert!(error.to_string().contains("invoice_number"), "{error}");
+}
+
+#[test]
+fn derived_events_are_known_to_the_table_without_listeners() {
+    let emitter = Emitter::builder().listeners([]).build().unwrap();
+    let mut ids: Vec<&str> = emitter.table().event_ids().collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [
+            "billing.invoice_paid",
+            "http_request_sent",
+            "opaque",
+            "user_created"
+        ]
+    );
+    assert!(emitter.table().is_empty());
+}

@@ -1,0 +1,6 @@
+//! `emit!()` is given nothing.
+use emitter::emit;
+
+fn main() {
+    let _ = emit!();
+}
