@@ -16,6 +16,9 @@ pub use crate::listener::{
     assert_send, run_blocking, BoxFuture, Delivery, FieldArg, FieldValue, Handler,
     IntoListenerResult, Listener, ListenerRef, ListenerRegistration, StateKey,
 };
+pub use crate::policy::PolicyOverrides;
+pub use ::core::option::Option::{None, Some};
+pub use ::core::time::Duration;
 
 /// What `emit!` expands to after building the event.
 pub fn emit<E: Event>(emitter: &Emitter, event: E) -> Result<EmitId, EmitError> {

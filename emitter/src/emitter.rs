@@ -3,18 +3,22 @@
 use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::backend::memory::SimpleEventEmitter;
 use crate::backend::{Dispatcher, DynEventEmitterBackend, Envelope, EventEmitterBackend};
-use crate::context::EmitId;
-use crate::error::{BackendError, EmitError, ListenerError, StartError};
+use crate::context::{EmitId, EventMeta};
+use crate::error::{BackendError, EmitError, Failure, ListenerError, RejectedEvent, StartError};
 use crate::event::{Event, Payload};
 use crate::listener::{self, ListenerRegistration};
+use crate::policy::{Capacity, DeliveryPolicy};
+use crate::report::ShutdownReport;
+use crate::stats::{export, Metrics};
 use crate::table::EventTable;
+use crate::testing::Capture;
 
 /// A function that receives every listener failure, after it was logged.
 pub type ErrorHook = Arc<dyn Fn(&ListenerError) + Send + Sync + 'static>;
@@ -43,11 +47,17 @@ pub struct Emitter {
 }
 
 struct Shared {
-    table: EventTable,
+    table: Arc<EventTable>,
     states: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     backend: Box<dyn DynEventEmitterBackend>,
+    dispatcher: OnceLock<Dispatcher>,
     no_listeners: NoListenersPolicy,
     error_hook: Option<ErrorHook>,
+    capacity: Option<Arc<Semaphore>>,
+    propagate_span: bool,
+    capture: Option<Capture>,
+    emitted: AtomicU64,
+    rejected: AtomicU64,
     lifecycle: Arc<Lifecycle>,
 }
 
@@ -56,8 +66,15 @@ impl std::fmt::Debug for Emitter {
         f.debug_struct("Emitter")
             .field("phase", &self.shared.lifecycle.phase())
             .field("no_listeners", &self.shared.no_listeners)
+            .field("propagate_span", &self.shared.propagate_span)
             .finish_non_exhaustive()
     }
+}
+
+/// Where an accepted event goes: the entry of its type and how many listeners it has.
+struct Route {
+    event: usize,
+    listeners: usize,
 }
 
 impl Emitter {
@@ -68,37 +85,105 @@ impl Emitter {
 
     /// Emits an event: queues it for every listener of its type and returns at once.
     ///
-    /// Never blocks, and works from any thread, inside or outside a tokio runtime. The
-    /// [`emit!`](crate::emit!) macro builds the event and calls this.
+    /// Never blocks, and works from any thread, inside or outside a tokio runtime. When the
+    /// emitter is full (see [`EmitterBuilder::capacity`]) the event is refused with
+    /// [`EmitError::Full`], which hands it back; [`emit_async`](Self::emit_async) waits for room
+    /// instead. The [`emit!`](crate::emit!) macro builds the event and calls this.
     pub fn emit<E: Event>(&self, event: E) -> Result<EmitId, EmitError> {
-        let shared = &*self.shared;
-        match shared.lifecycle.phase() {
+        let Some(route) = self.route::<E>()? else {
+            return self.accept_without_listeners::<E>();
+        };
+        let permit = match &self.shared.capacity {
+            None => None,
+            Some(capacity) => match Arc::clone(capacity).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(TryAcquireError::NoPermits) => return Err(self.reject(event)),
+                Err(TryAcquireError::Closed) => return Err(EmitError::ShutDown),
+            },
+        };
+        self.enqueue(event, route, permit)
+    }
+
+    /// Emits an event, waiting for room when the emitter is full. Otherwise like
+    /// [`emit`](Self::emit).
+    pub async fn emit_async<E: Event>(&self, event: E) -> Result<EmitId, EmitError> {
+        let Some(route) = self.route::<E>()? else {
+            return self.accept_without_listeners::<E>();
+        };
+        let permit = match &self.shared.capacity {
+            None => None,
+            Some(capacity) => Some(
+                Arc::clone(capacity)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| EmitError::ShutDown)?,
+            ),
+        };
+        self.enqueue(event, route, permit)
+    }
+
+    /// Checks the phase and finds the event's listeners; `None` when it has none.
+    fn route<E: Event>(&self) -> Result<Option<Route>, EmitError> {
+        match self.shared.lifecycle.phase() {
             Phase::Built => return Err(EmitError::NotStarted),
             Phase::Closed => return Err(EmitError::ShutDown),
             Phase::Running | Phase::Draining => {}
         }
+        Ok(self
+            .shared
+            .table
+            .index_of(TypeId::of::<E>())
+            .filter(|&(_, listeners)| listeners > 0)
+            .map(|(event, listeners)| Route { event, listeners }))
+    }
+
+    fn accept_without_listeners<E: Event>(&self) -> Result<EmitId, EmitError> {
         let emit_id = EmitId::next();
-        let entry = shared.table.index_of(TypeId::of::<E>());
-        let Some((index, listeners)) = entry.filter(|&(_, listeners)| listeners > 0) else {
-            return match shared.no_listeners {
-                NoListenersPolicy::Ignore => Ok(emit_id),
-                NoListenersPolicy::Warn => {
-                    tracing::warn!(event_id = E::ID, %emit_id, "no listener listens to this event; it was dropped");
-                    Ok(emit_id)
-                }
-                NoListenersPolicy::Error => Err(EmitError::NoListeners { event_id: E::ID }),
-            };
-        };
-        let pending =
-            PendingToken::begin(&shared.lifecycle, listeners).ok_or(EmitError::ShutDown)?;
+        match self.shared.no_listeners {
+            NoListenersPolicy::Ignore => {}
+            NoListenersPolicy::Warn => {
+                tracing::warn!(event_id = E::ID, %emit_id, "no listener listens to this event; it was dropped");
+            }
+            NoListenersPolicy::Error => return Err(EmitError::NoListeners { event_id: E::ID }),
+        }
+        self.count_emitted(E::ID);
+        Ok(emit_id)
+    }
+
+    fn reject<E: Event>(&self, event: E) -> EmitError {
+        self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+        export::counter("emitter_rejected_total", E::ID, None);
+        EmitError::Full(RejectedEvent::new(E::ID, event))
+    }
+
+    fn count_emitted(&self, event_id: &'static str) {
+        self.shared.emitted.fetch_add(1, Ordering::Relaxed);
+        export::counter("emitter_emitted_total", event_id, None);
+    }
+
+    fn enqueue<E: Event>(
+        &self,
+        event: E,
+        route: Route,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<EmitId, EmitError> {
+        let shared = &*self.shared;
+        let token = EventToken::begin(&shared.lifecycle, permit).ok_or(EmitError::ShutDown)?;
+        let emit_id = EmitId::next();
+        let payload = Arc::new(event) as Payload;
+        if let Some(capture) = &shared.capture {
+            capture.record_emit(E::ID, emit_id, &payload);
+        }
         let envelope = Envelope {
-            payload: Arc::new(event) as Payload,
-            event: index,
+            payload,
+            event: route.event,
             event_id: E::ID,
             emit_id,
             emitted_at: SystemTime::now(),
-            pending,
+            parent: shared.propagate_span.then(tracing::Span::current),
+            token,
         };
+        debug_assert!(route.listeners > 0);
         shared
             .backend
             .enqueue_dyn(envelope)
@@ -106,6 +191,7 @@ impl Emitter {
                 event_id: E::ID,
                 source,
             })?;
+        self.count_emitted(E::ID);
         Ok(emit_id)
     }
 
@@ -119,7 +205,11 @@ impl Emitter {
                 Phase::Built | Phase::Closed => StartError::ShutDown,
             });
         }
-        let dispatcher = Dispatcher::new(self.clone(), tokio::runtime::Handle::current());
+        let dispatcher = self
+            .shared
+            .dispatcher
+            .get_or_init(|| Dispatcher::start(self, &tokio::runtime::Handle::current()))
+            .clone();
         if let Err(error) = self.shared.backend.start_dyn(dispatcher).await {
             lifecycle.phase.store(Phase::Built as u8, Ordering::SeqCst);
             return Err(StartError::Backend(error));
@@ -127,29 +217,109 @@ impl Emitter {
         Ok(())
     }
 
-    /// Stops accepting events once everything emitted has been delivered, then stops the backend.
+    /// Stops accepting events once everything emitted has been delivered, then stops the
+    /// backend, and reports what was delivered.
     ///
     /// Events emitted while draining, including those that listeners emit, are accepted and
-    /// delivered too; once the queue is empty and no listener is running, later emits fail with
-    /// [`EmitError::ShutDown`]. Calling it again after it returned is a no-op.
-    pub async fn shutdown(&self) -> Result<(), BackendError> {
-        let lifecycle = &self.shared.lifecycle;
+    /// delivered too; once nothing is queued or running, later emits fail with
+    /// [`EmitError::ShutDown`]. A listener that never finishes makes this wait forever: use
+    /// [`shutdown_timeout`](Self::shutdown_timeout) to bound the wait. Calling it again after it
+    /// returned is a no-op.
+    pub async fn shutdown(&self) -> Result<ShutdownReport, BackendError> {
+        self.shutdown_inner(None).await
+    }
+
+    /// Like [`shutdown`](Self::shutdown), but stops waiting after `timeout`: deliveries still
+    /// queued are dropped and deliveries still running are cancelled, and the report names them
+    /// by event, listener and emit id. Never waits much longer than `timeout`, whatever the
+    /// listeners do (a blocking `fn` listener's thread runs on, detached).
+    pub async fn shutdown_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<ShutdownReport, BackendError> {
+        self.shutdown_inner(Some(timeout)).await
+    }
+
+    async fn shutdown_inner(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<ShutdownReport, BackendError> {
+        let shared = &*self.shared;
+        let lifecycle = &shared.lifecycle;
         if lifecycle.transition(Phase::Built, Phase::Closed).is_ok() {
             lifecycle.close_when_idle().await;
-            return Ok(());
+            return Ok(ShutdownReport::new(&shared.table, Vec::new(), 0));
         }
         let _ = lifecycle.transition(Phase::Running, Phase::Draining);
-        lifecycle.close_when_idle().await;
-        lifecycle.phase.store(Phase::Closed as u8, Ordering::SeqCst);
-        if lifecycle.backend_stopped.swap(true, Ordering::SeqCst) {
-            return Ok(());
+        let drained = match timeout {
+            None => {
+                lifecycle.close_when_idle().await;
+                true
+            }
+            Some(timeout) => tokio::time::timeout(timeout, lifecycle.close_when_idle())
+                .await
+                .is_ok(),
+        };
+        let mut unfinished = Vec::new();
+        let mut pending_events = 0;
+        if !drained {
+            pending_events = lifecycle.force_close();
+            if let Some(dispatcher) = shared.dispatcher.get() {
+                unfinished = dispatcher.cancel().await;
+            }
         }
-        self.shared.backend.shutdown_dyn().await
+        lifecycle.phase.store(Phase::Closed as u8, Ordering::SeqCst);
+        if let Some(capacity) = &shared.capacity {
+            capacity.close();
+        }
+        if lifecycle.backend_stopped.swap(true, Ordering::SeqCst) {
+            return Ok(ShutdownReport::new(
+                &shared.table,
+                unfinished,
+                pending_events,
+            ));
+        }
+        if let Some(dispatcher) = shared.dispatcher.get() {
+            dispatcher.stop();
+        }
+        shared.backend.shutdown_dyn().await?;
+        Ok(ShutdownReport::new(
+            &shared.table,
+            unfinished,
+            pending_events,
+        ))
+    }
+
+    /// Waits until every event emitted so far (and every event emitted meanwhile) has been
+    /// handled by all its listeners, without shutting down. Tests use it instead of sleeping.
+    pub async fn wait_idle(&self) {
+        self.shared.lifecycle.wait_idle().await;
     }
 
     /// The event table: which listeners run for which event.
     pub fn table(&self) -> &EventTable {
         &self.shared.table
+    }
+
+    pub(crate) fn table_arc(&self) -> Arc<EventTable> {
+        Arc::clone(&self.shared.table)
+    }
+
+    /// Counters of what this emitter did so far.
+    pub fn metrics(&self) -> Metrics {
+        let shared = &*self.shared;
+        let mut metrics = Metrics {
+            emitted: shared.emitted.load(Ordering::Relaxed),
+            rejected: shared.rejected.load(Ordering::Relaxed),
+            pending_events: shared.lifecycle.pending(),
+            ..Metrics::default()
+        };
+        for entry in shared.table.events() {
+            for listener in &entry.listeners {
+                metrics.add(listener.stats.snapshot());
+            }
+        }
+        metrics
     }
 
     /// Whether the emitter is started and has not finished shutting down.
@@ -166,6 +336,17 @@ impl Emitter {
             .get(&TypeId::of::<T>())
             .and_then(|value| value.downcast_ref::<T>())
             .cloned()
+    }
+
+    pub(crate) fn observe_attempt(
+        &self,
+        meta: &EventMeta,
+        payload: &Payload,
+        result: &Result<(), Failure>,
+    ) {
+        if let Some(capture) = &self.shared.capture {
+            capture.record_attempt(meta, payload, result);
+        }
     }
 
     pub(crate) fn report(&self, error: ListenerError) {
@@ -195,6 +376,10 @@ pub struct EmitterBuilder {
     no_listeners: NoListenersPolicy,
     error_hook: Option<ErrorHook>,
     expected: Vec<String>,
+    policy: DeliveryPolicy,
+    capacity: Capacity,
+    propagate_span: bool,
+    capture: Option<Capture>,
 }
 
 impl std::fmt::Debug for EmitterBuilder {
@@ -208,6 +393,9 @@ impl std::fmt::Debug for EmitterBuilder {
                     .map(|listeners| listeners.iter().map(|l| l.name).collect::<Vec<_>>()),
             )
             .field("no_listeners", &self.no_listeners)
+            .field("policy", &self.policy)
+            .field("capacity", &self.capacity)
+            .field("propagate_span", &self.propagate_span)
             .finish_non_exhaustive()
     }
 }
@@ -247,10 +435,37 @@ impl EmitterBuilder {
         self
     }
 
-    /// Calls `hook` with every listener failure (error or panic), after it was logged.
-    /// A panic in the hook is caught and logged.
+    /// Calls `hook` with every delivery that failed for good (an error, a panic or a timeout on
+    /// its last attempt), after it was logged. A panic in the hook is caught and logged.
     pub fn on_error(mut self, hook: impl Fn(&ListenerError) + Send + Sync + 'static) -> Self {
         self.error_hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// The delivery policy of every listener that does not set its own in its attribute
+    /// (default: [`DeliveryPolicy::default`], one attempt, no timeout, unlimited concurrency).
+    pub fn delivery_policy(mut self, policy: DeliveryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How many events the emitter holds at once (default: [`Capacity::default`], 65,536).
+    pub fn capacity(mut self, capacity: Capacity) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Makes the tracing span current at `emit` the parent of the listeners' delivery spans, so
+    /// a request's trace shows the side effects it caused (off by default: delivery spans are
+    /// roots). Costs a span clone per emit.
+    pub fn propagate_span(mut self, propagate: bool) -> Self {
+        self.propagate_span = propagate;
+        self
+    }
+
+    /// Records what is emitted and delivered in `capture`, for tests: see [`crate::testing`].
+    pub fn capture(mut self, capture: &Capture) -> Self {
+        self.capture = Some(capture.clone());
         self
     }
 
@@ -277,7 +492,7 @@ impl EmitterBuilder {
             return Err(StartError::MissingListener { name });
         }
         let provided: HashSet<TypeId> = self.states.keys().copied().collect();
-        let table = EventTable::build(&listeners, &provided)?;
+        let table = EventTable::build(&listeners, &provided, self.policy)?;
         if table.is_empty() && !explicit {
             tracing::warn!(
                 "no listener is registered: if your listeners live in another crate, name that crate \
@@ -285,15 +500,27 @@ impl EmitterBuilder {
                  registrations of crates that are never used"
             );
         }
+        let capacity = match self.capacity {
+            Capacity::Bounded(events) => Some(Arc::new(Semaphore::new(
+                events.clamp(1, Semaphore::MAX_PERMITS),
+            ))),
+            Capacity::Unbounded => None,
+        };
         Ok(Emitter {
             shared: Arc::new(Shared {
-                table,
+                table: Arc::new(table),
                 states: self.states,
                 backend: self
                     .backend
                     .unwrap_or_else(|| Box::new(SimpleEventEmitter::new())),
+                dispatcher: OnceLock::new(),
                 no_listeners: self.no_listeners,
                 error_hook: self.error_hook,
+                capacity,
+                propagate_span: self.propagate_span,
+                capture: self.capture,
+                emitted: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
                 lifecycle: Arc::new(Lifecycle::default()),
             }),
         })
@@ -316,7 +543,7 @@ enum Phase {
     Closed = 3,
 }
 
-/// The emitter's phase and its count of unfinished deliveries.
+/// The emitter's phase and its count of accepted, unfinished events.
 ///
 /// `pending` packs the count with a `CLOSED` bit, so that "idle, so close" is one
 /// compare-and-swap and an emit racing with it either lands before the close or sees it.
@@ -347,6 +574,11 @@ impl Lifecycle {
             .map_err(|_| self.phase())
     }
 
+    fn pending(&self) -> u64 {
+        self.pending.load(Ordering::SeqCst) & !CLOSED
+    }
+
+    /// Waits until no event is pending, then closes, unless an emit got in first.
     async fn close_when_idle(&self) {
         loop {
             let idle = self.idle.notified();
@@ -357,57 +589,61 @@ impl Lifecycle {
                 .compare_exchange(0, CLOSED, Ordering::SeqCst, Ordering::SeqCst)
             {
                 Ok(_) => return,
-                Err(current) if current & CLOSED != 0 => return,
+                Err(current) if current == CLOSED => return,
                 Err(_) => idle.await,
             }
         }
     }
 
-    fn finish(&self, deliveries: u64) {
-        if deliveries == 0 {
-            return;
+    /// Closes now, whatever is pending, and returns how many events were.
+    fn force_close(&self) -> u64 {
+        self.pending.fetch_or(CLOSED, Ordering::SeqCst) & !CLOSED
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.pending() == 0 {
+                return;
+            }
+            idle.await;
         }
-        let before = self.pending.fetch_sub(deliveries, Ordering::SeqCst);
-        if before & !CLOSED == deliveries {
+    }
+
+    fn finish(&self) {
+        let before = self.pending.fetch_sub(1, Ordering::SeqCst);
+        if before & !CLOSED == 1 {
             self.idle.notify_waiters();
         }
     }
 }
 
-/// Deliveries not yet finished, counted down when dropped: an envelope lost by a backend cannot
-/// make shutdown wait forever.
-pub(crate) struct PendingToken {
+/// One accepted event until all its listeners are done with it: counted in the emitter's pending
+/// events and holding its share of the capacity. Dropped with the last delivery, so an event lost
+/// by a backend cannot make shutdown wait forever.
+pub(crate) struct EventToken {
     lifecycle: Arc<Lifecycle>,
-    deliveries: u64,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
-impl PendingToken {
-    fn begin(lifecycle: &Arc<Lifecycle>, deliveries: usize) -> Option<Self> {
-        let deliveries = deliveries as u64;
-        let before = lifecycle.pending.fetch_add(deliveries, Ordering::SeqCst);
-        let token = PendingToken {
+impl EventToken {
+    fn begin(lifecycle: &Arc<Lifecycle>, permit: Option<OwnedSemaphorePermit>) -> Option<Self> {
+        let before = lifecycle.pending.fetch_add(1, Ordering::SeqCst);
+        let token = EventToken {
             lifecycle: Arc::clone(lifecycle),
-            deliveries,
+            _permit: permit,
         };
         if before & CLOSED != 0 {
             return None;
         }
         Some(token)
     }
-
-    /// Splits off the count of one delivery.
-    pub(crate) fn take_one(&mut self) -> PendingToken {
-        let one = self.deliveries.min(1);
-        self.deliveries -= one;
-        PendingToken {
-            lifecycle: Arc::clone(&self.lifecycle),
-            deliveries: one,
-        }
-    }
 }
 
-impl Drop for PendingToken {
+impl Drop for EventToken {
     fn drop(&mut self) {
-        self.lifecycle.finish(self.deliveries);
+        self.lifecycle.finish();
     }
 }

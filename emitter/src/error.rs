@@ -27,6 +27,11 @@ pub enum EmitError {
         /// The id of the event that was emitted.
         event_id: &'static str,
     },
+    /// The emitter holds as many events as its capacity allows; the event is handed back.
+    /// Retry later, shed load, or use [`Emitter::emit_async`](crate::Emitter::emit_async), which
+    /// waits for room.
+    #[error("the emitter is full and refused event `{}`: retry later, or use `emit_async` to wait for room", .0.event_id())]
+    Full(RejectedEvent),
     /// The backend could not take the event.
     #[error("the backend refused event `{event_id}`: {source}")]
     Backend {
@@ -36,6 +41,39 @@ pub enum EmitError {
         #[source]
         source: BackendError,
     },
+}
+
+/// An event the emitter refused because it was full, handed back to the caller.
+pub struct RejectedEvent {
+    event_id: &'static str,
+    event: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl RejectedEvent {
+    pub(crate) fn new<E: crate::Event>(event_id: &'static str, event: E) -> Self {
+        Self {
+            event_id,
+            event: Box::new(event),
+        }
+    }
+
+    /// The id of the refused event.
+    pub fn event_id(&self) -> &'static str {
+        self.event_id
+    }
+
+    /// The refused event, if it is an `E` (it is the type that was emitted).
+    pub fn into_event<E: crate::Event>(self) -> Option<E> {
+        self.event.downcast::<E>().ok().map(|event| *event)
+    }
+}
+
+impl fmt::Debug for RejectedEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RejectedEvent")
+            .field("event_id", &self.event_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why an emitter could not be built or started.
@@ -122,6 +160,8 @@ pub enum Failure {
     Error(BoxError),
     /// The listener panicked; the panic message when it was a string.
     Panic(String),
+    /// The attempt ran longer than the listener's timeout and was cancelled.
+    Timeout(std::time::Duration),
 }
 
 impl Failure {
@@ -142,6 +182,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Error(error) => write!(f, "returned an error: {error}"),
             Failure::Panic(message) => write!(f, "panicked: {message}"),
+            Failure::Timeout(limit) => write!(f, "timed out after {limit:?}"),
         }
     }
 }
@@ -156,7 +197,7 @@ pub struct ListenerError {
     pub event_id: &'static str,
     /// The emit the event came from.
     pub emit_id: EmitId,
-    /// Which attempt failed (1 for the first).
+    /// How many attempts were made; the last one failed with `failure`.
     pub attempt: u32,
     /// What went wrong.
     pub failure: Failure,
@@ -176,7 +217,7 @@ impl std::error::Error for ListenerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.failure {
             Failure::Error(error) => Some(error.as_ref()),
-            Failure::Panic(_) => None,
+            Failure::Panic(_) | Failure::Timeout(_) => None,
         }
     }
 }

@@ -15,11 +15,16 @@
 
 mod backend;
 mod context;
+mod delivery;
 mod emitter;
 mod error;
 mod event;
 mod listener;
+mod policy;
+mod report;
+mod stats;
 mod table;
+pub mod testing;
 
 #[doc(hidden)]
 pub mod __private;
@@ -29,9 +34,14 @@ pub use crate::backend::{
 };
 pub use crate::context::{EmitId, EventMeta, State};
 pub use crate::emitter::{Emitter, EmitterBuilder, ErrorHook, NoListenersPolicy};
-pub use crate::error::{BackendError, BoxError, EmitError, Failure, ListenerError, StartError};
+pub use crate::error::{
+    BackendError, BoxError, EmitError, Failure, ListenerError, RejectedEvent, StartError,
+};
 pub use crate::event::Event;
 pub use crate::listener::Listener;
+pub use crate::policy::{Backoff, Capacity, DeliveryPolicy};
+pub use crate::report::{DeliveryReport, ShutdownReport, StuckDelivery};
+pub use crate::stats::Metrics;
 pub use crate::table::EventTable;
 
 /// Implements [`Event`](trait@Event) for a struct with named fields, and serde's `Serialize` and
@@ -129,6 +139,19 @@ pub use emitter_macros::Event;
 /// - `events = [A, B, ...]` (required): the event types. Each must derive [`Event`](trait@Event).
 /// - `name = "..."`: a stable name; the default is `module::path::function`. Durable backends key
 ///   deliveries by it, so set one before moving a listener to another module.
+///
+/// The delivery-policy options override the emitter's [`DeliveryPolicy`] for this listener
+/// only, e.g. `#[listener(events = [E], attempts = 5, backoff = "100ms..10s")]`. Each is
+/// checked at compile time. A duration is an integer and a unit, `ms`, `s`, `m` or `h`:
+/// `"250ms"`, `"30s"`, `"5m"`, `"1h"`.
+///
+/// - `attempts = N`: how many times a delivery is tried in all, the first included (`N >= 1`;
+///   `1` means no retry).
+/// - `backoff = "INITIAL..MAX"`, e.g. `"100ms..10s"`: the first retry waits `INITIAL`, each next
+///   one twice as long, at most `MAX` (`0 < INITIAL <= MAX`), plus [`Backoff`]'s jitter.
+/// - `timeout = "DURATION"`, e.g. `"30s"`: an attempt running longer fails (`> 0`).
+/// - `concurrency = N`: how many deliveries of this listener run at once (`N >= 1`; `1` keeps
+///   emit order).
 ///
 /// # Parameters
 ///

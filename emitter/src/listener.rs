@@ -35,6 +35,8 @@ pub struct ListenerRegistration {
     pub line: u32,
     #[doc(hidden)]
     pub handlers: &'static [Handler],
+    #[doc(hidden)]
+    pub policy: crate::policy::PolicyOverrides,
 }
 
 impl ListenerRegistration {

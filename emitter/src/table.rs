@@ -7,6 +7,8 @@ use std::fmt;
 use crate::error::StartError;
 use crate::event::{self, EventRegistration};
 use crate::listener::{BoxFuture, Delivery, ListenerRegistration, StateKey};
+use crate::policy::DeliveryPolicy;
+use crate::stats::DeliveryStats;
 
 /// Which listeners run for which event, fixed when the emitter is built.
 ///
@@ -17,7 +19,14 @@ use crate::listener::{BoxFuture, Delivery, ListenerRegistration, StateKey};
 pub struct EventTable {
     events: Vec<EventEntry>,
     by_type: HashMap<TypeId, usize>,
+    listeners: Vec<ListenerInfo>,
     listener_count: usize,
+}
+
+/// One listener of the table, whatever its events: its effective policy.
+#[derive(Debug)]
+pub(crate) struct ListenerInfo {
+    pub(crate) policy: DeliveryPolicy,
 }
 
 #[derive(Debug)]
@@ -34,6 +43,9 @@ pub(crate) struct ListenerEntry {
     pub(crate) file: &'static str,
     pub(crate) line: u32,
     pub(crate) call: fn(Delivery) -> BoxFuture,
+    /// Index of the listener in [`EventTable::listeners`].
+    pub(crate) listener: usize,
+    pub(crate) stats: DeliveryStats,
 }
 
 impl EventTable {
@@ -41,10 +53,12 @@ impl EventTable {
     pub(crate) fn build(
         listeners: &[&'static ListenerRegistration],
         provided_states: &HashSet<TypeId>,
+        default_policy: DeliveryPolicy,
     ) -> Result<Self, StartError> {
         let mut table = EventTable {
             events: Vec::new(),
             by_type: HashMap::new(),
+            listeners: Vec::new(),
             listener_count: 0,
         };
         let mut ids: HashMap<&'static str, &'static str> = HashMap::new();
@@ -69,7 +83,7 @@ impl EventTable {
         let mut names: HashMap<&'static str, &'static ListenerRegistration> = HashMap::new();
         for &listener in listeners {
             match names.get(listener.name) {
-                Some(&seen) if std::ptr::eq(seen, listener) => continue,
+                Some(&seen) if std::ptr::eq(seen, listener) => {}
                 Some(&seen) => {
                     return Err(StartError::DuplicateListenerName {
                         name: listener.name,
@@ -81,11 +95,18 @@ impl EventTable {
                     names.insert(listener.name, listener);
                 }
             }
+        }
+        let mut listeners: Vec<&'static ListenerRegistration> = names.into_values().collect();
+        listeners.sort_by_key(|listener| listener.name);
+        for (index, listener) in listeners.into_iter().enumerate() {
+            table.listeners.push(ListenerInfo {
+                policy: default_policy.with_overrides(&listener.policy),
+            });
             for handler in listener.handlers {
                 check_states(listener, handler.states, provided_states)?;
                 let type_id = (handler.event_type)();
-                let index = match table.by_type.get(&type_id) {
-                    Some(&index) => index,
+                let event = match table.by_type.get(&type_id) {
+                    Some(&event) => event,
                     None => table.insert_event(
                         type_id,
                         handler.event_id,
@@ -93,17 +114,16 @@ impl EventTable {
                         None,
                     ),
                 };
-                table.events[index].listeners.push(ListenerEntry {
+                table.events[event].listeners.push(ListenerEntry {
                     name: listener.name,
                     file: listener.file,
                     line: listener.line,
                     call: handler.call,
+                    listener: index,
+                    stats: DeliveryStats::default(),
                 });
                 table.listener_count += 1;
             }
-        }
-        for entry in &mut table.events {
-            entry.listeners.sort_by_key(|listener| listener.name);
         }
         Ok(table)
     }
@@ -135,6 +155,20 @@ impl EventTable {
 
     pub(crate) fn event(&self, index: usize) -> Option<&EventEntry> {
         self.events.get(index)
+    }
+
+    pub(crate) fn listener_entry(&self, event: usize, slot: usize) -> Option<&ListenerEntry> {
+        self.events
+            .get(event)
+            .and_then(|entry| entry.listeners.get(slot))
+    }
+
+    pub(crate) fn events(&self) -> &[EventEntry] {
+        &self.events
+    }
+
+    pub(crate) fn listener_infos(&self) -> &[ListenerInfo] {
+        &self.listeners
     }
 
     pub(crate) fn entry(&self, type_id: TypeId) -> Option<&EventEntry> {

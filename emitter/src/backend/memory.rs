@@ -1,23 +1,20 @@
-//! [`SimpleEventEmitter`]: the in-memory backend, a tokio queue drained by a worker task.
+//! [`SimpleEventEmitter`]: the in-memory backend, handing each event straight to the listeners' queues.
 
-use std::sync::{Mutex, OnceLock};
-
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use std::sync::OnceLock;
 
 use super::{Dispatcher, Envelope, EventEmitterBackend};
 use crate::error::BackendError;
 
-/// The default backend: an in-memory queue in the emitter's process.
+/// The default backend: events live in the emitter's memory.
 ///
-/// Emitting pushes onto an unbounded tokio channel, which never blocks and works from any thread;
-/// a worker task takes envelopes in emit order and starts their listeners as tasks. Queued events
-/// live only in memory: they are delivered before [`Emitter::shutdown`](crate::Emitter::shutdown)
-/// returns, and lost if the process dies first.
+/// `enqueue` hands the event to the queue of each of its listeners, which never blocks and works
+/// from any thread; each listener's worker starts deliveries in emit order. How many events the
+/// emitter holds at once is bounded by [`EmitterBuilder::capacity`](crate::EmitterBuilder::capacity).
+/// Queued events live only in memory: they are delivered before
+/// [`Emitter::shutdown`](crate::Emitter::shutdown) returns, and lost if the process dies first.
 #[derive(Debug, Default)]
 pub struct SimpleEventEmitter {
-    queue: OnceLock<mpsc::UnboundedSender<Envelope>>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    dispatcher: OnceLock<Dispatcher>,
 }
 
 impl SimpleEventEmitter {
@@ -29,39 +26,21 @@ impl SimpleEventEmitter {
 
 impl EventEmitterBackend for SimpleEventEmitter {
     async fn start(&self, dispatcher: Dispatcher) -> Result<(), BackendError> {
-        let (sender, mut receiver) = mpsc::unbounded_channel::<Envelope>();
-        self.queue
-            .set(sender)
-            .map_err(|_| BackendError::new("the in-memory backend was already started"))?;
-        let worker = tokio::spawn(async move {
-            while let Some(envelope) = receiver.recv().await {
-                dispatcher.dispatch(envelope);
-            }
-        });
-        if let Ok(mut slot) = self.worker.lock() {
-            *slot = Some(worker);
-        }
-        Ok(())
+        self.dispatcher
+            .set(dispatcher)
+            .map_err(|_| BackendError::new("the in-memory backend was already started"))
     }
 
     fn enqueue(&self, envelope: Envelope) -> Result<(), BackendError> {
-        let queue = self
-            .queue
+        let dispatcher = self
+            .dispatcher
             .get()
             .ok_or_else(|| BackendError::new("the in-memory backend is not started"))?;
-        queue
-            .send(envelope)
-            .map_err(|_| BackendError::new("the in-memory backend has shut down"))
+        dispatcher.dispatch(envelope);
+        Ok(())
     }
 
     async fn shutdown(&self) -> Result<(), BackendError> {
-        let worker = self.worker.lock().ok().and_then(|mut slot| slot.take());
-        if let Some(worker) = worker {
-            worker.abort();
-            // The worker holds the dispatcher (and through it the emitter); wait until it is
-            // dropped so that nothing outlives shutdown.
-            let _ = worker.await;
-        }
         Ok(())
     }
 }

@@ -3,25 +3,26 @@
 pub(crate) mod memory;
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::SystemTime;
 
-use crate::context::{EmitId, EventMeta};
-use crate::emitter::{Emitter, PendingToken};
-use crate::error::{BackendError, Failure, ListenerError};
+use tokio::sync::oneshot;
+
+use crate::context::EmitId;
+use crate::delivery::{spawn_worker, Control, Job, Unfinished, WorkerHandle};
+use crate::emitter::{Emitter, EventToken};
+use crate::error::BackendError;
 use crate::event::Payload;
-use crate::listener::{BoxFuture, Delivery};
+use crate::table::EventTable;
 
 /// A queue of emitted events and the machinery that hands them to listeners: the extension point
 /// of the emitter (Litestar's `BaseEventEmitterBackend`).
 ///
 /// The emitter calls [`start`](Self::start) once, then [`enqueue`](Self::enqueue) for every emit
 /// that has listeners, then [`shutdown`](Self::shutdown) once everything enqueued has been
-/// delivered. A backend hands each envelope to [`Dispatcher::dispatch`], which runs the listeners;
-/// when and where it does so is the backend's business.
+/// delivered. A backend hands each envelope to [`Dispatcher::dispatch`], which queues it for the
+/// listeners' workers; when and from where it does so is the backend's business.
 ///
 /// # Contract
 ///
@@ -86,7 +87,8 @@ pub struct Envelope {
     pub(crate) event_id: &'static str,
     pub(crate) emit_id: EmitId,
     pub(crate) emitted_at: SystemTime,
-    pub(crate) pending: PendingToken,
+    pub(crate) parent: Option<tracing::Span>,
+    pub(crate) token: EventToken,
 }
 
 impl Envelope {
@@ -121,27 +123,46 @@ impl std::fmt::Debug for Envelope {
     }
 }
 
-/// Runs the listeners of an envelope: what a backend is given at start.
+/// Hands envelopes to the listeners' workers: what a backend is given at start.
+///
+/// Cheap to clone, usable from any thread.
 #[derive(Clone)]
 pub struct Dispatcher {
-    emitter: Emitter,
-    runtime: tokio::runtime::Handle,
+    inner: Arc<DispatcherInner>,
+}
+
+struct DispatcherInner {
+    table: Arc<EventTable>,
+    workers: Vec<WorkerHandle>,
 }
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher").finish_non_exhaustive()
+        f.debug_struct("Dispatcher")
+            .field("workers", &self.inner.workers.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl Dispatcher {
-    pub(crate) fn new(emitter: Emitter, runtime: tokio::runtime::Handle) -> Self {
-        Self { emitter, runtime }
+    /// Starts one worker per listener of the emitter's table on `runtime`.
+    pub(crate) fn start(emitter: &Emitter, runtime: &tokio::runtime::Handle) -> Self {
+        let table = emitter.table_arc();
+        let workers = (0..table.listener_infos().len())
+            .map(|listener| spawn_worker(emitter.clone(), listener, runtime))
+            .collect();
+        Self {
+            inner: Arc::new(DispatcherInner { table, workers }),
+        }
     }
 
-    /// Starts every listener of the envelope, each as its own task on the emitter's runtime, and
-    /// returns at once. Listeners run concurrently; a listener's error or panic is logged, handed
-    /// to the error hook, and affects nothing else.
+    /// Queues a delivery of the envelope for each of its listeners and returns at once; never
+    /// blocks, from any thread.
+    ///
+    /// Each listener has a worker that starts its deliveries in the order they were dispatched,
+    /// as concurrent tasks up to the listener's concurrency limit, and runs each through its
+    /// attempts. A listener's error or panic is logged, retried per its policy, handed to the
+    /// error hook when attempts run out, and affects nothing else.
     pub fn dispatch(&self, envelope: Envelope) {
         let Envelope {
             payload,
@@ -149,54 +170,56 @@ impl Dispatcher {
             event_id,
             emit_id,
             emitted_at,
-            mut pending,
+            parent,
+            token,
         } = envelope;
-        let Some(entry) = self.emitter.table().event(event) else {
+        let Some(entry) = self.inner.table.event(event) else {
             return;
         };
-        for listener in &entry.listeners {
-            let delivery = Delivery {
-                payload: Arc::clone(&payload),
-                meta: EventMeta {
-                    event_id,
-                    emit_id,
-                    emitted_at,
-                    attempt: 1,
-                    listener: listener.name,
-                },
-                emitter: self.emitter.clone(),
+        let token = Arc::new(token);
+        for (slot, listener) in entry.listeners.iter().enumerate() {
+            let Some(worker) = self.inner.workers.get(listener.listener) else {
+                continue;
             };
-            let run = (listener.call)(delivery);
-            let emitter = self.emitter.clone();
-            let token = pending.take_one();
-            let name = listener.name;
-            self.runtime.spawn(async move {
-                if let Err(failure) = CatchUnwind(run).await {
-                    emitter.report(ListenerError {
-                        listener: name,
-                        event_id,
-                        emit_id,
-                        attempt: 1,
-                        failure,
-                    });
-                }
-                drop(token);
-            });
+            listener.stats.queued();
+            let job = Job {
+                event,
+                slot,
+                payload: Arc::clone(&payload),
+                event_id,
+                emit_id,
+                emitted_at,
+                parent: parent.clone(),
+                _token: Arc::clone(&token),
+            };
+            if worker.jobs.send(job).is_err() {
+                // The worker has stopped: the emitter is shut down and the job is dropped.
+                listener.stats.unqueued();
+            }
         }
     }
-}
 
-/// Turns a panic while polling a listener's future into a [`Failure::Panic`].
-struct CatchUnwind(BoxFuture);
-
-impl Future for CatchUnwind {
-    type Output = Result<(), Failure>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let future = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(poll) => poll,
-            Err(payload) => Poll::Ready(Err(Failure::from_panic(payload))),
+    pub(crate) fn stop(&self) {
+        for worker in &self.inner.workers {
+            let _ = worker.control.send(Control::Stop);
         }
+    }
+
+    /// Cancels every worker and collects what had not finished.
+    pub(crate) async fn cancel(&self) -> Vec<Unfinished> {
+        let mut replies = Vec::with_capacity(self.inner.workers.len());
+        for worker in &self.inner.workers {
+            let (reply, receiver) = oneshot::channel();
+            if worker.control.send(Control::Cancel(reply)).is_ok() {
+                replies.push(receiver);
+            }
+        }
+        let mut unfinished = Vec::new();
+        for reply in replies {
+            if let Ok(mut part) = reply.await {
+                unfinished.append(&mut part);
+            }
+        }
+        unfinished
     }
 }

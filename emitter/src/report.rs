@@ -1,0 +1,174 @@
+//! What shutdown reports: per (event, listener), what was delivered, failed, or left unfinished.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::context::EmitId;
+use crate::delivery::Unfinished;
+use crate::table::EventTable;
+
+/// What [`Emitter::shutdown`](crate::Emitter::shutdown) and
+/// [`Emitter::shutdown_timeout`](crate::Emitter::shutdown_timeout) report, per (event, listener).
+///
+/// After a full drain every row has nothing queued or running. After a deadline, the rows name
+/// the deliveries that were still queued (dropped) or running (cancelled). Printing the report
+/// (`{}`) lists only what did not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// One row per (event, listener) pair of the table, in table order.
+    pub deliveries: Vec<DeliveryReport>,
+    /// Events accepted and not finished when the deadline passed (0 after a full drain),
+    /// including any still held by the backend.
+    pub pending_events: u64,
+}
+
+/// The deliveries of one listener for one event, since the emitter started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryReport {
+    /// The event's id.
+    pub event_id: &'static str,
+    /// The listener's name.
+    pub listener: &'static str,
+    /// Deliveries that succeeded.
+    pub delivered: u64,
+    /// Deliveries that failed on their last attempt.
+    pub failed: u64,
+    /// Emits whose delivery had not started at the deadline; they were dropped.
+    pub queued: Vec<EmitId>,
+    /// Deliveries running at the deadline; they were cancelled.
+    pub running: Vec<StuckDelivery>,
+}
+
+/// A delivery that was still running when the shutdown deadline passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StuckDelivery {
+    /// The emit it belongs to.
+    pub emit_id: EmitId,
+    /// The attempt that was running.
+    pub attempt: u32,
+    /// How long the delivery had been running, retries included.
+    pub running_for: Duration,
+}
+
+impl ShutdownReport {
+    pub(crate) fn new(
+        table: &EventTable,
+        unfinished: Vec<Unfinished>,
+        pending_events: u64,
+    ) -> Self {
+        let mut rows: Vec<Vec<DeliveryReport>> = table
+            .events()
+            .iter()
+            .map(|entry| {
+                entry
+                    .listeners
+                    .iter()
+                    .map(|listener| {
+                        let stats = listener.stats.snapshot();
+                        DeliveryReport {
+                            event_id: entry.id,
+                            listener: listener.name,
+                            delivered: stats.delivered,
+                            failed: stats.failed,
+                            queued: Vec::new(),
+                            running: Vec::new(),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        for delivery in unfinished {
+            let Some(row) = rows
+                .get_mut(delivery.event)
+                .and_then(|listeners| listeners.get_mut(delivery.slot))
+            else {
+                continue;
+            };
+            match delivery.running {
+                None => row.queued.push(delivery.emit_id),
+                Some((attempt, running_for)) => row.running.push(StuckDelivery {
+                    emit_id: delivery.emit_id,
+                    attempt,
+                    running_for,
+                }),
+            }
+        }
+        let mut deliveries: Vec<DeliveryReport> = rows.into_iter().flatten().collect();
+        for row in &mut deliveries {
+            row.queued.sort_unstable();
+            row.running.sort_by_key(|stuck| stuck.emit_id);
+        }
+        ShutdownReport {
+            deliveries,
+            pending_events,
+        }
+    }
+
+    /// Whether everything emitted was handled: nothing was left queued or running.
+    pub fn is_complete(&self) -> bool {
+        self.pending_events == 0
+            && self
+                .deliveries
+                .iter()
+                .all(|row| row.queued.is_empty() && row.running.is_empty())
+    }
+
+    /// The row of one listener for one event.
+    pub fn delivery(&self, event_id: &str, listener: &str) -> Option<&DeliveryReport> {
+        self.deliveries
+            .iter()
+            .find(|row| row.event_id == event_id && row.listener == listener)
+    }
+
+    /// Deliveries that succeeded, all listeners together.
+    pub fn delivered(&self) -> u64 {
+        self.deliveries.iter().map(|row| row.delivered).sum()
+    }
+
+    /// Deliveries that failed for good, all listeners together.
+    pub fn failed(&self) -> u64 {
+        self.deliveries.iter().map(|row| row.failed).sum()
+    }
+}
+
+impl fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_complete() {
+            return write!(
+                f,
+                "shutdown complete: {} delivered, {} failed",
+                self.delivered(),
+                self.failed()
+            );
+        }
+        writeln!(
+            f,
+            "shutdown deadline passed with {} events unfinished ({} delivered, {} failed before it)",
+            self.pending_events,
+            self.delivered(),
+            self.failed()
+        )?;
+        for row in &self.deliveries {
+            for stuck in &row.running {
+                writeln!(
+                    f,
+                    "  running: {} for `{}` (emit {}, attempt {}, for {:?})",
+                    row.listener, row.event_id, stuck.emit_id, stuck.attempt, stuck.running_for
+                )?;
+            }
+            if !row.queued.is_empty() {
+                writeln!(
+                    f,
+                    "  queued:  {} for `{}`: {} deliveries dropped",
+                    row.listener,
+                    row.event_id,
+                    row.queued.len()
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

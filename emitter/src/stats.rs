@@ -1,0 +1,152 @@
+//! Counters of what the emitter did, readable at any time and exported through `metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What happened to the deliveries of one (event, listener) pair.
+#[derive(Debug, Default)]
+pub(crate) struct DeliveryStats {
+    queued: AtomicU64,
+    running: AtomicU64,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+}
+
+/// A copy of [`DeliveryStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StatsSnapshot {
+    pub(crate) queued: u64,
+    pub(crate) running: u64,
+    pub(crate) delivered: u64,
+    pub(crate) failed: u64,
+    pub(crate) retried: u64,
+}
+
+impl DeliveryStats {
+    pub(crate) fn queued(&self) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        export::gauge("emitter_queued", 1.0);
+    }
+
+    /// A queued delivery was dropped without running (shutdown deadline, backend gone).
+    pub(crate) fn unqueued(&self) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        export::gauge("emitter_queued", -1.0);
+    }
+
+    pub(crate) fn started(&self) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        self.running.fetch_add(1, Ordering::Relaxed);
+        export::gauge("emitter_queued", -1.0);
+        export::gauge("emitter_in_flight", 1.0);
+    }
+
+    pub(crate) fn retried(&self, event_id: &'static str, listener: &'static str) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+        export::counter("emitter_retried_total", event_id, Some(listener));
+    }
+
+    /// A running delivery ended: delivered, failed for good, or cancelled (`None`).
+    pub(crate) fn finished(
+        &self,
+        outcome: Option<bool>,
+        event_id: &'static str,
+        listener: &'static str,
+    ) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        export::gauge("emitter_in_flight", -1.0);
+        match outcome {
+            Some(true) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+                export::counter("emitter_delivered_total", event_id, Some(listener));
+            }
+            Some(false) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                export::counter("emitter_failed_total", event_id, Some(listener));
+            }
+            None => {}
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            queued: self.queued.load(Ordering::Relaxed),
+            running: self.running.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Counters of one emitter, from [`Emitter::metrics`](crate::Emitter::metrics).
+///
+/// A delivery is one (event, listener) pair: an event with three listeners makes three. With the
+/// cargo feature `metrics`, the same counters are exported through the `metrics` facade as
+/// `emitter_emitted_total`, `emitter_rejected_total` (labelled by `event`),
+/// `emitter_delivered_total`, `emitter_failed_total`, `emitter_retried_total` (labelled by
+/// `event` and `listener`), and the gauges `emitter_queued` and `emitter_in_flight`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Events accepted by `emit` (with or without listeners).
+    pub emitted: u64,
+    /// Events refused by `emit` because the emitter was full.
+    pub rejected: u64,
+    /// Deliveries that succeeded.
+    pub delivered: u64,
+    /// Deliveries that failed on their last attempt.
+    pub failed: u64,
+    /// Retries scheduled after a failed attempt.
+    pub retried: u64,
+    /// Deliveries waiting to start: the queue depth.
+    pub queued: u64,
+    /// Deliveries started and not finished, including those waiting to retry.
+    pub in_flight: u64,
+    /// Events accepted and not yet handled by all their listeners.
+    pub pending_events: u64,
+}
+
+impl Metrics {
+    pub(crate) fn add(&mut self, stats: StatsSnapshot) {
+        self.delivered += stats.delivered;
+        self.failed += stats.failed;
+        self.retried += stats.retried;
+        self.queued += stats.queued;
+        self.in_flight += stats.running;
+    }
+}
+
+#[cfg(feature = "metrics")]
+pub(crate) mod export {
+    pub(crate) fn counter(
+        name: &'static str,
+        event_id: &'static str,
+        listener: Option<&'static str>,
+    ) {
+        match listener {
+            Some(listener) => {
+                metrics::counter!(name, "event" => event_id, "listener" => listener).increment(1)
+            }
+            None => metrics::counter!(name, "event" => event_id).increment(1),
+        }
+    }
+
+    pub(crate) fn gauge(name: &'static str, delta: f64) {
+        metrics::gauge!(name).increment(delta);
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+pub(crate) mod export {
+    #[inline(always)]
+    pub(crate) fn counter(
+        _name: &'static str,
+        _event_id: &'static str,
+        _listener: Option<&'static str>,
+    ) {
+    }
+
+    #[inline(always)]
+    pub(crate) fn gauge(_name: &'static str, _delta: f64) {}
+}
