@@ -662,9 +662,15 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param]) -> TokenSt
                     quote!(#private::Clone::clone(__emitter_delivery.emitter())),
                     *by_ref,
                 ),
-                Binding::State { inner, by_ref } => {
-                    (quote!(__emitter_delivery.state::<#inner>()?), *by_ref)
-                }
+                // `&State<T>` borrows the emitter's copy; `State<T>` clones it.
+                Binding::State {
+                    inner,
+                    by_ref: true,
+                } => (quote!(__emitter_delivery.state_ref::<#inner>()?), false),
+                Binding::State {
+                    inner,
+                    by_ref: false,
+                } => (quote!(__emitter_delivery.state::<#inner>()?), false),
             };
             bindings.push(quote!(let #local = #value;));
             call_args.push(if by_ref {
@@ -679,7 +685,7 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param]) -> TokenSt
                 ::emitter::__private::assert_send(#fn_name(#(#call_args),*))
             };
             quote! {
-                #private::Box::pin(async move {
+                #private::start(__emitter_slot, __emitter_cx, async move {
                     let __emitter_event: &#event = __emitter_delivery.event::<#event>()?;
                     #(#bindings)*
                     let __emitter_output = #call.await;
@@ -688,7 +694,7 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param]) -> TokenSt
             }
         } else {
             quote! {
-                #private::Box::pin(#private::run_blocking(move || {
+                #private::start(__emitter_slot, __emitter_cx, #private::run_blocking(move || {
                     let __emitter_event: &#event = __emitter_delivery.event::<#event>()?;
                     #(#bindings)*
                     let __emitter_output = #fn_name(#(#call_args),*);
@@ -704,7 +710,10 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param]) -> TokenSt
                 event_type: #private::TypeId::of::<#event>,
                 event_type_name: #private::type_name::<#event>,
                 event_id: #event_id,
-                call: |__emitter_delivery: #private::Delivery| -> #private::BoxFuture { #body },
+                call: |__emitter_delivery: #private::Delivery,
+                       __emitter_slot: &mut #private::AdapterSlot,
+                       __emitter_cx: &mut #private::Context<'_>|
+                       -> #private::Started { #body },
                 states: #state_keys,
             }
         }

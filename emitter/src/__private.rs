@@ -5,16 +5,18 @@ pub use ::core::convert::Into;
 pub use ::core::result::Result;
 pub use ::std::any::{type_name, TypeId};
 pub use ::std::boxed::Box;
+pub use ::std::task::Context;
 pub use inventory;
 pub use serde;
 
 pub use crate::context::{EmitId, EventMeta, State};
 pub use crate::emitter::Emitter;
 pub use crate::error::EmitError;
-pub use crate::event::{decode_json, encode_json, Event, EventRegistration};
+pub use crate::event::{decode_json, encode_json, Event, EventRegistration, RawEvent};
 pub use crate::listener::{
-    assert_send, run_blocking, BoxFuture, Delivery, FieldArg, FieldValue, Handler,
-    IntoListenerResult, Listener, ListenerRef, ListenerRegistration, StateKey,
+    assert_send, run_blocking, start, Adapter, AdapterSlot, BoxFuture, Delivery, FieldArg,
+    FieldValue, Handler, IntoListenerResult, Listener, ListenerRef, ListenerRegistration, Started,
+    StateKey,
 };
 pub use crate::policy::PolicyOverrides;
 pub use ::core::option::Option::{None, Some};

@@ -1,23 +1,23 @@
 //! The [`Emitter`] handle and its builder: emitting, lifecycle, shutdown.
 
 use std::any::{Any, TypeId};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::Notify;
 
 use crate::backend::memory::SimpleEventEmitter;
 use crate::backend::{Dispatcher, DynEventEmitterBackend, Envelope, EventEmitterBackend};
-use crate::context::{EmitId, EventMeta};
+use crate::context::{EmitId, EventMeta, State};
 use crate::error::{BackendError, EmitError, Failure, ListenerError, RejectedEvent, StartError};
-use crate::event::{Event, Payload};
+use crate::event::{Emitted, Event, Header, Payload};
 use crate::listener::{self, ListenerRegistration};
 use crate::policy::{Capacity, DeliveryPolicy};
 use crate::report::ShutdownReport;
 use crate::stats::{export, Metrics};
-use crate::table::EventTable;
+use crate::table::{EventTable, TypeMap};
 use crate::testing::Capture;
 
 /// A function that receives every listener failure, after it was logged.
@@ -48,12 +48,11 @@ pub struct Emitter {
 
 struct Shared {
     table: Arc<EventTable>,
-    states: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    states: TypeMap<Box<dyn Any + Send + Sync>>,
     backend: Box<dyn DynEventEmitterBackend>,
     dispatcher: OnceLock<Dispatcher>,
     no_listeners: NoListenersPolicy,
     error_hook: Option<ErrorHook>,
-    capacity: Option<Arc<Semaphore>>,
     propagate_span: bool,
     capture: Option<Capture>,
     emitted: AtomicU64,
@@ -93,15 +92,11 @@ impl Emitter {
         let Some(route) = self.route::<E>()? else {
             return self.accept_without_listeners::<E>();
         };
-        let permit = match &self.shared.capacity {
-            None => None,
-            Some(capacity) => match Arc::clone(capacity).try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(TryAcquireError::NoPermits) => return Err(self.reject(event)),
-                Err(TryAcquireError::Closed) => return Err(EmitError::ShutDown),
-            },
-        };
-        self.enqueue(event, route, permit)
+        match EventToken::begin(&self.shared.lifecycle) {
+            Ok(token) => self.enqueue(event, route, token),
+            Err(Refusal::Full) => Err(self.reject(event)),
+            Err(Refusal::Closed) => Err(EmitError::ShutDown),
+        }
     }
 
     /// Emits an event, waiting for room when the emitter is full. Otherwise like
@@ -110,16 +105,17 @@ impl Emitter {
         let Some(route) = self.route::<E>()? else {
             return self.accept_without_listeners::<E>();
         };
-        let permit = match &self.shared.capacity {
-            None => None,
-            Some(capacity) => Some(
-                Arc::clone(capacity)
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| EmitError::ShutDown)?,
-            ),
-        };
-        self.enqueue(event, route, permit)
+        let lifecycle = &self.shared.lifecycle;
+        loop {
+            let room = lifecycle.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match EventToken::begin(lifecycle) {
+                Ok(token) => return self.enqueue(event, route, token),
+                Err(Refusal::Closed) => return Err(EmitError::ShutDown),
+                Err(Refusal::Full) => room.await,
+            }
+        }
     }
 
     /// Checks the phase and finds the event's listeners; `None` when it has none.
@@ -165,32 +161,36 @@ impl Emitter {
         &self,
         event: E,
         route: Route,
-        permit: Option<OwnedSemaphorePermit>,
+        token: EventToken,
     ) -> Result<EmitId, EmitError> {
         let shared = &*self.shared;
-        let token = EventToken::begin(&shared.lifecycle, permit).ok_or(EmitError::ShutDown)?;
         let emit_id = EmitId::next();
-        let payload = Arc::new(event) as Payload;
         if let Some(capture) = &shared.capture {
-            capture.record_emit(E::ID, emit_id, &payload);
+            capture.record_emit(emit_id, &event);
         }
+        let payload: Payload = Arc::new(Emitted {
+            header: Header {
+                event_id: E::ID,
+                emit_id,
+                emitted_at: SystemTime::now(),
+                parent: shared.propagate_span.then(tracing::Span::current),
+                _token: token,
+            },
+            event,
+        });
         let envelope = Envelope {
             payload,
             event: route.event,
-            event_id: E::ID,
-            emit_id,
-            emitted_at: SystemTime::now(),
-            parent: shared.propagate_span.then(tracing::Span::current),
-            token,
         };
-        debug_assert!(route.listeners > 0);
-        shared
-            .backend
-            .enqueue_dyn(envelope)
-            .map_err(|source| EmitError::Backend {
+        let listeners = route.listeners as u64;
+        shared.lifecycle.queue(listeners);
+        if let Err(source) = shared.backend.enqueue_dyn(envelope) {
+            shared.lifecycle.unqueue(listeners);
+            return Err(EmitError::Backend {
                 event_id: E::ID,
                 source,
-            })?;
+            });
+        }
         self.count_emitted(E::ID);
         Ok(emit_id)
     }
@@ -269,9 +269,7 @@ impl Emitter {
             }
         }
         lifecycle.phase.store(Phase::Closed as u8, Ordering::SeqCst);
-        if let Some(capacity) = &shared.capacity {
-            capacity.close();
-        }
+        lifecycle.room.notify_waiters();
         if lifecycle.backend_stopped.swap(true, Ordering::SeqCst) {
             return Ok(ShutdownReport::new(
                 &shared.table,
@@ -311,6 +309,7 @@ impl Emitter {
         let mut metrics = Metrics {
             emitted: shared.emitted.load(Ordering::Relaxed),
             rejected: shared.rejected.load(Ordering::Relaxed),
+            queued: shared.lifecycle.queued.load(Ordering::Relaxed),
             pending_events: shared.lifecycle.pending(),
             ..Metrics::default()
         };
@@ -330,22 +329,25 @@ impl Emitter {
         )
     }
 
-    pub(crate) fn state<T: Clone + 'static>(&self) -> Option<T> {
+    pub(crate) fn state<T: 'static>(&self) -> Option<&State<T>> {
         self.shared
             .states
             .get(&TypeId::of::<T>())
-            .and_then(|value| value.downcast_ref::<T>())
-            .cloned()
+            .and_then(|value| value.downcast_ref::<State<T>>())
     }
 
-    pub(crate) fn observe_attempt(
-        &self,
-        meta: &EventMeta,
-        payload: &Payload,
-        result: &Result<(), Failure>,
-    ) {
+    /// `deliveries` left the queue: started, or dropped at a shutdown deadline.
+    pub(crate) fn queued_started(&self, deliveries: u64) {
+        self.shared.lifecycle.unqueue(deliveries);
+    }
+
+    pub(crate) fn lifecycle(&self) -> &Arc<Lifecycle> {
+        &self.shared.lifecycle
+    }
+
+    pub(crate) fn observe_attempt(&self, meta: &EventMeta, result: &Result<(), Failure>) {
         if let Some(capture) = &self.shared.capture {
-            capture.record_attempt(meta, payload, result);
+            capture.record_attempt(meta, result);
         }
     }
 
@@ -371,7 +373,7 @@ impl Emitter {
 #[derive(Default)]
 pub struct EmitterBuilder {
     listeners: Option<Vec<&'static ListenerRegistration>>,
-    states: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    states: TypeMap<Box<dyn Any + Send + Sync>>,
     backend: Option<Box<dyn DynEventEmitterBackend>>,
     no_listeners: NoListenersPolicy,
     error_hook: Option<ErrorHook>,
@@ -419,7 +421,8 @@ impl EmitterBuilder {
     /// Provides shared state: a listener parameter `State<T>` receives a clone of `value`.
     /// A second value of the same type replaces the first.
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.states.insert(TypeId::of::<T>(), Box::new(value));
+        self.states
+            .insert(TypeId::of::<T>(), Box::new(State(value)));
         self
     }
 
@@ -501,10 +504,8 @@ impl EmitterBuilder {
             );
         }
         let capacity = match self.capacity {
-            Capacity::Bounded(events) => Some(Arc::new(Semaphore::new(
-                events.clamp(1, Semaphore::MAX_PERMITS),
-            ))),
-            Capacity::Unbounded => None,
+            Capacity::Bounded(events) => (events as u64).clamp(1, CLOSED - 1),
+            Capacity::Unbounded => CLOSED - 1,
         };
         Ok(Emitter {
             shared: Arc::new(Shared {
@@ -516,12 +517,14 @@ impl EmitterBuilder {
                 dispatcher: OnceLock::new(),
                 no_listeners: self.no_listeners,
                 error_hook: self.error_hook,
-                capacity,
                 propagate_span: self.propagate_span,
                 capture: self.capture,
                 emitted: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
-                lifecycle: Arc::new(Lifecycle::default()),
+                lifecycle: Arc::new(Lifecycle {
+                    capacity,
+                    ..Lifecycle::default()
+                }),
             }),
         })
     }
@@ -550,7 +553,14 @@ enum Phase {
 #[derive(Default)]
 pub(crate) struct Lifecycle {
     phase: AtomicU8,
+    /// Events accepted and not finished, with the `CLOSED` bit.
     pending: AtomicU64,
+    /// The most events `pending` may count.
+    capacity: u64,
+    /// Woken when a full emitter makes room, and at shutdown.
+    room: Notify,
+    /// Deliveries accepted and not started: the queue depth.
+    queued: AtomicU64,
     idle: Notify,
     backend_stopped: AtomicBool,
 }
@@ -612,33 +622,59 @@ impl Lifecycle {
         }
     }
 
+    fn queue(&self, deliveries: u64) {
+        self.queued.fetch_add(deliveries, Ordering::Relaxed);
+        export::gauge("emitter_queued", deliveries as f64);
+    }
+
+    /// `deliveries` left the queue: started, or dropped.
+    pub(crate) fn unqueue(&self, deliveries: u64) {
+        if deliveries > 0 {
+            self.queued.fetch_sub(deliveries, Ordering::Relaxed);
+            export::gauge("emitter_queued", -(deliveries as f64));
+        }
+    }
+
     fn finish(&self) {
-        let before = self.pending.fetch_sub(1, Ordering::SeqCst);
-        if before & !CLOSED == 1 {
+        let before = self.pending.fetch_sub(1, Ordering::SeqCst) & !CLOSED;
+        if before == 1 {
             self.idle.notify_waiters();
+        }
+        if before == self.capacity {
+            self.room.notify_waiters();
         }
     }
 }
 
+/// Why an event could not be counted in.
+enum Refusal {
+    Full,
+    Closed,
+}
+
 /// One accepted event until all its listeners are done with it: counted in the emitter's pending
-/// events and holding its share of the capacity. Dropped with the last delivery, so an event lost
-/// by a backend cannot make shutdown wait forever.
+/// events, which the capacity bounds. It lives in the event's allocation, so it is dropped with
+/// the last delivery, and an event lost by a backend cannot make shutdown wait forever.
 pub(crate) struct EventToken {
     lifecycle: Arc<Lifecycle>,
-    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl EventToken {
-    fn begin(lifecycle: &Arc<Lifecycle>, permit: Option<OwnedSemaphorePermit>) -> Option<Self> {
+    fn begin(lifecycle: &Arc<Lifecycle>) -> Result<Self, Refusal> {
         let before = lifecycle.pending.fetch_add(1, Ordering::SeqCst);
-        let token = EventToken {
-            lifecycle: Arc::clone(lifecycle),
-            _permit: permit,
-        };
-        if before & CLOSED != 0 {
-            return None;
+        if before & CLOSED != 0 || before >= lifecycle.capacity {
+            // Not counted in after all. Undone like any finished event: meanwhile another event
+            // may have finished and, seeing this one counted, left the wake-ups to it.
+            lifecycle.finish();
+            return Err(if before & CLOSED != 0 {
+                Refusal::Closed
+            } else {
+                Refusal::Full
+            });
         }
-        Some(token)
+        Ok(EventToken {
+            lifecycle: Arc::clone(lifecycle),
+        })
     }
 }
 

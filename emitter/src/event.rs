@@ -2,12 +2,36 @@
 
 use std::any::{Any, TypeId};
 use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::context::EmitId;
+use crate::emitter::EventToken;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// A type-erased event, shared by every listener of one emit.
-pub(crate) type Payload = Arc<dyn Any + Send + Sync>;
+/// One emitted event with what the emitter knows of it, in a single allocation shared by every
+/// delivery of the emit. Dropping the last reference finishes the event (its [`EventToken`]).
+pub(crate) struct Emitted<T: ?Sized> {
+    pub(crate) header: Header,
+    pub(crate) event: T,
+}
+
+/// What the emitter knows of an emitted event besides the event itself.
+pub(crate) struct Header {
+    pub(crate) event_id: &'static str,
+    pub(crate) emit_id: EmitId,
+    pub(crate) emitted_at: SystemTime,
+    pub(crate) parent: Option<tracing::Span>,
+    pub(crate) _token: EventToken,
+}
+
+/// A type-erased emitted event.
+pub(crate) type Payload = Arc<Emitted<dyn Any + Send + Sync>>;
+
+/// A decoded event, not yet emitted.
+#[doc(hidden)]
+pub type RawEvent = Box<dyn Any + Send + Sync>;
 
 /// Something that can be emitted: a struct with named fields and a stable id.
 ///
@@ -55,7 +79,7 @@ pub struct EventRegistration {
     pub file: &'static str,
     pub line: u32,
     pub encode: fn(&(dyn Any + Send + Sync)) -> Option<serde_json::Result<Vec<u8>>>,
-    pub decode: fn(&[u8]) -> serde_json::Result<Payload>,
+    pub decode: fn(&[u8]) -> serde_json::Result<RawEvent>,
 }
 
 inventory::collect!(EventRegistration);
@@ -69,8 +93,8 @@ pub fn encode_json<E: Event>(
 }
 
 #[doc(hidden)]
-pub fn decode_json<E: Event>(bytes: &[u8]) -> serde_json::Result<Payload> {
-    serde_json::from_slice::<E>(bytes).map(|event| Arc::new(event) as Payload)
+pub fn decode_json<E: Event>(bytes: &[u8]) -> serde_json::Result<RawEvent> {
+    serde_json::from_slice::<E>(bytes).map(|event| Box::new(event) as RawEvent)
 }
 
 pub(crate) fn registered() -> impl Iterator<Item = &'static EventRegistration> {

@@ -3,9 +3,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What happened to the deliveries of one (event, listener) pair.
+///
+/// Written by the emitter's scheduler (and by delivery tasks for retries and outcomes), read by
+/// [`Emitter::metrics`](crate::Emitter::metrics): relaxed atomics, no locks.
 #[derive(Debug, Default)]
 pub(crate) struct DeliveryStats {
-    queued: AtomicU64,
     running: AtomicU64,
     delivered: AtomicU64,
     failed: AtomicU64,
@@ -15,7 +17,6 @@ pub(crate) struct DeliveryStats {
 /// A copy of [`DeliveryStats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct StatsSnapshot {
-    pub(crate) queued: u64,
     pub(crate) running: u64,
     pub(crate) delivered: u64,
     pub(crate) failed: u64,
@@ -23,22 +24,26 @@ pub(crate) struct StatsSnapshot {
 }
 
 impl DeliveryStats {
-    pub(crate) fn queued(&self) {
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        export::gauge("emitter_queued", 1.0);
-    }
-
-    /// A queued delivery was dropped without running (shutdown deadline, backend gone).
-    pub(crate) fn unqueued(&self) {
-        self.queued.fetch_sub(1, Ordering::Relaxed);
-        export::gauge("emitter_queued", -1.0);
-    }
-
-    pub(crate) fn started(&self) {
-        self.queued.fetch_sub(1, Ordering::Relaxed);
+    /// A delivery went on as a task.
+    pub(crate) fn running(&self) {
         self.running.fetch_add(1, Ordering::Relaxed);
-        export::gauge("emitter_queued", -1.0);
         export::gauge("emitter_in_flight", 1.0);
+    }
+
+    /// A delivery task ended (or was aborted).
+    pub(crate) fn stopped(&self) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        export::gauge("emitter_in_flight", -1.0);
+    }
+
+    pub(crate) fn delivered(&self, event_id: &'static str, listener: &'static str) {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        export::counter("emitter_delivered_total", event_id, Some(listener));
+    }
+
+    pub(crate) fn failed(&self, event_id: &'static str, listener: &'static str) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        export::counter("emitter_failed_total", event_id, Some(listener));
     }
 
     pub(crate) fn retried(&self, event_id: &'static str, listener: &'static str) {
@@ -46,31 +51,8 @@ impl DeliveryStats {
         export::counter("emitter_retried_total", event_id, Some(listener));
     }
 
-    /// A running delivery ended: delivered, failed for good, or cancelled (`None`).
-    pub(crate) fn finished(
-        &self,
-        outcome: Option<bool>,
-        event_id: &'static str,
-        listener: &'static str,
-    ) {
-        self.running.fetch_sub(1, Ordering::Relaxed);
-        export::gauge("emitter_in_flight", -1.0);
-        match outcome {
-            Some(true) => {
-                self.delivered.fetch_add(1, Ordering::Relaxed);
-                export::counter("emitter_delivered_total", event_id, Some(listener));
-            }
-            Some(false) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                export::counter("emitter_failed_total", event_id, Some(listener));
-            }
-            None => {}
-        }
-    }
-
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
-            queued: self.queued.load(Ordering::Relaxed),
             running: self.running.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
@@ -101,7 +83,8 @@ pub struct Metrics {
     pub retried: u64,
     /// Deliveries waiting to start: the queue depth.
     pub queued: u64,
-    /// Deliveries started and not finished, including those waiting to retry.
+    /// Deliveries that did not finish at their first poll (or failed it with attempts left) and
+    /// have not finished since, including those waiting to retry.
     pub in_flight: u64,
     /// Events accepted and not yet handled by all their listeners.
     pub pending_events: u64,
@@ -112,7 +95,6 @@ impl Metrics {
         self.delivered += stats.delivered;
         self.failed += stats.failed;
         self.retried += stats.retried;
-        self.queued += stats.queued;
         self.in_flight += stats.running;
     }
 }

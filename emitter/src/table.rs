@@ -3,10 +3,11 @@
 use std::any::TypeId;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::error::StartError;
 use crate::event::{self, EventRegistration};
-use crate::listener::{BoxFuture, Delivery, ListenerRegistration, StateKey};
+use crate::listener::{Adapter, ListenerRegistration, StateKey};
 use crate::policy::DeliveryPolicy;
 use crate::stats::DeliveryStats;
 
@@ -18,9 +19,34 @@ use crate::stats::DeliveryStats;
 #[derive(Debug)]
 pub struct EventTable {
     events: Vec<EventEntry>,
-    by_type: HashMap<TypeId, usize>,
+    by_type: TypeMap<usize>,
     listeners: Vec<ListenerInfo>,
     listener_count: usize,
+}
+
+/// A map keyed by [`TypeId`], hashed by the id itself: a `TypeId` is already a hash, and `emit`
+/// looks its event's type up in one of these.
+pub(crate) type TypeMap<V> = HashMap<TypeId, V, BuildHasherDefault<TypeIdHasher>>;
+
+/// Passes a `TypeId`'s own bits through as its hash.
+#[derive(Default)]
+pub(crate) struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, bits: u64) {
+        self.0 ^= bits;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // `TypeId` hashes through `write_u64` today; should that change, fold the bytes (FNV-1a).
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 /// One listener of the table, whatever its events: its effective policy.
@@ -42,7 +68,7 @@ pub(crate) struct ListenerEntry {
     pub(crate) name: &'static str,
     pub(crate) file: &'static str,
     pub(crate) line: u32,
-    pub(crate) call: fn(Delivery) -> BoxFuture,
+    pub(crate) call: Adapter,
     /// Index of the listener in [`EventTable::listeners`].
     pub(crate) listener: usize,
     pub(crate) stats: DeliveryStats,
@@ -57,7 +83,7 @@ impl EventTable {
     ) -> Result<Self, StartError> {
         let mut table = EventTable {
             events: Vec::new(),
-            by_type: HashMap::new(),
+            by_type: TypeMap::default(),
             listeners: Vec::new(),
             listener_count: 0,
         };
@@ -155,6 +181,13 @@ impl EventTable {
 
     pub(crate) fn event(&self, index: usize) -> Option<&EventEntry> {
         self.events.get(index)
+    }
+
+    /// How many listeners the event at `index` has.
+    pub(crate) fn listener_count(&self, index: usize) -> u64 {
+        self.events
+            .get(index)
+            .map_or(0, |entry| entry.listeners.len() as u64)
     }
 
     pub(crate) fn listener_entry(&self, event: usize, slot: usize) -> Option<&ListenerEntry> {

@@ -35,10 +35,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::context::{EmitId, EventMeta};
 use crate::error::Failure;
-use crate::event::{Event, Payload};
+use crate::event::Event;
 use crate::listener::Listener;
 
-/// Records every event an emitter accepts and every attempt of every delivery.
+/// Records every event an emitter accepts (as JSON, read back with serde) and every attempt of
+/// every delivery.
 ///
 /// Give it to [`EmitterBuilder::capture`](crate::EmitterBuilder::capture); it is cheap to clone
 /// and all clones share one record. Pair it with [`Emitter::wait_idle`](crate::Emitter::wait_idle)
@@ -50,8 +51,16 @@ pub struct Capture {
 
 #[derive(Default)]
 struct Log {
-    emitted: Vec<(&'static str, EmitId, Payload)>,
-    attempts: Vec<(Attempt, Payload)>,
+    /// Every accepted event with listeners, as JSON: holding the events themselves would keep
+    /// them pending in the emitter.
+    emitted: Vec<Recorded>,
+    attempts: Vec<Attempt>,
+}
+
+struct Recorded {
+    event_id: &'static str,
+    emit_id: EmitId,
+    json: serde_json::Value,
 }
 
 /// One attempt of one delivery, as [`Capture::attempts`] lists it.
@@ -90,67 +99,71 @@ impl Capture {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn record_emit(&self, event_id: &'static str, emit_id: EmitId, payload: &Payload) {
-        self.log()
-            .emitted
-            .push((event_id, emit_id, Arc::clone(payload)));
+    pub(crate) fn record_emit<E: Event>(&self, emit_id: EmitId, event: &E) {
+        // An event that does not serialize is recorded as `null` and read back as nothing.
+        let json = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
+        self.log().emitted.push(Recorded {
+            event_id: E::ID,
+            emit_id,
+            json,
+        });
     }
 
-    pub(crate) fn record_attempt(
-        &self,
-        meta: &EventMeta,
-        payload: &Payload,
-        result: &Result<(), Failure>,
-    ) {
-        let attempt = Attempt {
+    pub(crate) fn record_attempt(&self, meta: &EventMeta, result: &Result<(), Failure>) {
+        self.log().attempts.push(Attempt {
             listener: meta.listener,
             event_id: meta.event_id,
             emit_id: meta.emit_id,
             attempt: meta.attempt,
             error: result.as_ref().err().map(ToString::to_string),
-        };
-        self.log().attempts.push((attempt, Arc::clone(payload)));
+        });
     }
 
     /// Every accepted event of type `E` with listeners, in emit order.
-    pub fn emitted<E: Event + Clone>(&self) -> Vec<E> {
+    pub fn emitted<E: Event>(&self) -> Vec<E> {
         self.log()
             .emitted
             .iter()
-            .filter_map(|(_, _, payload)| payload.downcast_ref::<E>().cloned())
+            .filter(|recorded| recorded.event_id == E::ID)
+            .filter_map(|recorded| E::deserialize(&recorded.json).ok())
             .collect()
     }
 
     /// The ids of every accepted event with listeners, in emit order.
     pub fn emitted_ids(&self) -> Vec<&'static str> {
-        self.log().emitted.iter().map(|(id, _, _)| *id).collect()
+        self.log()
+            .emitted
+            .iter()
+            .map(|recorded| recorded.event_id)
+            .collect()
     }
 
     /// Every attempt of every delivery, in the order they ended.
     pub fn attempts(&self) -> Vec<Attempt> {
-        self.log()
-            .attempts
-            .iter()
-            .map(|(attempt, _)| attempt.clone())
-            .collect()
+        self.log().attempts.clone()
     }
 
     /// The events of type `E` that listener `L` handled successfully, in the order it finished
     /// them.
-    pub fn delivered_to<L: Listener, E: Event + Clone>(&self) -> Vec<E> {
+    pub fn delivered_to<L: Listener, E: Event>(&self) -> Vec<E> {
         let name = L::REGISTRATION.name();
-        self.log()
-            .attempts
+        let log = self.log();
+        log.attempts
             .iter()
-            .filter(|(attempt, _)| attempt.listener == name && attempt.error.is_none())
-            .filter_map(|(_, payload)| payload.downcast_ref::<E>().cloned())
+            .filter(|attempt| attempt.listener == name && attempt.error.is_none())
+            .filter_map(|attempt| {
+                log.emitted.iter().find(|recorded| {
+                    recorded.emit_id == attempt.emit_id && recorded.event_id == E::ID
+                })
+            })
+            .filter_map(|recorded| E::deserialize(&recorded.json).ok())
             .collect()
     }
 
     /// Panics unless listener `L` ran successfully with an event equal to `expected`; the panic
     /// message lists what `L` did run with.
     #[track_caller]
-    pub fn assert_ran_with<L: Listener, E: Event + Clone + PartialEq + Debug>(&self, expected: &E) {
+    pub fn assert_ran_with<L: Listener, E: Event + PartialEq + Debug>(&self, expected: &E) {
         let ran = self.delivered_to::<L, E>();
         if !ran.contains(expected) {
             panic!(

@@ -10,8 +10,8 @@ use std::time::SystemTime;
 use tokio::sync::oneshot;
 
 use crate::context::EmitId;
-use crate::delivery::{spawn_worker, Control, Job, Unfinished, WorkerHandle};
-use crate::emitter::{Emitter, EventToken};
+use crate::delivery::{spawn_scheduler, Control, SchedulerHandle, Unfinished};
+use crate::emitter::{Emitter, Lifecycle};
 use crate::error::BackendError;
 use crate::event::Payload;
 use crate::table::EventTable;
@@ -84,46 +84,41 @@ impl<B: EventEmitterBackend> DynEventEmitterBackend for B {
 pub struct Envelope {
     pub(crate) payload: Payload,
     pub(crate) event: usize,
-    pub(crate) event_id: &'static str,
-    pub(crate) emit_id: EmitId,
-    pub(crate) emitted_at: SystemTime,
-    pub(crate) parent: Option<tracing::Span>,
-    pub(crate) token: EventToken,
 }
 
 impl Envelope {
     /// The id of the event, for example `"user_created"`.
     pub fn event_id(&self) -> &'static str {
-        self.event_id
+        self.payload.header.event_id
     }
 
     /// The id of this emit.
     pub fn emit_id(&self) -> EmitId {
-        self.emit_id
+        self.payload.header.emit_id
     }
 
     /// When the event was emitted.
     pub fn emitted_at(&self) -> SystemTime {
-        self.emitted_at
+        self.payload.header.emitted_at
     }
 
     /// The event, if it is an `E`.
     pub fn event<E: crate::Event>(&self) -> Option<&E> {
-        self.payload.downcast_ref::<E>()
+        self.payload.event.downcast_ref::<E>()
     }
 }
 
 impl std::fmt::Debug for Envelope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Envelope")
-            .field("event_id", &self.event_id)
-            .field("emit_id", &self.emit_id)
-            .field("emitted_at", &self.emitted_at)
+            .field("event_id", &self.event_id())
+            .field("emit_id", &self.emit_id())
+            .field("emitted_at", &self.emitted_at())
             .finish_non_exhaustive()
     }
 }
 
-/// Hands envelopes to the listeners' workers: what a backend is given at start.
+/// Hands envelopes to the emitter's scheduler: what a backend is given at start.
 ///
 /// Cheap to clone, usable from any thread.
 #[derive(Clone)]
@@ -132,94 +127,61 @@ pub struct Dispatcher {
 }
 
 struct DispatcherInner {
+    scheduler: SchedulerHandle,
+    lifecycle: Arc<Lifecycle>,
     table: Arc<EventTable>,
-    workers: Vec<WorkerHandle>,
 }
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher")
-            .field("workers", &self.inner.workers.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Dispatcher").finish_non_exhaustive()
     }
 }
 
 impl Dispatcher {
-    /// Starts one worker per listener of the emitter's table on `runtime`.
+    /// Starts the emitter's scheduler on `runtime`.
     pub(crate) fn start(emitter: &Emitter, runtime: &tokio::runtime::Handle) -> Self {
-        let table = emitter.table_arc();
-        let workers = (0..table.listener_infos().len())
-            .map(|listener| spawn_worker(emitter.clone(), listener, runtime))
-            .collect();
         Self {
-            inner: Arc::new(DispatcherInner { table, workers }),
+            inner: Arc::new(DispatcherInner {
+                scheduler: spawn_scheduler(emitter, runtime),
+                lifecycle: Arc::clone(emitter.lifecycle()),
+                table: emitter.table_arc(),
+            }),
         }
     }
 
-    /// Queues a delivery of the envelope for each of its listeners and returns at once; never
-    /// blocks, from any thread.
+    /// Hands the envelope to the emitter's scheduler and returns at once; never blocks, from
+    /// any thread.
     ///
-    /// Each listener has a worker that starts its deliveries in the order they were dispatched,
-    /// as concurrent tasks up to the listener's concurrency limit, and runs each through its
-    /// attempts. A listener's error or panic is logged, retried per its policy, handed to the
-    /// error hook when attempts run out, and affects nothing else.
+    /// The scheduler takes envelopes in the order they were dispatched and starts each
+    /// listener's delivery in that order, up to the listener's concurrency limit; each delivery
+    /// runs through its attempts. A listener's error or panic is logged, retried per its policy,
+    /// handed to the error hook when attempts run out, and affects nothing else.
     pub fn dispatch(&self, envelope: Envelope) {
-        let Envelope {
-            payload,
-            event,
-            event_id,
-            emit_id,
-            emitted_at,
-            parent,
-            token,
-        } = envelope;
-        let Some(entry) = self.inner.table.event(event) else {
-            return;
-        };
-        let token = Arc::new(token);
-        for (slot, listener) in entry.listeners.iter().enumerate() {
-            let Some(worker) = self.inner.workers.get(listener.listener) else {
-                continue;
-            };
-            listener.stats.queued();
-            let job = Job {
-                event,
-                slot,
-                payload: Arc::clone(&payload),
-                event_id,
-                emit_id,
-                emitted_at,
-                parent: parent.clone(),
-                _token: Arc::clone(&token),
-            };
-            if worker.jobs.send(job).is_err() {
-                // The worker has stopped: the emitter is shut down and the job is dropped.
-                listener.stats.unqueued();
-            }
+        if let Err(refused) = self.inner.scheduler.envelopes.send(envelope) {
+            // The scheduler has stopped (the emitter shut down): the event is dropped.
+            self.inner
+                .lifecycle
+                .unqueue(self.inner.table.listener_count(refused.0.event));
         }
     }
 
     pub(crate) fn stop(&self) {
-        for worker in &self.inner.workers {
-            let _ = worker.control.send(Control::Stop);
-        }
+        let _ = self.inner.scheduler.control.send(Control::Stop);
     }
 
-    /// Cancels every worker and collects what had not finished.
+    /// Cancels the scheduler and collects what had not finished.
     pub(crate) async fn cancel(&self) -> Vec<Unfinished> {
-        let mut replies = Vec::with_capacity(self.inner.workers.len());
-        for worker in &self.inner.workers {
-            let (reply, receiver) = oneshot::channel();
-            if worker.control.send(Control::Cancel(reply)).is_ok() {
-                replies.push(receiver);
-            }
+        let (reply, receiver) = oneshot::channel();
+        if self
+            .inner
+            .scheduler
+            .control
+            .send(Control::Cancel(reply))
+            .is_err()
+        {
+            return Vec::new();
         }
-        let mut unfinished = Vec::new();
-        for reply in replies {
-            if let Ok(mut part) = reply.await {
-                unfinished.append(&mut part);
-            }
-        }
-        unfinished
+        receiver.await.unwrap_or_default()
     }
 }
