@@ -170,9 +170,10 @@ impl Scheduler {
                     if received == 0 {
                         return;
                     }
+                    let table = Arc::clone(&self.table);
                     poll_fn(|cx| {
                         for envelope in batch.drain(..) {
-                            self.process(envelope, cx);
+                            self.process(&table, envelope, cx);
                         }
                         Poll::Ready(())
                     })
@@ -185,9 +186,8 @@ impl Scheduler {
     }
 
     /// Starts every delivery of an envelope that its listener has room for, and queues the rest.
-    fn process(&mut self, envelope: Envelope, cx: &mut Context<'_>) {
+    fn process(&mut self, table: &EventTable, envelope: Envelope, cx: &mut Context<'_>) {
         let Envelope { payload, event } = envelope;
-        let table = Arc::clone(&self.table);
         let Some(entry) = table.event(event) else {
             return;
         };
@@ -216,7 +216,6 @@ impl Scheduler {
         payload: &Payload,
         cx: &mut Context<'_>,
     ) {
-        let policy = self.table.listener_infos()[listener.listener].policy;
         let header = &payload.header;
         let meta = EventMeta {
             event_id: header.event_id,
@@ -233,6 +232,7 @@ impl Scheduler {
         };
         let adapter = &mut self.adapters[event][slot];
         let started = span.in_scope(|| (listener.call)(delivery, adapter, cx));
+        let policy = self.table.listener_infos()[listener.listener].policy;
         let first = match started {
             Started::Done(outcome) => {
                 self.emitter.observe_attempt(&meta, &outcome);
