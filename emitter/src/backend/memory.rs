@@ -7,9 +7,10 @@ use crate::error::BackendError;
 
 /// The default backend: events live in the emitter's memory.
 ///
-/// `enqueue` hands the event to the queue of each of its listeners, which never blocks and works
-/// from any thread; each listener's worker starts deliveries in emit order. How many events the
-/// emitter holds at once is bounded by [`EmitterBuilder::capacity`](crate::EmitterBuilder::capacity).
+/// `enqueue` hands the event straight to the emitter's scheduler queue, which never blocks and
+/// works from any thread; the scheduler starts each listener's deliveries in emit order. How
+/// many events the emitter holds at once is bounded by
+/// [`EmitterBuilder::capacity`](crate::EmitterBuilder::capacity).
 /// Queued events live only in memory: they are delivered before
 /// [`Emitter::shutdown`](crate::Emitter::shutdown) returns, and lost if the process dies first.
 #[derive(Debug, Default)]

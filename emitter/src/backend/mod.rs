@@ -22,7 +22,7 @@ use crate::table::EventTable;
 /// The emitter calls [`start`](Self::start) once, then [`enqueue`](Self::enqueue) for every emit
 /// that has listeners, then [`shutdown`](Self::shutdown) once everything enqueued has been
 /// delivered. A backend hands each envelope to [`Dispatcher::dispatch`], which queues it for the
-/// listeners' workers; when and from where it does so is the backend's business.
+/// emitter's scheduler; when and from where it does so is the backend's business.
 ///
 /// # Contract
 ///
