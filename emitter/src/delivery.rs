@@ -224,7 +224,7 @@ impl Scheduler {
             attempt: 1,
             listener: listener.name,
         };
-        let span = delivery_span(header.parent.as_ref(), &meta);
+        let span = delivery_span(header.parent.as_deref(), &meta);
         let delivery = Delivery {
             payload: Arc::clone(payload),
             meta: meta.clone(),
@@ -474,7 +474,7 @@ async fn run_attempt(
     meta: &EventMeta,
     policy: DeliveryPolicy,
 ) -> Result<(), Failure> {
-    let span = delivery_span(job.payload.header.parent.as_ref(), meta);
+    let span = delivery_span(job.payload.header.parent.as_deref(), meta);
     let mut delivery = Some(Delivery {
         payload: Arc::clone(&job.payload),
         meta: meta.clone(),

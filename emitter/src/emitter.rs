@@ -165,15 +165,18 @@ impl Emitter {
     ) -> Result<EmitId, EmitError> {
         let shared = &*self.shared;
         let emit_id = EmitId::next();
-        if let Some(capture) = &shared.capture {
-            capture.record_emit(emit_id, &event);
-        }
+        let recorded = shared
+            .capture
+            .as_ref()
+            .map(|capture| (capture, Capture::json(&event)));
         let payload: Payload = Arc::new(Emitted {
             header: Header {
                 event_id: E::ID,
                 emit_id,
                 emitted_at: SystemTime::now(),
-                parent: shared.propagate_span.then(tracing::Span::current),
+                parent: shared
+                    .propagate_span
+                    .then(|| Box::new(tracing::Span::current())),
                 _token: token,
             },
             event,
@@ -190,6 +193,9 @@ impl Emitter {
                 event_id: E::ID,
                 source,
             });
+        }
+        if let Some((capture, json)) = recorded {
+            capture.record_emit(E::ID, emit_id, json);
         }
         self.count_emitted(E::ID);
         Ok(emit_id)

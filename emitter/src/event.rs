@@ -22,7 +22,8 @@ pub(crate) struct Header {
     pub(crate) event_id: &'static str,
     pub(crate) emit_id: EmitId,
     pub(crate) emitted_at: SystemTime,
-    pub(crate) parent: Option<tracing::Span>,
+    /// Boxed: only emitters that propagate spans pay for one, and the event stays small.
+    pub(crate) parent: Option<Box<tracing::Span>>,
     pub(crate) _token: EventToken,
 }
 

@@ -99,11 +99,21 @@ impl Capture {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn record_emit<E: Event>(&self, emit_id: EmitId, event: &E) {
-        // An event that does not serialize is recorded as `null` and read back as nothing.
-        let json = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
+    /// The event as the capture keeps it; one that does not serialize is kept as `null` and read
+    /// back as nothing.
+    pub(crate) fn json<E: Event>(event: &E) -> serde_json::Value {
+        serde_json::to_value(event).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Records an event the emitter accepted.
+    pub(crate) fn record_emit(
+        &self,
+        event_id: &'static str,
+        emit_id: EmitId,
+        json: serde_json::Value,
+    ) {
         self.log().emitted.push(Recorded {
-            event_id: E::ID,
+            event_id,
             emit_id,
             json,
         });
