@@ -103,7 +103,10 @@ async fn table_lists_listeners_in_name_order_with_locations() {
     );
     let without: Vec<&str> = emitter.table().events_without_listeners().collect();
     // This emitter was given a subset: the other listeners of this binary are not in its table.
-    assert_eq!(without, ["job", "nobody_listens", "rendezvous"]);
+    assert_eq!(
+        without,
+        ["job", "needs_timer", "nobody_listens", "rendezvous"]
+    );
     assert_eq!(emitter.table().len(), 4);
 }
 
@@ -392,4 +395,53 @@ async fn naming_a_listener_twice_runs_it_once() {
     emit!(emitter, Signup, email = "once", plan = "p").unwrap();
     emitter.shutdown().await.unwrap();
     assert_eq!(seen.sorted(), ["zeta:once"]);
+}
+
+#[derive(Event)]
+pub struct NeedsTimer {
+    pub n: u32,
+}
+
+#[listener(events = [NeedsTimer], attempts = 3)]
+async fn retries_need_a_timer(n: u32) {
+    let _ = n;
+}
+
+/// A runtime built without `enable_time` cannot wait between retries: start says so, instead of
+/// a delivery panicking at its first retry.
+#[test]
+fn a_listener_that_retries_needs_a_runtime_with_a_timer() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let error = runtime
+        .block_on(
+            Emitter::builder()
+                .listeners(listeners![retries_need_a_timer])
+                .start(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StartError::TimersDisabled {
+                listener: "runtime::retries_need_a_timer"
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("enable_time()"), "{error}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let emitter = Emitter::builder()
+            .listeners(listeners![retries_need_a_timer])
+            .start()
+            .await
+            .unwrap();
+        emitter.shutdown().await.unwrap();
+    });
 }

@@ -65,12 +65,6 @@ struct Running {
     since: tokio::time::Instant,
 }
 
-/// What a delivery task returns to the scheduler.
-struct Finished {
-    event: usize,
-    slot: usize,
-}
-
 /// Per listener: how many of its deliveries run as tasks, and those waiting for room.
 struct ListenerSlot {
     limit: usize,
@@ -110,7 +104,7 @@ pub(crate) fn spawn_scheduler(
                     .collect()
             })
             .collect(),
-        emitter: Arc::new(emitter.clone()),
+        emitter: Arc::new(emitter.for_listeners()),
         table,
         tasks: JoinSet::new(),
         running: HashMap::new(),
@@ -126,7 +120,7 @@ struct Scheduler {
     listeners: Vec<ListenerSlot>,
     /// Per event, per listener of it: the adapter's reusable future allocation.
     adapters: Vec<Vec<AdapterSlot>>,
-    tasks: JoinSet<Finished>,
+    tasks: JoinSet<()>,
     running: HashMap<tokio::task::Id, Running>,
     /// Deliveries started from the current batch, not yet taken off the queue depth.
     started: u64,
@@ -154,16 +148,15 @@ impl Scheduler {
                     Some(Control::Stop) | None => return,
                 },
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
-                    let (id, finished) = match done {
-                        Ok((id, finished)) => (id, Some(finished)),
-                        Err(error) => (error.id(), None),
+                    let (id, panic) = match done {
+                        Ok((id, _)) => (id, None),
+                        Err(error) => (error.id(), error.try_into_panic().ok()),
                     };
-                    let record = self.running.remove(&id);
-                    let place = finished
-                        .map(|finished| (finished.event, finished.slot))
-                        .or(record.map(|record| (record.event, record.slot)));
-                    if let Some((event, slot)) = place {
-                        self.task_finished(event, slot);
+                    if let Some(record) = self.running.remove(&id) {
+                        if let Some(payload) = panic {
+                            self.task_panicked(&record, payload);
+                        }
+                        self.task_finished(record.event, record.slot);
                     }
                 }
                 received = envelopes.recv_many(&mut batch, BATCH) => {
@@ -287,6 +280,23 @@ impl Scheduler {
         self.running.insert(task.id(), record);
     }
 
+    /// A delivery task panicked outside the listener (whose panics are caught): the delivery
+    /// failed, and the error hook hears of it like of any failure.
+    fn task_panicked(&self, record: &Running, payload: Box<dyn std::any::Any + Send>) {
+        let Some(listener) = self.table.listener_entry(record.event, record.slot) else {
+            return;
+        };
+        let event_id = self.table.event(record.event).map_or("", |entry| entry.id);
+        listener.stats.failed(event_id, listener.name);
+        self.emitter.report(ListenerError {
+            listener: listener.name,
+            event_id,
+            emit_id: record.emit_id,
+            attempt: record.attempt.load(Ordering::SeqCst).max(1),
+            failure: Failure::from_panic(payload),
+        });
+    }
+
     /// A delivery task ended: make room for the listener's next held-back delivery.
     fn task_finished(&mut self, event: usize, slot: usize) {
         let table = Arc::clone(&self.table);
@@ -392,13 +402,9 @@ async fn go_on(
     policy: DeliveryPolicy,
     first: First,
     attempt_cell: Arc<AtomicU32>,
-) -> Finished {
-    let finished = Finished {
-        event: job.event,
-        slot: job.slot,
-    };
+) {
     let Some(listener) = table.listener_entry(job.event, job.slot) else {
-        return finished;
+        return;
     };
     let started_at = tokio::time::Instant::now();
     let header = &job.payload.header;
@@ -463,7 +469,6 @@ async fn go_on(
             });
         }
     }
-    finished
 }
 
 /// One attempt, from its first poll, under the listener's timeout.

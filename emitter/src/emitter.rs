@@ -41,9 +41,15 @@ pub enum NoListenersPolicy {
 /// Build one with [`Emitter::builder`]. Emitting does not wait for listeners: the event is queued
 /// and [`emit`](Self::emit) returns its [`EmitId`] at once. [`shutdown`](Self::shutdown) waits
 /// until every queued event has been delivered.
+///
+/// The handle a listener receives as its `Emitter` parameter is marked as a listener's: its emits
+/// are still accepted while the emitter drains at shutdown, so that follow-up events are
+/// delivered too, whereas emits through other handles are refused from the moment shutdown
+/// begins (or shutdown could never finish while producers keep emitting).
 #[derive(Clone)]
 pub struct Emitter {
     shared: Arc<Shared>,
+    from_listener: bool,
 }
 
 struct Shared {
@@ -64,6 +70,7 @@ impl std::fmt::Debug for Emitter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emitter")
             .field("phase", &self.shared.lifecycle.phase())
+            .field("from_listener", &self.from_listener)
             .field("no_listeners", &self.shared.no_listeners)
             .field("propagate_span", &self.shared.propagate_span)
             .finish_non_exhaustive()
@@ -123,6 +130,7 @@ impl Emitter {
         match self.shared.lifecycle.phase() {
             Phase::Built => return Err(EmitError::NotStarted),
             Phase::Closed => return Err(EmitError::ShutDown),
+            Phase::Draining if !self.from_listener => return Err(EmitError::ShutDown),
             Phase::Running | Phase::Draining => {}
         }
         Ok(self
@@ -204,6 +212,11 @@ impl Emitter {
     /// Starts the backend. [`EmitterBuilder::start`] builds and starts in one call; use this
     /// with [`EmitterBuilder::build`] when the handle must exist before the runtime is ready.
     pub async fn start(&self) -> Result<(), StartError> {
+        if let Some(listener) = self.shared.table.listener_needing_timer() {
+            if !runtime_has_timer() {
+                return Err(StartError::TimersDisabled { listener });
+            }
+        }
         let lifecycle = &self.shared.lifecycle;
         if let Err(phase) = lifecycle.transition(Phase::Built, Phase::Running) {
             return Err(match phase {
@@ -223,12 +236,12 @@ impl Emitter {
         Ok(())
     }
 
-    /// Stops accepting events once everything emitted has been delivered, then stops the
-    /// backend, and reports what was delivered.
+    /// Stops accepting events, delivers everything already accepted, then stops the backend,
+    /// and reports what was delivered.
     ///
-    /// Events emitted while draining, including those that listeners emit, are accepted and
-    /// delivered too; once nothing is queued or running, later emits fail with
-    /// [`EmitError::ShutDown`]. A listener that never finishes makes this wait forever: use
+    /// From the moment it is called, emits fail with [`EmitError::ShutDown`], except those that
+    /// listeners make through their `Emitter` parameter while the queue drains: those are
+    /// accepted and delivered before it returns (Litestar loses them). A listener that never finishes makes this wait forever: use
     /// [`shutdown_timeout`](Self::shutdown_timeout) to bound the wait. Calling it again after it
     /// returned is a no-op.
     pub async fn shutdown(&self) -> Result<ShutdownReport, BackendError> {
@@ -305,6 +318,14 @@ impl Emitter {
         &self.shared.table
     }
 
+    /// The handle given to listeners: its emits are accepted while draining.
+    pub(crate) fn for_listeners(&self) -> Emitter {
+        Emitter {
+            shared: Arc::clone(&self.shared),
+            from_listener: true,
+        }
+    }
+
     pub(crate) fn table_arc(&self) -> Arc<EventTable> {
         Arc::clone(&self.shared.table)
     }
@@ -372,6 +393,17 @@ impl Emitter {
             }
         }
     }
+}
+
+/// Whether the current tokio runtime has a timer. Tokio panics when a sleep is polled on a
+/// runtime built without one; better to learn that at start than at the first retry.
+fn runtime_has_timer() -> bool {
+    std::panic::catch_unwind(|| {
+        let mut sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let _ = std::future::Future::poll(sleep.as_mut(), &mut cx);
+    })
+    .is_ok()
 }
 
 /// Configures an [`Emitter`]: which listeners, which backend, which policies, which shared state.
@@ -514,6 +546,7 @@ impl EmitterBuilder {
             Capacity::Unbounded => CLOSED - 1,
         };
         Ok(Emitter {
+            from_listener: false,
             shared: Arc::new(Shared {
                 table: Arc::new(table),
                 states: self.states,

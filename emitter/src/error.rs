@@ -114,6 +114,12 @@ pub enum StartError {
         /// The name that was expected.
         name: String,
     },
+    /// A listener retries or has a timeout, and the tokio runtime has no timer to wait with.
+    #[error("listener `{listener}` retries or has a timeout, but this tokio runtime has no timer: build the runtime with `enable_time()` (or `enable_all()`; `#[tokio::main]` does)")]
+    TimersDisabled {
+        /// A listener whose policy needs the timer.
+        listener: &'static str,
+    },
     /// The emitter was started twice.
     #[error("the emitter is already started")]
     AlreadyStarted,

@@ -52,6 +52,7 @@ impl Hasher for TypeIdHasher {
 /// One listener of the table, whatever its events: its effective policy.
 #[derive(Debug)]
 pub(crate) struct ListenerInfo {
+    pub(crate) name: &'static str,
     pub(crate) policy: DeliveryPolicy,
 }
 
@@ -126,6 +127,7 @@ impl EventTable {
         listeners.sort_by_key(|listener| listener.name);
         for (index, listener) in listeners.into_iter().enumerate() {
             table.listeners.push(ListenerInfo {
+                name: listener.name,
                 policy: default_policy.with_overrides(&listener.policy),
             });
             for handler in listener.handlers {
@@ -202,6 +204,14 @@ impl EventTable {
 
     pub(crate) fn listener_infos(&self) -> &[ListenerInfo] {
         &self.listeners
+    }
+
+    /// A listener whose policy waits on tokio's timer (retries or a timeout), if any.
+    pub(crate) fn listener_needing_timer(&self) -> Option<&'static str> {
+        self.listeners
+            .iter()
+            .find(|info| info.policy.max_attempts() > 1 || info.policy.attempt_timeout().is_some())
+            .map(|info| info.name)
     }
 
     pub(crate) fn entry(&self, type_id: TypeId) -> Option<&EventEntry> {
