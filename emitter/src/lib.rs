@@ -170,7 +170,10 @@ pub use emitter_macros::Event;
 ///
 /// The function returns `()` or `Result<(), E>` where `E` converts into [`BoxError`]; an `Err` or a
 /// panic is logged, handed to the error hook ([`EmitterBuilder::on_error`]) and affects nothing
-/// else. An `async fn`'s future must be `Send`.
+/// else. An `async fn`'s future must be `Send`, and must not block: its code up to its first
+/// real wait runs on the emitter's scheduler task, so blocking there delays other deliveries.
+/// Blocking or CPU-heavy work belongs in a plain `fn` listener, which runs on tokio's blocking
+/// pool.
 ///
 /// # What it generates
 ///
