@@ -68,6 +68,16 @@ pub struct EventMeta {
 }
 
 impl EventMeta {
+    pub(crate) fn first_attempt(header: &crate::event::Header, listener: &'static str) -> Self {
+        EventMeta {
+            event_id: header.event_id,
+            emit_id: header.emit_id,
+            emitted_at: header.emitted_at,
+            attempt: 1,
+            listener,
+        }
+    }
+
     /// The id of the event that fired, for example `"user_created"`.
     pub fn event_id(&self) -> &'static str {
         self.event_id

@@ -93,17 +93,7 @@ pub(crate) fn spawn_scheduler(
                 backlog: VecDeque::new(),
             })
             .collect(),
-        adapters: table
-            .events()
-            .iter()
-            .map(|entry| {
-                entry
-                    .listeners
-                    .iter()
-                    .map(|_| AdapterSlot::default())
-                    .collect()
-            })
-            .collect(),
+        adapters: (0..table.len()).map(|_| AdapterSlot::default()).collect(),
         emitter: Arc::new(emitter.for_listeners()),
         table,
         tasks: JoinSet::new(),
@@ -118,8 +108,8 @@ struct Scheduler {
     emitter: Arc<Emitter>,
     table: Arc<EventTable>,
     listeners: Vec<ListenerSlot>,
-    /// Per event, per listener of it: the adapter's reusable future allocation.
-    adapters: Vec<Vec<AdapterSlot>>,
+    /// Per (event, listener) pair: the adapter's reusable future allocation.
+    adapters: Vec<AdapterSlot>,
     tasks: JoinSet<()>,
     running: HashMap<tokio::task::Id, Running>,
     /// Deliveries started from the current batch, not yet taken off the queue depth.
@@ -210,21 +200,18 @@ impl Scheduler {
         cx: &mut Context<'_>,
     ) {
         let header = &payload.header;
-        let meta = EventMeta {
-            event_id: header.event_id,
-            emit_id: header.emit_id,
-            emitted_at: header.emitted_at,
-            attempt: 1,
-            listener: listener.name,
-        };
+        let meta = EventMeta::first_attempt(header, listener.name);
         let span = delivery_span(header.parent.as_deref(), &meta);
         let delivery = Delivery {
             payload: Arc::clone(payload),
-            meta: meta.clone(),
+            meta,
             emitter: Arc::clone(&self.emitter),
         };
-        let adapter = &mut self.adapters[event][slot];
+        let Some(adapter) = self.adapters.get_mut(listener.pair) else {
+            return;
+        };
         let started = span.in_scope(|| (listener.call)(delivery, adapter, cx));
+        let meta = EventMeta::first_attempt(header, listener.name);
         let policy = self.table.listener_infos()[listener.listener].policy;
         let first = match started {
             Started::Done(outcome) => {

@@ -72,6 +72,8 @@ pub(crate) struct ListenerEntry {
     pub(crate) call: Adapter,
     /// Index of the listener in [`EventTable::listeners`].
     pub(crate) listener: usize,
+    /// Index of this (event, listener) pair among all pairs of the table.
+    pub(crate) pair: usize,
     pub(crate) stats: DeliveryStats,
 }
 
@@ -148,6 +150,7 @@ impl EventTable {
                     line: listener.line,
                     call: handler.call,
                     listener: index,
+                    pair: table.listener_count,
                     stats: DeliveryStats::default(),
                 });
                 table.listener_count += 1;
