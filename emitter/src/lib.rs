@@ -7,8 +7,11 @@
 //! - [`emit!`] and [`Emitter::emit`]: emitting.
 //! - [`Emitter`] and [`EmitterBuilder`]: the handle, its lifecycle and configuration.
 //! - [`EventTable`]: which listeners run for which event, built at start.
+//! - [`DeliveryPolicy`], [`Backoff`], [`Capacity`]: retries, timeouts, concurrency, and how
+//!   many events the emitter holds; [`ShutdownReport`] and [`Metrics`] say what happened.
 //! - [`EventEmitterBackend`]: where queued events live and who runs them;
 //!   [`SimpleEventEmitter`] is the in-memory default.
+//! - [`testing`]: capture what was emitted and delivered, in users' tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
