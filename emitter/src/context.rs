@@ -112,7 +112,9 @@ impl EventMeta {
 
 /// Shared state given to the emitter builder with [`EmitterBuilder::state`](crate::EmitterBuilder::state).
 ///
-/// A listener parameter `State<T>` receives a clone of the `T` given to the builder; put an `Arc`
+/// A listener parameter `State<T>` receives a clone of the `T` given to the builder (destructure
+/// it as `State(mailer): State<Mailer>` to name the `T` directly; `&State<T>` borrows the
+/// emitter's copy instead of cloning it); put an `Arc`
 /// (or a handle type such as a connection pool) in it when the value is expensive to clone. A
 /// listener that takes a `State<T>` no one provided makes [`EmitterBuilder::start`](crate::EmitterBuilder::start)
 /// fail with [`StartError::MissingState`](crate::StartError::MissingState), naming the listener and `T`.

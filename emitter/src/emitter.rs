@@ -2,17 +2,16 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
-
-use tokio::sync::Notify;
 
 use crate::backend::memory::SimpleEventEmitter;
 use crate::backend::{Dispatcher, DynEventEmitterBackend, Envelope, EventEmitterBackend};
 use crate::context::{EmitId, EventMeta, State};
 use crate::error::{BackendError, EmitError, Failure, ListenerError, RejectedEvent, StartError};
 use crate::event::{Emitted, Event, Header, Payload};
+use crate::lifecycle::{EventToken, Lifecycle, Phase, Refusal, CLOSED};
 use crate::listener::{self, ListenerRegistration};
 use crate::policy::{Capacity, DeliveryPolicy};
 use crate::report::ShutdownReport;
@@ -573,152 +572,5 @@ impl EmitterBuilder {
         let emitter = self.build()?;
         emitter.start().await?;
         Ok(emitter)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum Phase {
-    Built = 0,
-    Running = 1,
-    Draining = 2,
-    Closed = 3,
-}
-
-/// The emitter's phase and its count of accepted, unfinished events.
-///
-/// `pending` packs the count with a `CLOSED` bit, so that "idle, so close" is one
-/// compare-and-swap and an emit racing with it either lands before the close or sees it.
-#[derive(Default)]
-pub(crate) struct Lifecycle {
-    phase: AtomicU8,
-    /// Events accepted and not finished, with the `CLOSED` bit.
-    pending: AtomicU64,
-    /// The most events `pending` may count.
-    capacity: u64,
-    /// Woken when a full emitter makes room, and at shutdown.
-    room: Notify,
-    /// Deliveries accepted and not started: the queue depth.
-    queued: AtomicU64,
-    idle: Notify,
-    backend_stopped: AtomicBool,
-}
-
-const CLOSED: u64 = 1 << 63;
-
-impl Lifecycle {
-    fn phase(&self) -> Phase {
-        match self.phase.load(Ordering::SeqCst) {
-            0 => Phase::Built,
-            1 => Phase::Running,
-            2 => Phase::Draining,
-            _ => Phase::Closed,
-        }
-    }
-
-    fn transition(&self, from: Phase, to: Phase) -> Result<(), Phase> {
-        self.phase
-            .compare_exchange(from as u8, to as u8, Ordering::SeqCst, Ordering::SeqCst)
-            .map(|_| ())
-            .map_err(|_| self.phase())
-    }
-
-    fn pending(&self) -> u64 {
-        self.pending.load(Ordering::SeqCst) & !CLOSED
-    }
-
-    /// Waits until no event is pending, then closes, unless an emit got in first.
-    async fn close_when_idle(&self) {
-        loop {
-            let idle = self.idle.notified();
-            tokio::pin!(idle);
-            idle.as_mut().enable();
-            match self
-                .pending
-                .compare_exchange(0, CLOSED, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => return,
-                Err(current) if current == CLOSED => return,
-                Err(_) => idle.await,
-            }
-        }
-    }
-
-    /// Closes now, whatever is pending, and returns how many events were.
-    fn force_close(&self) -> u64 {
-        self.pending.fetch_or(CLOSED, Ordering::SeqCst) & !CLOSED
-    }
-
-    async fn wait_idle(&self) {
-        loop {
-            let idle = self.idle.notified();
-            tokio::pin!(idle);
-            idle.as_mut().enable();
-            if self.pending() == 0 {
-                return;
-            }
-            idle.await;
-        }
-    }
-
-    fn queue(&self, deliveries: u64) {
-        self.queued.fetch_add(deliveries, Ordering::Relaxed);
-        export::gauge("emitter_queued", deliveries as f64);
-    }
-
-    /// `deliveries` left the queue: started, or dropped.
-    pub(crate) fn unqueue(&self, deliveries: u64) {
-        if deliveries > 0 {
-            self.queued.fetch_sub(deliveries, Ordering::Relaxed);
-            export::gauge("emitter_queued", -(deliveries as f64));
-        }
-    }
-
-    fn finish(&self) {
-        let before = self.pending.fetch_sub(1, Ordering::SeqCst) & !CLOSED;
-        if before == 1 {
-            self.idle.notify_waiters();
-        }
-        if before == self.capacity {
-            self.room.notify_waiters();
-        }
-    }
-}
-
-/// Why an event could not be counted in.
-enum Refusal {
-    Full,
-    Closed,
-}
-
-/// One accepted event until all its listeners are done with it: counted in the emitter's pending
-/// events, which the capacity bounds. It lives in the event's allocation, so it is dropped with
-/// the last delivery, and an event lost by a backend cannot make shutdown wait forever.
-pub(crate) struct EventToken {
-    lifecycle: Arc<Lifecycle>,
-}
-
-impl EventToken {
-    fn begin(lifecycle: &Arc<Lifecycle>) -> Result<Self, Refusal> {
-        let before = lifecycle.pending.fetch_add(1, Ordering::SeqCst);
-        if before & CLOSED != 0 || before >= lifecycle.capacity {
-            // Not counted in after all. Undone like any finished event: meanwhile another event
-            // may have finished and, seeing this one counted, left the wake-ups to it.
-            lifecycle.finish();
-            return Err(if before & CLOSED != 0 {
-                Refusal::Closed
-            } else {
-                Refusal::Full
-            });
-        }
-        Ok(EventToken {
-            lifecycle: Arc::clone(lifecycle),
-        })
-    }
-}
-
-impl Drop for EventToken {
-    fn drop(&mut self) {
-        self.lifecycle.finish();
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::context::EmitId;
-use crate::emitter::EventToken;
+use crate::lifecycle::EventToken;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

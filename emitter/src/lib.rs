@@ -22,6 +22,7 @@ mod delivery;
 mod emitter;
 mod error;
 mod event;
+mod lifecycle;
 mod listener;
 mod policy;
 mod report;

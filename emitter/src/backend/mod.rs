@@ -11,9 +11,10 @@ use tokio::sync::oneshot;
 
 use crate::context::EmitId;
 use crate::delivery::{spawn_scheduler, Control, SchedulerHandle, Unfinished};
-use crate::emitter::{Emitter, Lifecycle};
+use crate::emitter::Emitter;
 use crate::error::BackendError;
 use crate::event::Payload;
+use crate::lifecycle::Lifecycle;
 use crate::table::EventTable;
 
 /// A queue of emitted events and the machinery that hands them to listeners: the extension point
