@@ -1,6 +1,9 @@
 //! `#[derive(Event)]`: ids, serde, registration.
 
 use emitter::{Emitter, Event};
+use emitter_tests::LogCapture;
+use tracing::Level;
+use tracing_subscriber::layer::SubscriberExt;
 
 #[derive(Event, Debug, Clone, PartialEq)]
 pub struct UserCreated {
@@ -84,4 +87,29 @@ fn derived_events_are_known_to_the_table_without_listeners() {
         ]
     );
     assert!(emitter.table().is_empty());
+}
+
+/// This binary defines events and no listener at all: what a binary whose listener crate the
+/// linker dropped looks like. Start warns, with the fix.
+#[test]
+fn start_warns_when_no_listener_is_registered_at_all() {
+    let logs = LogCapture::default();
+    let subscriber = tracing_subscriber::registry().with(logs.clone());
+    let emitter =
+        tracing::subscriber::with_default(subscriber, || Emitter::builder().build()).unwrap();
+    assert!(emitter.table().is_empty());
+    let warnings: Vec<_> = logs
+        .lines()
+        .into_iter()
+        .filter(|line| line.level == Level::WARN)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].text.starts_with("no listener is registered"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[0].text.contains("use that_crate as _;"),
+        "{warnings:?}"
+    );
 }

@@ -1,2 +1,59 @@
-//! The integration tests of `emitter` live beside this file, one test target per behaviour
-//! (see `Cargo.toml`); this library target is empty because a package needs one.
+//! Helpers shared by the integration tests beside this file (one test target per behaviour; see
+//! `Cargo.toml`).
+
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::Layer;
+
+/// A log line as a test sees it: its level and its message with its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// The event's level.
+    pub level: Level,
+    /// The message, then ` field=value` for each field.
+    pub text: String,
+}
+
+/// A tracing layer that keeps every event, to check what the emitter logs.
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<Logged>>>);
+
+impl LogCapture {
+    /// Everything logged so far.
+    pub fn lines(&self) -> Vec<Logged> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+struct Text(String);
+
+impl Visit for Text {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        if field.name() == "message" {
+            self.0.insert_str(0, &format!("{value:?}"));
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for LogCapture {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let mut text = Text(String::new());
+        event.record(&mut text);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Logged {
+                level: *event.metadata().level(),
+                text: text.0,
+            });
+    }
+}

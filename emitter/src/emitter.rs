@@ -394,6 +394,25 @@ impl Emitter {
     }
 }
 
+/// Makes the linker's silent drop of another crate's registrations loud: no listener at all is a
+/// warning, known events without listeners are listed, both with the fix.
+fn report_missing_listeners(table: &EventTable) {
+    const FIX: &str = "if listeners live in another crate, name that crate once in the binary \
+                       (`use that_crate as _;`): the linker drops the registrations of crates \
+                       that are never used";
+    if table.is_empty() {
+        tracing::warn!("no listener is registered: {FIX}");
+        return;
+    }
+    let without: Vec<&str> = table.events_without_listeners().collect();
+    if !without.is_empty() {
+        tracing::info!(
+            events = ?without,
+            "events without listeners (emitting them follows the no-listeners policy): {FIX}"
+        );
+    }
+}
+
 /// Whether the current tokio runtime has a timer. Tokio panics when a sleep is polled on a
 /// runtime built without one; better to learn that at start than at the first retry.
 fn runtime_has_timer() -> bool {
@@ -533,12 +552,8 @@ impl EmitterBuilder {
         }
         let provided: HashSet<TypeId> = self.states.keys().copied().collect();
         let table = EventTable::build(&listeners, &provided, self.policy)?;
-        if table.is_empty() && !explicit {
-            tracing::warn!(
-                "no listener is registered: if your listeners live in another crate, name that crate \
-                 once in the binary (`use that_crate as _;`), because the linker drops the \
-                 registrations of crates that are never used"
-            );
+        if !explicit {
+            report_missing_listeners(&table);
         }
         let capacity = match self.capacity {
             Capacity::Bounded(events) => (events as u64).clamp(1, CLOSED - 1),
