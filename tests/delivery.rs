@@ -13,7 +13,8 @@ use emitter::{
     emit, listener, listeners, Backoff, Capacity, DeliveryPolicy, EmitError, Emitter, Event,
     EventMeta, Failure, ListenerError, State,
 };
-use tokio::sync::{mpsc, watch};
+use emitter_tests::Gate;
+use tokio::sync::mpsc;
 
 #[derive(Event, Debug, Clone, PartialEq)]
 pub struct Job {
@@ -294,21 +295,6 @@ async fn concurrency_one_delivers_10_000_events_in_emit_order() {
     assert_eq!(order, (0..10_000).collect::<Vec<u64>>());
 }
 
-/// A gate listeners wait at until the test opens it.
-#[derive(Clone)]
-struct Gate(watch::Receiver<bool>);
-
-impl Gate {
-    fn closed() -> (watch::Sender<bool>, Gate) {
-        let (open, gate) = watch::channel(false);
-        (open, Gate(gate))
-    }
-
-    async fn pass(&self) {
-        let _ = self.0.clone().wait_for(|open| *open).await;
-    }
-}
-
 /// Tells the test which job entered a listener.
 #[derive(Clone)]
 struct Entered(mpsc::UnboundedSender<u64>);
@@ -316,7 +302,7 @@ struct Entered(mpsc::UnboundedSender<u64>);
 #[listener(events = [Job], concurrency = 3)]
 async fn three_at_a_time(n: u64, gate: State<Gate>, entered: State<Entered>) {
     entered.0 .0.send(n).unwrap();
-    gate.pass().await;
+    let _ = gate.pass().await;
 }
 
 #[tokio::test]
@@ -355,7 +341,7 @@ async fn concurrency_limit_holds_back_deliveries_beyond_it_in_emit_order() {
 
 #[listener(events = [Job])]
 async fn waits_at_gate(n: u64, gate: State<Gate>, done: State<Order>) {
-    gate.pass().await;
+    let _ = gate.pass().await;
     done.push(n);
 }
 

@@ -26,8 +26,9 @@ use emitter::{
     emit, listener, listeners, BoxError, EmitError, EmitId, Emitter, Event, EventMeta, Failure,
     Listener, ListenerError, NoListenersPolicy, State,
 };
+use emitter_tests::Gate;
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 // ---------------------------------------------------------------------------------------------
 // Events
@@ -149,23 +150,6 @@ fn sorted_args(calls: &[Call]) -> Vec<(&'static str, &str, &str)> {
     let mut args: Vec<_> = calls.iter().map(Call::args).collect();
     args.sort_unstable();
     args
-}
-
-/// A gate listeners wait at until the test opens it with the paired sender.
-#[derive(Clone)]
-struct Gate(watch::Receiver<bool>);
-
-impl Gate {
-    fn closed() -> (watch::Sender<bool>, Gate) {
-        let (open, gate) = watch::channel(false);
-        (open, Gate(gate))
-    }
-
-    async fn pass(&self) -> Result<(), watch::error::RecvError> {
-        let mut gate = self.0.clone();
-        gate.wait_for(|open| *open).await?;
-        Ok(())
-    }
 }
 
 /// Tells the test which listener runs have started.

@@ -4,6 +4,7 @@
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use tokio::sync::watch;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
@@ -55,5 +56,25 @@ impl<S: Subscriber> Layer<S> for LogCapture {
                 level: *event.metadata().level(),
                 text: text.0,
             });
+    }
+}
+
+/// A gate listeners wait at until the test opens it with the paired sender: how tests hold a
+/// delivery in place without sleeping.
+#[derive(Clone)]
+pub struct Gate(watch::Receiver<bool>);
+
+impl Gate {
+    /// A closed gate and the sender that opens it (`open.send_replace(true)`).
+    pub fn closed() -> (watch::Sender<bool>, Gate) {
+        let (open, gate) = watch::channel(false);
+        (open, Gate(gate))
+    }
+
+    /// Waits until the gate is open; an error if its sender was dropped while it was closed.
+    pub async fn pass(&self) -> Result<(), watch::error::RecvError> {
+        let mut gate = self.0.clone();
+        gate.wait_for(|open| *open).await?;
+        Ok(())
     }
 }
