@@ -24,8 +24,7 @@ async fn each_listener_gets_its_policy() {
     let log = &summary.log;
 
     // `attempts = 3, backoff = "50ms..200ms"` (no jitter): busy at 0 and 50 ms, captured 100 ms
-    // later, for every order. That wait is 50 ms times an `f32` factor of 2, a nanosecond over
-    // 100 ms, so the paused clock's millisecond timer fires it at 151 ms.
+    // later, for every order.
     let mut payments: Vec<(u64, u32, u128, &str)> = log
         .payments
         .iter()
@@ -37,7 +36,7 @@ async fn each_listener_gets_its_policy() {
             [
                 (order, 1, 0, "busy"),
                 (order, 2, 50, "busy"),
-                (order, 3, 151, "captured"),
+                (order, 3, 150, "captured"),
             ]
         })
         .collect();

@@ -190,7 +190,12 @@ impl Backoff {
         } else {
             builder
         };
-        builder.build()
+        // `backon` multiplies by an `f32`, so 50 ms × 2 comes out a few nanoseconds over 100 ms,
+        // which tokio's millisecond timer rounds up to 101 ms. Whole microseconds keep the
+        // schedule what the user wrote.
+        builder
+            .build()
+            .map(|wait| Duration::from_micros(u64::try_from(wait.as_micros()).unwrap_or(u64::MAX)))
     }
 }
 
@@ -245,9 +250,8 @@ mod tests {
     fn exponential_schedule_doubles_and_caps() {
         let backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_millis(350))
             .without_jitter();
-        // The factor is an `f32`: compare to the millisecond.
-        let waits: Vec<u128> = backoff.schedule(5).map(|wait| wait.as_millis()).collect();
-        assert_eq!(waits, [100, 200, 350, 350]);
+        let waits: Vec<Duration> = backoff.schedule(5).collect();
+        assert_eq!(waits, [100, 200, 350, 350].map(Duration::from_millis));
     }
 
     #[test]
