@@ -68,12 +68,13 @@ pub struct EventMeta {
 }
 
 impl EventMeta {
-    pub(crate) fn first_attempt(header: &crate::event::Header, listener: &'static str) -> Self {
+    /// The metadata of `listener`'s attempt number `attempt` at the event described by `header`.
+    pub(crate) fn of(header: &crate::event::Header, listener: &'static str, attempt: u32) -> Self {
         EventMeta {
             event_id: header.event_id,
             emit_id: header.emit_id,
             emitted_at: header.emitted_at,
-            attempt: 1,
+            attempt,
             listener,
         }
     }

@@ -162,7 +162,7 @@ impl Scheduler {
                     })
                     .await;
                     // Counted once per batch: the queue depth is shared with every emitting thread.
-                    self.emitter.queued_started(std::mem::take(&mut self.started));
+                    self.emitter.lifecycle().unqueue(std::mem::take(&mut self.started));
                 }
             }
         }
@@ -200,18 +200,17 @@ impl Scheduler {
         cx: &mut Context<'_>,
     ) {
         let header = &payload.header;
-        let meta = EventMeta::first_attempt(header, listener.name);
+        let meta = EventMeta::of(header, listener.name, 1);
         let span = delivery_span(header.parent.as_deref(), &meta);
         let delivery = Delivery {
             payload: Arc::clone(payload),
-            meta,
+            meta: meta.clone(),
             emitter: Arc::clone(&self.emitter),
         };
         let Some(adapter) = self.adapters.get_mut(listener.pair) else {
             return;
         };
         let started = span.in_scope(|| (listener.call)(delivery, adapter, cx));
-        let meta = EventMeta::first_attempt(header, listener.name);
         let policy = self.table.listener_infos()[listener.listener].policy;
         let first = match started {
             Started::Done(outcome) => {
@@ -300,7 +299,7 @@ impl Scheduler {
             let Some(next) = table.listener_entry(job.event, job.slot) else {
                 continue;
             };
-            self.emitter.queued_started(1);
+            self.emitter.lifecycle().unqueue(1);
             let policy = table.listener_infos()[index].policy;
             // A held-back delivery starts in a task: the scheduler is not polling a waker here.
             self.spawn(next, job, policy, First::NotStarted);
@@ -354,7 +353,7 @@ impl Scheduler {
                 });
             }
         }
-        self.emitter.queued_started(dropped);
+        self.emitter.lifecycle().unqueue(dropped);
         unfinished
     }
 }
@@ -400,13 +399,7 @@ async fn go_on(
     let mut first = Some(first);
     let outcome = loop {
         attempt_cell.store(attempt, Ordering::SeqCst);
-        let meta = EventMeta {
-            event_id: header.event_id,
-            emit_id: header.emit_id,
-            emitted_at: header.emitted_at,
-            attempt,
-            listener: listener.name,
-        };
+        let meta = EventMeta::of(header, listener.name, attempt);
         let result = match first.take() {
             Some(First::Failed(failure)) => Err(failure),
             Some(First::Pending(future, span)) => {

@@ -362,11 +362,6 @@ impl Emitter {
             .and_then(|value| value.downcast_ref::<State<T>>())
     }
 
-    /// `deliveries` left the queue: started, or dropped at a shutdown deadline.
-    pub(crate) fn queued_started(&self, deliveries: u64) {
-        self.shared.lifecycle.unqueue(deliveries);
-    }
-
     pub(crate) fn lifecycle(&self) -> &Arc<Lifecycle> {
         &self.shared.lifecycle
     }
