@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests beside this file (one test target per behaviour; see
 //! `Cargo.toml`).
 
+pub mod servers;
+
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, PoisonError};
 

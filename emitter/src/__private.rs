@@ -12,7 +12,9 @@ pub use serde;
 pub use crate::context::{EmitId, EventMeta, State};
 pub use crate::emitter::Emitter;
 pub use crate::error::EmitError;
-pub use crate::event::{decode_json, encode_json, Event, EventRegistration, RawEvent};
+pub use crate::event::{
+    decode_json, encode_json, Emitted, Event, EventRegistration, Header, Payload,
+};
 pub use crate::listener::{
     assert_send, run_blocking, start, Adapter, AdapterSlot, BoxFuture, Delivery, FieldArg,
     FieldValue, Handler, IntoListenerResult, Listener, ListenerRef, ListenerRegistration, Started,

@@ -170,7 +170,7 @@ impl Scheduler {
 
     /// Starts every delivery of an envelope that its listener has room for, and queues the rest.
     fn process(&mut self, table: &EventTable, envelope: Envelope, cx: &mut Context<'_>) {
-        let Envelope { payload, event } = envelope;
+        let Envelope { payload, event, .. } = envelope;
         let Some(entry) = table.event(event) else {
             return;
         };
@@ -411,7 +411,7 @@ async fn go_on(
                 result
             }
             Some(First::NotStarted) | None => {
-                let result = run_attempt(&emitter, listener, &job, &meta, policy).await;
+                let result = run_attempt(&emitter, listener, &job.payload, &meta, policy).await;
                 emitter.observe_attempt(&meta, &result);
                 result
             }
@@ -452,16 +452,16 @@ async fn go_on(
 }
 
 /// One attempt, from its first poll, under the listener's timeout.
-async fn run_attempt(
+pub(crate) async fn run_attempt(
     emitter: &Arc<Emitter>,
     listener: &ListenerEntry,
-    job: &Job,
+    payload: &Payload,
     meta: &EventMeta,
     policy: DeliveryPolicy,
 ) -> Result<(), Failure> {
-    let span = delivery_span(job.payload.header.parent.as_deref(), meta);
+    let span = delivery_span(payload.header.parent.as_deref(), meta);
     let mut delivery = Some(Delivery {
-        payload: Arc::clone(&job.payload),
+        payload: Arc::clone(payload),
         meta: meta.clone(),
         emitter: Arc::clone(emitter),
     });

@@ -3,11 +3,11 @@
 use std::any::{Any, TypeId};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use crate::backend::memory::SimpleEventEmitter;
-use crate::backend::{Dispatcher, DynEventEmitterBackend, Envelope, EventEmitterBackend};
+use crate::backend::{Dispatcher, DynEventEmitterBackend, Envelope, EventEmitterBackend, Options};
 use crate::context::{EmitId, EventMeta, State};
 use crate::error::{BackendError, EmitError, Failure, ListenerError, RejectedEvent, StartError};
 use crate::event::{Emitted, Event, Header, Payload};
@@ -15,6 +15,7 @@ use crate::lifecycle::{EventToken, Lifecycle, Phase, Refusal, CLOSED};
 use crate::listener::{self, ListenerRegistration};
 use crate::policy::{Capacity, DeliveryPolicy};
 use crate::report::ShutdownReport;
+use crate::schedule::Schedule;
 use crate::stats::{export, Metrics};
 use crate::table::{EventTable, TypeMap};
 use crate::testing::Capture;
@@ -63,6 +64,7 @@ struct Shared {
     emitted: AtomicU64,
     rejected: AtomicU64,
     lifecycle: Arc<Lifecycle>,
+    schedules: Vec<Schedule>,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -73,6 +75,69 @@ impl std::fmt::Debug for Emitter {
             .field("no_listeners", &self.shared.no_listeners)
             .field("propagate_span", &self.shared.propagate_span)
             .finish_non_exhaustive()
+    }
+}
+
+/// How to emit an event besides now and once: a delay, an idempotency key. Give it to
+/// [`Emitter::emit_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
+pub struct EmitOptions {
+    pub(crate) run_at: Option<SystemTime>,
+    pub(crate) key: Option<String>,
+}
+
+impl EmitOptions {
+    /// No delay, no key: a plain emit.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Delivers the event at `when` rather than now (at once if `when` has passed).
+    pub fn at(mut self, when: SystemTime) -> Self {
+        self.run_at = Some(when);
+        self
+    }
+
+    /// Delivers the event `delay` from now.
+    pub fn after(self, delay: Duration) -> Self {
+        self.at(SystemTime::now() + delay)
+    }
+
+    /// Deduplicates the emit: a second emit with the same key, while the backend remembers the
+    /// first, is dropped (it returns `Ok` and is never delivered). Use a key that names the fact,
+    /// such as `"order-42-paid"`, so that a retried request does not notify twice. Durable
+    /// backends remember keys for `DurableConfig::key_retention`; the in-memory backend for
+    /// the life of the emitter.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    fn into_envelope_options(self) -> Option<Box<Options>> {
+        (self.run_at.is_some() || self.key.is_some()).then(|| {
+            Box::new(Options {
+                run_at: self.run_at,
+                key: self.key,
+                stored: None,
+            })
+        })
+    }
+}
+
+/// A handle that does not keep the emitter alive, for what the emitter itself holds.
+#[derive(Clone)]
+pub(crate) struct WeakEmitter(Weak<Shared>);
+
+impl WeakEmitter {
+    /// The handle given to listeners, unless the emitter is gone.
+    pub(crate) fn upgrade(&self) -> Option<Arc<Emitter>> {
+        self.0.upgrade().map(|shared| {
+            Arc::new(Emitter {
+                shared,
+                from_listener: true,
+            })
+        })
     }
 }
 
@@ -94,33 +159,107 @@ impl Emitter {
     /// emitter is full (see [`EmitterBuilder::capacity`]) the event is refused with
     /// [`EmitError::Full`], which hands it back; [`emit_async`](Self::emit_async) waits for room
     /// instead. The [`emit!`](crate::emit!) macro builds the event and calls this.
+    ///
+    /// On a durable backend the event is stored in the background a moment later (in a batch
+    /// with others); [`emit_async`](Self::emit_async) returns only once it is stored.
     pub fn emit<E: Event>(&self, event: E) -> Result<EmitId, EmitError> {
+        self.emit_inner(event, None)
+    }
+
+    /// Emits an event with options: a delay, an idempotency key.
+    ///
+    /// ```
+    /// # use emitter::{EmitOptions, Emitter, Event};
+    /// # use std::time::Duration;
+    /// # #[derive(Event)] pub struct OrderPaid { pub order: u64 }
+    /// # async fn run(emitter: Emitter) -> Result<(), emitter::EmitError> {
+    /// emitter.emit_with(
+    ///     OrderPaid { order: 42 },
+    ///     EmitOptions::new()
+    ///         .after(Duration::from_secs(60))
+    ///         .idempotency_key("order-42-paid"),
+    /// )?;
+    /// # Ok(()) }
+    /// ```
+    pub fn emit_with<E: Event>(&self, event: E, options: EmitOptions) -> Result<EmitId, EmitError> {
+        self.emit_inner(event, options.into_envelope_options())
+    }
+
+    /// Emits an event to be delivered `delay` from now.
+    pub fn emit_after<E: Event>(&self, delay: Duration, event: E) -> Result<EmitId, EmitError> {
+        self.emit_with(event, EmitOptions::new().after(delay))
+    }
+
+    /// Emits an event to be delivered at `when` (at once if `when` has passed).
+    pub fn emit_at<E: Event>(&self, when: SystemTime, event: E) -> Result<EmitId, EmitError> {
+        self.emit_with(event, EmitOptions::new().at(when))
+    }
+
+    fn emit_inner<E: Event>(
+        &self,
+        event: E,
+        options: Option<Box<Options>>,
+    ) -> Result<EmitId, EmitError> {
         let Some(route) = self.route::<E>()? else {
             return self.accept_without_listeners::<E>();
         };
         match EventToken::begin(&self.shared.lifecycle) {
-            Ok(token) => self.enqueue(event, route, token),
+            Ok(token) => self.enqueue(event, route, token, options),
             Err(Refusal::Full) => Err(self.reject(event)),
             Err(Refusal::Closed) => Err(EmitError::ShutDown),
         }
     }
 
-    /// Emits an event, waiting for room when the emitter is full. Otherwise like
-    /// [`emit`](Self::emit).
+    /// Emits an event, waiting for room when the emitter is full, and, on a durable backend,
+    /// until the event is stored: once it returns `Ok`, a crash of this process loses nothing.
+    /// Otherwise like [`emit`](Self::emit).
     pub async fn emit_async<E: Event>(&self, event: E) -> Result<EmitId, EmitError> {
+        self.emit_async_with(event, EmitOptions::new()).await
+    }
+
+    /// [`emit_async`](Self::emit_async) with options, as [`emit_with`](Self::emit_with) takes.
+    pub async fn emit_async_with<E: Event>(
+        &self,
+        event: E,
+        options: EmitOptions,
+    ) -> Result<EmitId, EmitError> {
         let Some(route) = self.route::<E>()? else {
             return self.accept_without_listeners::<E>();
         };
+        let mut options = options.into_envelope_options();
+        let stored = if self.shared.backend.is_durable_dyn() {
+            let (sender, receiver) = tokio::sync::oneshot::channel();
+            options.get_or_insert_with(Box::default).stored = Some(sender);
+            Some(receiver)
+        } else {
+            None
+        };
         let lifecycle = &self.shared.lifecycle;
-        loop {
+        let emit_id = loop {
             let room = lifecycle.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             match EventToken::begin(lifecycle) {
-                Ok(token) => return self.enqueue(event, route, token),
+                Ok(token) => break self.enqueue(event, route, token, options)?,
                 Err(Refusal::Closed) => return Err(EmitError::ShutDown),
                 Err(Refusal::Full) => room.await,
             }
+        };
+        match stored {
+            None => Ok(emit_id),
+            Some(receiver) => match receiver.await {
+                Ok(Ok(())) => Ok(emit_id),
+                Ok(Err(source)) => Err(EmitError::Backend {
+                    event_id: E::ID,
+                    source,
+                }),
+                Err(_) => Err(EmitError::Backend {
+                    event_id: E::ID,
+                    source: BackendError::new(
+                        "the backend dropped the event before storing it (it was shut down)",
+                    ),
+                }),
+            },
         }
     }
 
@@ -169,6 +308,7 @@ impl Emitter {
         event: E,
         route: Route,
         token: EventToken,
+        options: Option<Box<Options>>,
     ) -> Result<EmitId, EmitError> {
         let shared = &*self.shared;
         let emit_id = EmitId::next();
@@ -184,21 +324,29 @@ impl Emitter {
                 parent: shared
                     .propagate_span
                     .then(|| Box::new(tracing::Span::current())),
-                _token: token,
+                _token: Some(token),
             },
             event,
         });
         let envelope = Envelope {
             payload,
             event: route.event,
+            options,
         };
         let listeners = route.listeners as u64;
         shared.lifecycle.queue(listeners);
         if let Err(source) = shared.backend.enqueue_dyn(envelope) {
             shared.lifecycle.unqueue(listeners);
-            return Err(EmitError::Backend {
-                event_id: E::ID,
-                source,
+            return Err(match source.too_large() {
+                Some((size, limit)) => EmitError::PayloadTooLarge {
+                    event_id: E::ID,
+                    size,
+                    limit,
+                },
+                None => EmitError::Backend {
+                    event_id: E::ID,
+                    source,
+                },
             });
         }
         if let Some((capture, json)) = recorded {
@@ -231,6 +379,9 @@ impl Emitter {
         if let Err(error) = self.shared.backend.start_dyn(dispatcher).await {
             lifecycle.phase.store(Phase::Built as u8, Ordering::SeqCst);
             return Err(StartError::Backend(error));
+        }
+        for schedule in &self.shared.schedules {
+            tokio::spawn(crate::schedule::run(schedule.clone(), self.downgrade()));
         }
         Ok(())
     }
@@ -315,6 +466,23 @@ impl Emitter {
     /// The event table: which listeners run for which event.
     pub fn table(&self) -> &EventTable {
         &self.shared.table
+    }
+
+    /// Whether emits through a producer's handle are accepted now.
+    pub(crate) fn is_accepting(&self) -> bool {
+        self.shared.lifecycle.phase() == Phase::Running
+    }
+
+    /// This handle as a producer's (not a listener's): refused once shutdown begins.
+    pub(crate) fn as_producer(&self) -> Emitter {
+        Emitter {
+            shared: Arc::clone(&self.shared),
+            from_listener: false,
+        }
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakEmitter {
+        WeakEmitter(Arc::downgrade(&self.shared))
     }
 
     /// The handle given to listeners: its emits are accepted while draining.
@@ -433,6 +601,7 @@ pub struct EmitterBuilder {
     capacity: Capacity,
     propagate_span: bool,
     capture: Option<Capture>,
+    schedules: Vec<Schedule>,
 }
 
 impl std::fmt::Debug for EmitterBuilder {
@@ -517,6 +686,13 @@ impl EmitterBuilder {
         self
     }
 
+    /// Emits an event on a cron timetable while the emitter runs: see [`Schedule`]. Calls add
+    /// up.
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedules.push(schedule);
+        self
+    }
+
     /// Records what is emitted and delivered in `capture`, for tests: see [`crate::testing`].
     pub fn capture(mut self, capture: &Capture) -> Self {
         self.capture = Some(capture.clone());
@@ -573,6 +749,7 @@ impl EmitterBuilder {
                     capacity,
                     ..Lifecycle::default()
                 }),
+                schedules: self.schedules,
             }),
         })
     }

@@ -32,6 +32,16 @@ pub enum EmitError {
     /// waits for room.
     #[error("the emitter is full and refused event `{}`: retry later, or use `emit_async` to wait for room", .0.event_id())]
     Full(RejectedEvent),
+    /// The event, encoded for a durable backend, is larger than the backend accepts.
+    #[error("event `{event_id}` is {size} bytes encoded, over the backend's limit of {limit} bytes: make the event smaller (store large data elsewhere and emit a reference to it), or raise the limit with `DurableConfig::max_payload`")]
+    PayloadTooLarge {
+        /// The id of the event that was emitted.
+        event_id: &'static str,
+        /// Its encoded size in bytes.
+        size: usize,
+        /// The backend's limit in bytes.
+        limit: usize,
+    },
     /// The backend could not take the event.
     #[error("the backend refused event `{event_id}`: {source}")]
     Backend {
@@ -138,6 +148,8 @@ pub struct BackendError {
     message: String,
     #[source]
     source: Option<BoxError>,
+    /// `(size, limit)` when an event was refused for its size.
+    too_large: Option<(usize, usize)>,
 }
 
 impl BackendError {
@@ -146,6 +158,7 @@ impl BackendError {
         Self {
             message: message.into(),
             source: None,
+            too_large: None,
         }
     }
 
@@ -154,7 +167,23 @@ impl BackendError {
         Self {
             message: message.into(),
             source: Some(source.into()),
+            too_large: None,
         }
+    }
+
+    /// An encoded event of `size` bytes is over the backend's `limit`: the emitter turns this
+    /// into [`EmitError::PayloadTooLarge`].
+    pub fn payload_too_large(size: usize, limit: usize) -> Self {
+        Self {
+            message: format!("the encoded event is {size} bytes, over the limit of {limit}"),
+            source: None,
+            too_large: Some((size, limit)),
+        }
+    }
+
+    /// `(size, limit)` if this error refused an event for its size.
+    pub fn too_large(&self) -> Option<(usize, usize)> {
+        self.too_large
     }
 }
 

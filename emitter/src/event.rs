@@ -12,27 +12,28 @@ use serde::Serialize;
 
 /// One emitted event with what the emitter knows of it, in a single allocation shared by every
 /// delivery of the emit. Dropping the last reference finishes the event (its [`EventToken`]).
-pub(crate) struct Emitted<T: ?Sized> {
+#[doc(hidden)]
+pub struct Emitted<T: ?Sized> {
     pub(crate) header: Header,
     pub(crate) event: T,
 }
 
 /// What the emitter knows of an emitted event besides the event itself.
-pub(crate) struct Header {
+#[doc(hidden)]
+pub struct Header {
     pub(crate) event_id: &'static str,
     pub(crate) emit_id: EmitId,
     pub(crate) emitted_at: SystemTime,
     /// Boxed: only emitters that propagate spans pay for one, and the event stays small.
     pub(crate) parent: Option<Box<tracing::Span>>,
-    pub(crate) _token: EventToken,
+    /// Counts the event in the emitter's pending events; `None` for a delivery a durable
+    /// backend loaded from its store (the store, not the emitter, keeps it).
+    pub(crate) _token: Option<EventToken>,
 }
 
 /// A type-erased emitted event.
-pub(crate) type Payload = Arc<Emitted<dyn Any + Send + Sync>>;
-
-/// A decoded event, not yet emitted.
 #[doc(hidden)]
-pub type RawEvent = Box<dyn Any + Send + Sync>;
+pub type Payload = Arc<Emitted<dyn Any + Send + Sync>>;
 
 /// Something that can be emitted: a struct with named fields and a stable id.
 ///
@@ -80,7 +81,7 @@ pub struct EventRegistration {
     pub file: &'static str,
     pub line: u32,
     pub encode: fn(&(dyn Any + Send + Sync)) -> Option<serde_json::Result<Vec<u8>>>,
-    pub decode: fn(&[u8]) -> serde_json::Result<RawEvent>,
+    pub decode: fn(&[u8], Header) -> serde_json::Result<Payload>,
 }
 
 inventory::collect!(EventRegistration);
@@ -93,9 +94,10 @@ pub fn encode_json<E: Event>(
     payload.downcast_ref::<E>().map(serde_json::to_vec)
 }
 
+/// Decodes an `E` stored by a durable backend into an event ready for its listeners.
 #[doc(hidden)]
-pub fn decode_json<E: Event>(bytes: &[u8]) -> serde_json::Result<RawEvent> {
-    serde_json::from_slice::<E>(bytes).map(|event| Box::new(event) as RawEvent)
+pub fn decode_json<E: Event>(bytes: &[u8], header: Header) -> serde_json::Result<Payload> {
+    serde_json::from_slice::<E>(bytes).map(|event| Arc::new(Emitted { header, event }) as Payload)
 }
 
 pub(crate) fn registered() -> impl Iterator<Item = &'static EventRegistration> {

@@ -19,6 +19,7 @@
 mod backend;
 mod context;
 mod delivery;
+pub mod durable;
 mod emitter;
 mod error;
 mod event;
@@ -26,6 +27,7 @@ mod lifecycle;
 mod listener;
 mod policy;
 mod report;
+mod schedule;
 mod stats;
 mod table;
 pub mod testing;
@@ -37,7 +39,7 @@ pub use crate::backend::{
     memory::SimpleEventEmitter, Dispatcher, DynEventEmitterBackend, Envelope, EventEmitterBackend,
 };
 pub use crate::context::{EmitId, EventMeta, State};
-pub use crate::emitter::{Emitter, EmitterBuilder, ErrorHook, NoListenersPolicy};
+pub use crate::emitter::{EmitOptions, Emitter, EmitterBuilder, ErrorHook, NoListenersPolicy};
 pub use crate::error::{
     BackendError, BoxError, EmitError, Failure, ListenerError, RejectedEvent, StartError,
 };
@@ -45,6 +47,7 @@ pub use crate::event::Event;
 pub use crate::listener::Listener;
 pub use crate::policy::{Backoff, Capacity, DeliveryPolicy};
 pub use crate::report::{DeliveryReport, ShutdownReport, StuckDelivery};
+pub use crate::schedule::{Schedule, ScheduleError};
 pub use crate::stats::Metrics;
 pub use crate::table::EventTable;
 

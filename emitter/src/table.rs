@@ -20,6 +20,8 @@ use crate::stats::DeliveryStats;
 pub struct EventTable {
     events: Vec<EventEntry>,
     by_type: TypeMap<usize>,
+    /// Event ids to entries, for deliveries loaded from a durable store.
+    by_id: HashMap<&'static str, usize>,
     listeners: Vec<ListenerInfo>,
     listener_count: usize,
 }
@@ -61,6 +63,8 @@ pub(crate) struct EventEntry {
     pub(crate) id: &'static str,
     pub(crate) type_name: &'static str,
     pub(crate) location: Option<(&'static str, u32)>,
+    /// How durable backends store the event; `None` for a type missing from the registry.
+    pub(crate) codec: Option<&'static EventRegistration>,
     pub(crate) listeners: Vec<ListenerEntry>,
 }
 
@@ -87,6 +91,7 @@ impl EventTable {
         let mut table = EventTable {
             events: Vec::new(),
             by_type: TypeMap::default(),
+            by_id: HashMap::new(),
             listeners: Vec::new(),
             listener_count: 0,
         };
@@ -105,7 +110,7 @@ impl EventTable {
                 (registration.type_id)(),
                 registration.id,
                 registration.type_name,
-                Some((registration.file, registration.line)),
+                Some(registration),
             );
         }
 
@@ -164,17 +169,26 @@ impl EventTable {
         type_id: TypeId,
         id: &'static str,
         type_name: &'static str,
-        location: Option<(&'static str, u32)>,
+        codec: Option<&'static EventRegistration>,
     ) -> usize {
         let index = self.events.len();
         self.events.push(EventEntry {
             id,
             type_name,
-            location,
+            location: codec.map(|registration| (registration.file, registration.line)),
+            codec,
             listeners: Vec::new(),
         });
         self.by_type.insert(type_id, index);
+        self.by_id.entry(id).or_insert(index);
         index
+    }
+
+    /// The entry of the event with this id, and its index.
+    pub(crate) fn event_by_id(&self, id: &str) -> Option<(usize, &EventEntry)> {
+        self.by_id
+            .get(id)
+            .map(|&index| (index, &self.events[index]))
     }
 
     /// The index of an event type's entry and how many listeners it has.

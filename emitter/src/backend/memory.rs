@@ -1,6 +1,8 @@
 //! [`SimpleEventEmitter`]: the in-memory backend, handing each event straight to the listeners' queues.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::SystemTime;
 
 use super::{Dispatcher, Envelope, EventEmitterBackend};
 use crate::error::BackendError;
@@ -13,9 +15,14 @@ use crate::error::BackendError;
 /// [`EmitterBuilder::capacity`](crate::EmitterBuilder::capacity).
 /// Queued events live only in memory: they are delivered before
 /// [`Emitter::shutdown`](crate::Emitter::shutdown) returns, and lost if the process dies first.
+///
+/// A delayed event waits in a tokio timer (shutdown waits for it too, unless
+/// [`shutdown_timeout`](crate::Emitter::shutdown_timeout) cuts the wait short). Idempotency keys
+/// are remembered for the life of the emitter.
 #[derive(Debug, Default)]
 pub struct SimpleEventEmitter {
-    dispatcher: OnceLock<Dispatcher>,
+    started: OnceLock<(Dispatcher, tokio::runtime::Handle)>,
+    keys: Mutex<HashSet<String>>,
 }
 
 impl SimpleEventEmitter {
@@ -27,17 +34,44 @@ impl SimpleEventEmitter {
 
 impl EventEmitterBackend for SimpleEventEmitter {
     async fn start(&self, dispatcher: Dispatcher) -> Result<(), BackendError> {
-        self.dispatcher
-            .set(dispatcher)
+        self.started
+            .set((dispatcher, tokio::runtime::Handle::current()))
             .map_err(|_| BackendError::new("the in-memory backend was already started"))
     }
 
     fn enqueue(&self, envelope: Envelope) -> Result<(), BackendError> {
-        let dispatcher = self
-            .dispatcher
+        let (dispatcher, runtime) = self
+            .started
             .get()
             .ok_or_else(|| BackendError::new("the in-memory backend is not started"))?;
-        dispatcher.dispatch(envelope);
+        if envelope.options.is_none() {
+            dispatcher.dispatch(envelope);
+            return Ok(());
+        }
+        if let Some(key) = envelope.idempotency_key() {
+            let fresh = self
+                .keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key.to_owned());
+            if !fresh {
+                dispatcher.drop_envelope(envelope);
+                return Ok(());
+            }
+        }
+        match envelope
+            .run_at()
+            .and_then(|when| when.duration_since(SystemTime::now()).ok())
+        {
+            Some(delay) if !delay.is_zero() => {
+                let dispatcher = dispatcher.clone();
+                runtime.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    dispatcher.dispatch(envelope);
+                });
+            }
+            _ => dispatcher.dispatch(envelope),
+        }
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::context::EmitId;
 use crate::delivery::{spawn_scheduler, Control, SchedulerHandle, Unfinished};
-use crate::emitter::Emitter;
+use crate::emitter::{Emitter, WeakEmitter};
 use crate::error::BackendError;
 use crate::event::Payload;
 use crate::lifecycle::Lifecycle;
@@ -42,7 +42,16 @@ pub trait EventEmitterBackend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// Queues an envelope for delivery, without blocking.
+    ///
+    /// An envelope may be delayed ([`Envelope::run_at`]) and may carry an idempotency key
+    /// ([`Envelope::idempotency_key`]); a backend honours both.
     fn enqueue(&self, envelope: Envelope) -> Result<(), BackendError>;
+
+    /// Whether the backend stores events outside the process. A durable backend reports when an
+    /// envelope is stored ([`Envelope::stored`]), and [`Emitter::emit_async`] waits for that.
+    fn is_durable(&self) -> bool {
+        false
+    }
 
     /// Stops the backend. Called once, after every enqueued envelope was delivered.
     fn shutdown(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
@@ -62,6 +71,9 @@ pub trait DynEventEmitterBackend: Send + Sync + 'static {
 
     /// See [`EventEmitterBackend::shutdown`].
     fn shutdown_dyn(&self) -> Pin<Box<dyn Future<Output = Result<(), BackendError>> + Send + '_>>;
+
+    /// See [`EventEmitterBackend::is_durable`].
+    fn is_durable_dyn(&self) -> bool;
 }
 
 impl<B: EventEmitterBackend> DynEventEmitterBackend for B {
@@ -79,12 +91,28 @@ impl<B: EventEmitterBackend> DynEventEmitterBackend for B {
     fn shutdown_dyn(&self) -> Pin<Box<dyn Future<Output = Result<(), BackendError>> + Send + '_>> {
         Box::pin(self.shutdown())
     }
+
+    fn is_durable_dyn(&self) -> bool {
+        self.is_durable()
+    }
 }
 
 /// One emitted event on its way to its listeners.
 pub struct Envelope {
     pub(crate) payload: Payload,
     pub(crate) event: usize,
+    /// What [`EmitOptions`](crate::EmitOptions) asked for; boxed, so that a plain emit carries
+    /// one null pointer.
+    pub(crate) options: Option<Box<Options>>,
+}
+
+/// The options of an emit that has some.
+#[derive(Default)]
+pub(crate) struct Options {
+    pub(crate) run_at: Option<SystemTime>,
+    pub(crate) key: Option<String>,
+    /// Told when a durable backend has stored the event (`emit_async` waits on it).
+    pub(crate) stored: Option<oneshot::Sender<Result<(), BackendError>>>,
 }
 
 impl Envelope {
@@ -106,6 +134,32 @@ impl Envelope {
     /// The event, if it is an `E`.
     pub fn event<E: crate::Event>(&self) -> Option<&E> {
         self.payload.event.downcast_ref::<E>()
+    }
+
+    /// When the event is due: `None` for now, a time for a delayed emit
+    /// ([`Emitter::emit_after`], [`Emitter::emit_at`]).
+    pub fn run_at(&self) -> Option<SystemTime> {
+        self.options.as_ref().and_then(|options| options.run_at)
+    }
+
+    /// The emit's idempotency key, if it has one: a backend drops an emit whose key it has seen.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.options
+            .as_ref()
+            .and_then(|options| options.key.as_deref())
+    }
+
+    /// Tells whoever waits on this emit (an [`Emitter::emit_async`] call) that the event was
+    /// stored, or why it could not be, and drops the envelope. Durable backends call it once the
+    /// event is safely stored; dropping an envelope without calling it reports it as lost.
+    pub fn stored(mut self, result: Result<(), BackendError>) {
+        if let Some(waiter) = self
+            .options
+            .as_mut()
+            .and_then(|options| options.stored.take())
+        {
+            let _ = waiter.send(result);
+        }
     }
 }
 
@@ -131,6 +185,8 @@ struct DispatcherInner {
     scheduler: SchedulerHandle,
     lifecycle: Arc<Lifecycle>,
     table: Arc<EventTable>,
+    /// Weak: the emitter holds its dispatcher.
+    emitter: WeakEmitter,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -147,6 +203,7 @@ impl Dispatcher {
                 scheduler: spawn_scheduler(emitter, runtime),
                 lifecycle: Arc::clone(emitter.lifecycle()),
                 table: emitter.table_arc(),
+                emitter: emitter.downgrade(),
             }),
         }
     }
@@ -165,6 +222,29 @@ impl Dispatcher {
                 .lifecycle
                 .unqueue(self.inner.table.listener_count(refused.0.event));
         }
+    }
+
+    /// Drops an envelope that will not be delivered (a duplicate emit, say), taking its
+    /// deliveries off the queue.
+    pub fn drop_envelope(&self, envelope: Envelope) {
+        self.unqueue(&envelope);
+    }
+
+    /// Takes an envelope's deliveries off the emitter's queue depth: they were dropped, or are
+    /// now a durable store's business.
+    pub(crate) fn unqueue(&self, envelope: &Envelope) {
+        self.inner
+            .lifecycle
+            .unqueue(self.inner.table.listener_count(envelope.event));
+    }
+
+    pub(crate) fn table(&self) -> &Arc<EventTable> {
+        &self.inner.table
+    }
+
+    /// The emitter's handle for listeners, unless the emitter is gone.
+    pub(crate) fn emitter(&self) -> Option<Arc<Emitter>> {
+        self.inner.emitter.upgrade()
     }
 
     pub(crate) fn stop(&self) {

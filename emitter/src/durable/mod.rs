@@ -1,0 +1,283 @@
+//! Durable delivery: deliveries stored outside the process, claimed under leases, acknowledged
+//! only after their listener succeeded.
+//!
+//! The model (see the README's "Durable delivery" section):
+//!
+//! - Each emit is stored once per listener of its event: one **delivery** per (event, listener),
+//!   which retries, waits and dead-letters on its own.
+//! - A worker **claims** due deliveries under a **lease**; while it runs them it extends the
+//!   lease; when the listener succeeds it **acknowledges** (the delivery is deleted). A worker that
+//!   dies stops extending, its leases expire, and another worker claims the deliveries again:
+//!   delivery is at least once, and the listener sees the attempt number grow.
+//! - A failed attempt is **retried** at a later time (the listener's backoff) until its attempts
+//!   run out; then the delivery is **dead-lettered** with the reason, to be listed, inspected and
+//!   replayed. A payload that cannot be decoded is dead-lettered at once.
+//! - An emit can be **delayed** (`run_at`) and can carry an **idempotency key**: a second emit
+//!   with a key already stored is dropped. Cron schedules use keys to fire once per tick, however
+//!   many workers run them.
+//!
+//! [`Durable`] is the engine that does all this for any [`Store`]; a store only keeps deliveries.
+//! The stores shipped are `sqlite::SqliteStore` (feature `sqlite`), and, for many processes,
+//! `postgres::PostgresStore` (feature `postgres`) and `redis::RedisStore` (feature `redis`).
+
+mod engine;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use crate::context::EmitId;
+use crate::error::BackendError;
+
+pub use engine::{Durable, DurableConfig};
+
+/// Where durable deliveries are kept: the contract every durable backend implements.
+///
+/// The engine ([`Durable`]) calls these methods; a store never runs a listener. Every method may
+/// be called concurrently from several tasks, and (for stores shared over a network) from several
+/// processes on several machines at once: claiming must hand each due delivery to one claimer
+/// only until its lease expires.
+///
+/// Times are wall-clock [`SystemTime`]s, compared by the store (a database's clock or the
+/// worker's: a store documents which).
+pub trait Store: Send + Sync + 'static {
+    /// Creates the schema (tables, streams, consumer groups) if missing, checks or migrates its
+    /// version, and records the routes. Called once at start, before any other method.
+    fn open(&self, setup: &Setup) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Stores emits: one delivery per listener of each, due at its `run_at`.
+    ///
+    /// An emit whose idempotency key is already stored (and not expired) is skipped. The batch is
+    /// stored atomically where the store can: after an error, none of it may be stored, or all of
+    /// it; the engine retries the whole batch, relying on the keys it does not have to dedupe.
+    fn insert(
+        &self,
+        emits: &[NewEmit],
+    ) -> impl Future<Output = Result<Inserted, BackendError>> + Send;
+
+    /// Claims up to `limit` deliveries that are due (`run_at` passed) and not leased (or whose
+    /// lease expired), for the listeners named in `listeners`, leasing them to `worker` for
+    /// `lease`. Each claim counts as one attempt.
+    fn claim(
+        &self,
+        worker: &str,
+        listeners: &[&'static str],
+        limit: usize,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Vec<Claimed>, BackendError>> + Send;
+
+    /// Extends the leases of deliveries still running, so that a slow listener keeps its claim.
+    /// A receipt whose lease was lost (it expired and someone else claimed it) is ignored.
+    fn extend(
+        &self,
+        receipts: &[Receipt],
+        lease: Duration,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Acknowledges deliveries whose listener succeeded: they are done and removed.
+    fn ack(&self, receipts: &[Receipt]) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Releases a failed delivery to be claimed again at `run_at`, recording the error.
+    fn retry(
+        &self,
+        receipt: &Receipt,
+        run_at: SystemTime,
+        error: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Moves a delivery to the dead letters with the reason.
+    fn dead_letter(
+        &self,
+        receipt: &Receipt,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// The dead letters, oldest first, up to `limit`.
+    fn dead_letters(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>, BackendError>> + Send;
+
+    /// Moves a dead letter back to the deliveries, due now, with its attempts counted from zero.
+    /// Returns `false` when there is no dead letter with this id.
+    fn replay(&self, id: &str) -> impl Future<Output = Result<bool, BackendError>> + Send;
+
+    /// Deletes a dead letter for good. Returns `false` when there is no dead letter with this id.
+    fn discard(&self, id: &str) -> impl Future<Output = Result<bool, BackendError>> + Send;
+
+    /// How many deliveries wait, run and lie dead.
+    fn counts(&self) -> impl Future<Output = Result<Counts, BackendError>> + Send;
+
+    /// Resolves when new deliveries may be due (a notification from another process, say), or
+    /// after `timeout`. Only a wake-up: the engine claims after it whatever happened, and never
+    /// relies on it for correctness. The default sleeps for `timeout`.
+    fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(timeout)
+    }
+}
+
+/// What a store is told at [`Store::open`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Setup {
+    /// Every event of the emitter's table, with the names of its listeners in this process.
+    pub routes: Vec<Route>,
+    /// How long idempotency keys are remembered.
+    pub key_retention: Duration,
+}
+
+impl Setup {
+    /// A setup with these routes and key retention, for stores' own tests and tools.
+    pub fn new(routes: Vec<Route>, key_retention: Duration) -> Self {
+        Self {
+            routes,
+            key_retention,
+        }
+    }
+}
+
+/// An event and the listeners it is delivered to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The event's id.
+    pub event_id: &'static str,
+    /// The names of its listeners.
+    pub listeners: Vec<&'static str>,
+}
+
+/// An emit, encoded, as the engine hands it to [`Store::insert`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NewEmit {
+    /// The event and its metadata.
+    pub event: StoredEvent,
+    /// The listeners to deliver it to: one delivery each.
+    pub listeners: Vec<&'static str>,
+    /// When the deliveries are due.
+    pub run_at: SystemTime,
+    /// The idempotency key: a second emit with the same key is skipped.
+    pub key: Option<String>,
+}
+
+impl NewEmit {
+    /// An emit of `event` to `listeners`, due at `run_at`, with an optional idempotency key.
+    /// Stores and their tests use this to insert what the engine would.
+    pub fn new(
+        event: StoredEvent,
+        listeners: Vec<&'static str>,
+        run_at: SystemTime,
+        key: Option<String>,
+    ) -> Self {
+        Self {
+            event,
+            listeners,
+            run_at,
+            key,
+        }
+    }
+}
+
+/// What [`Store::insert`] did with a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Inserted {
+    /// Emits stored.
+    pub stored: usize,
+    /// Emits skipped because their idempotency key was already stored.
+    pub duplicates: usize,
+}
+
+/// An emitted event as it is stored: the envelope every delivery carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// The event's id, for example `"user_created"`.
+    pub event_id: String,
+    /// The id of the emit.
+    pub emit_id: EmitId,
+    /// When it was emitted.
+    pub emitted_at: SystemTime,
+    /// The event, encoded as JSON.
+    pub payload: Vec<u8>,
+}
+
+/// A delivery claimed by a worker.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// How to acknowledge, retry or dead-letter it.
+    pub receipt: Receipt,
+    /// The listener to run.
+    pub listener: String,
+    /// The event.
+    pub event: StoredEvent,
+    /// Which attempt this claim is, from 1.
+    pub attempt: u32,
+}
+
+/// A store's handle to one claimed delivery: which delivery, and which claim of it (so that a
+/// worker whose lease expired cannot acknowledge or fail someone else's claim).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Receipt {
+    /// The delivery's id in the store.
+    pub id: String,
+    /// The claim: a token the store chose when it leased the delivery.
+    pub lease: String,
+}
+
+/// A delivery that failed for good, kept until it is replayed or discarded.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Its id, for [`Durable::replay`] and [`Durable::discard`].
+    pub id: String,
+    /// The listener that failed.
+    pub listener: String,
+    /// The event.
+    pub event: StoredEvent,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// Why it was dead-lettered: the last failure, or why the payload could not be decoded.
+    pub reason: String,
+    /// When it was dead-lettered.
+    pub failed_at: SystemTime,
+}
+
+impl DeadLetter {
+    /// The event as JSON text (lossy if the payload is not UTF-8, which a corrupt one may be).
+    pub fn payload_text(&self) -> String {
+        String::from_utf8_lossy(&self.event.payload).into_owned()
+    }
+}
+
+/// How many deliveries a store holds, by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Waiting to be claimed: due now or later.
+    pub waiting: u64,
+    /// Claimed, with a lease not yet expired.
+    pub leased: u64,
+    /// Dead-lettered.
+    pub dead: u64,
+}
+
+impl Counts {
+    /// Deliveries not finished: waiting or leased.
+    pub fn unfinished(&self) -> u64 {
+        self.waiting + self.leased
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit stores keep times in. Times before the epoch are 0.
+pub fn unix_millis(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// The time `millis` milliseconds after the Unix epoch (negative values give the epoch).
+pub fn from_unix_millis(millis: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}

@@ -1,0 +1,894 @@
+//! The conformance suite: the same cases for every backend.
+//!
+//! A test target declares `#[macro_use] mod conformance;` and instantiates it with
+//! `memory_cases!` (the in-memory backend: the cases that apply without a store) or
+//! `durable_cases!` (every case) and a [`Kit`] that makes fresh storage for each case.
+
+#![allow(dead_code, unreachable_pub, unused_macros)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use emitter::durable::{Durable, DurableConfig, NewEmit, Store, StoredEvent};
+use emitter::{
+    listener, listeners, EmitError, EmitOptions, Emitter, Event, EventEmitterBackend, EventMeta,
+    Schedule, State,
+};
+
+/// How long a case waits for something that should happen well before: a liveness bound, not a
+/// speed check.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Fresh storage for one case, and backends over it.
+pub trait Kit: Sync {
+    /// The store of this kit's backends.
+    type Store: Store;
+    /// Storage nobody else uses, as a handle to open backends on.
+    fn storage(&self) -> impl Future<Output = Self::Storage> + Send;
+    /// What [`Kit::storage`] gives.
+    type Storage: Storage<Store = Self::Store>;
+    /// Whether the kit's server is there; when it is not, the case returns at once (the kit has
+    /// printed why, or panicked when `EMITTER_REQUIRE_SERVERS=1`).
+    fn available(&self) -> bool {
+        true
+    }
+}
+
+/// One isolated storage: a file, a schema, a key prefix.
+pub trait Storage: Send + Sync {
+    /// The store type.
+    type Store: Store;
+    /// A new store handle on this storage: a second worker, or the same worker restarted.
+    fn open(&self) -> impl Future<Output = Self::Store> + Send;
+}
+
+/// The config every case's durable backend starts from: quick polling and short leases, so that
+/// cases about leases finish quickly.
+pub fn quick() -> DurableConfig {
+    DurableConfig::default()
+        .poll_interval(Duration::from_millis(50))
+        .lease(Duration::from_millis(600))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events, listeners and what they record.
+
+#[derive(Event, Debug, Clone, PartialEq)]
+#[event(id = "conformance.signed_up")]
+pub struct SignedUp {
+    pub user: String,
+    pub n: u64,
+}
+
+#[derive(Event, Debug, Clone, PartialEq)]
+#[event(id = "conformance.audited")]
+pub struct Audited {
+    pub n: u64,
+}
+
+#[derive(Event, Debug, Clone, PartialEq)]
+#[event(id = "conformance.flaky")]
+pub struct Flaky {
+    pub n: u64,
+    /// How many attempts fail before one succeeds.
+    pub failures: u32,
+}
+
+#[derive(Event, Debug, Clone, PartialEq)]
+#[event(id = "conformance.ticked")]
+pub struct Ticked {
+    pub tick_ms: u64,
+}
+
+#[derive(Event, Debug, Clone, PartialEq)]
+#[event(id = "conformance.blob")]
+pub struct Blob {
+    pub bytes: String,
+}
+
+#[derive(Event, Debug, Clone, PartialEq)]
+#[event(id = "conformance.held")]
+pub struct Held {
+    pub n: u64,
+}
+
+/// One run of a listener.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub listener: &'static str,
+    pub emit_id: u128,
+    pub attempt: u32,
+    pub n: u64,
+    pub at: Instant,
+}
+
+/// What the listeners saw, shared through `State`.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    runs: Arc<Mutex<Vec<Run>>>,
+    /// When set, `held` blocks forever on its first attempt.
+    pub hold_first: Arc<std::sync::atomic::AtomicBool>,
+    /// When set, `always_fails` succeeds.
+    pub heal: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Recorder {
+    fn record(&self, meta: &EventMeta, n: u64) {
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Run {
+                listener: meta.listener(),
+                emit_id: meta.emit_id().as_u128(),
+                attempt: meta.attempt(),
+                n,
+                at: Instant::now(),
+            });
+    }
+
+    pub fn runs(&self) -> Vec<Run> {
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn runs_of(&self, listener: &str) -> Vec<Run> {
+        self.runs()
+            .into_iter()
+            .filter(|run| run.listener == listener)
+            .collect()
+    }
+
+    /// Waits until `done` holds for the runs, or panics after [`PATIENCE`] saying what it saw.
+    pub async fn until(&self, what: &str, done: impl Fn(&[Run]) -> bool) {
+        let start = Instant::now();
+        loop {
+            let runs = self.runs();
+            if done(&runs) {
+                return;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "gave up waiting for {what}; runs so far: {runs:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[listener(events = [SignedUp], name = "conformance.welcome")]
+async fn welcome(user: &str, n: u64, meta: EventMeta, State(recorder): State<Recorder>) {
+    assert_eq!(user, format!("user-{n}"));
+    recorder.record(&meta, n);
+}
+
+#[listener(events = [Audited], name = "conformance.audit_a")]
+async fn audit_a(n: u64, meta: EventMeta, State(recorder): State<Recorder>) {
+    recorder.record(&meta, n);
+}
+
+#[listener(events = [Audited], name = "conformance.audit_b")]
+async fn audit_b(n: u64, meta: EventMeta, State(recorder): State<Recorder>) {
+    recorder.record(&meta, n);
+}
+
+#[listener(events = [Flaky], name = "conformance.flaky", attempts = 3, backoff = "200ms..200ms")]
+async fn flaky(
+    n: u64,
+    failures: u32,
+    meta: EventMeta,
+    State(recorder): State<Recorder>,
+) -> Result<(), String> {
+    recorder.record(&meta, n);
+    if meta.attempt() <= failures {
+        return Err(format!("flaky failure on attempt {}", meta.attempt()));
+    }
+    Ok(())
+}
+
+#[listener(events = [Audited], name = "conformance.always_fails", attempts = 2, backoff = "50ms..50ms")]
+async fn always_fails(
+    n: u64,
+    meta: EventMeta,
+    State(recorder): State<Recorder>,
+) -> Result<(), String> {
+    recorder.record(&meta, n);
+    if recorder.heal.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(());
+    }
+    Err(format!("the mail server said no to #{n}"))
+}
+
+#[listener(events = [Ticked], name = "conformance.tick")]
+async fn tick(tick_ms: u64, meta: EventMeta, State(recorder): State<Recorder>) {
+    recorder.record(&meta, tick_ms);
+}
+
+#[listener(events = [Blob], name = "conformance.blob")]
+async fn blob(bytes: &str, meta: EventMeta, State(recorder): State<Recorder>) {
+    recorder.record(&meta, bytes.len() as u64);
+}
+
+#[listener(events = [Held], name = "conformance.held")]
+async fn held(n: u64, meta: EventMeta, State(recorder): State<Recorder>) {
+    recorder.record(&meta, n);
+    if meta.attempt() == 1
+        && recorder
+            .hold_first
+            .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn start(backend: impl EventEmitterBackend, recorder: &Recorder) -> Emitter {
+    Emitter::builder()
+        .listeners(listeners![
+            welcome,
+            audit_a,
+            audit_b,
+            flaky,
+            always_fails,
+            tick,
+            blob,
+            held
+        ])
+        .state(recorder.clone())
+        .backend(backend)
+        .start()
+        .await
+        .expect("the emitter starts")
+}
+
+fn emit_ids(runs: &[Run], listener: &str) -> BTreeMap<u128, usize> {
+    let mut seen = BTreeMap::new();
+    for run in runs.iter().filter(|run| run.listener == listener) {
+        *seen.entry(run.emit_id).or_insert(0) += 1;
+    }
+    seen
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases for every backend.
+
+/// Emitted events reach their listener with their fields.
+pub async fn emit_and_deliver(backend: impl EventEmitterBackend) {
+    let recorder = Recorder::default();
+    let emitter = start(backend, &recorder).await;
+    for n in 0..20u64 {
+        emitter
+            .emit(SignedUp {
+                user: format!("user-{n}"),
+                n,
+            })
+            .expect("accepted");
+    }
+    recorder.until("20 welcomes", |runs| runs.len() >= 20).await;
+    let seen: BTreeSet<u64> = recorder.runs().iter().map(|run| run.n).collect();
+    assert_eq!(seen, (0..20).collect());
+    emitter.shutdown().await.expect("shutdown");
+}
+
+/// Each (event, listener) pair gets each emit once: two listeners, 100 emits, 200 runs.
+pub async fn one_delivery_per_pair(backend: impl EventEmitterBackend) {
+    let recorder = Recorder::default();
+    let emitter = start(backend, &recorder).await;
+    recorder
+        .heal
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    for n in 0..100u64 {
+        emitter.emit(Audited { n }).expect("accepted");
+    }
+    let listeners = [
+        "conformance.audit_a",
+        "conformance.audit_b",
+        "conformance.always_fails",
+    ];
+    recorder
+        .until("100 runs of each audit listener", |runs| {
+            listeners
+                .iter()
+                .all(|listener| emit_ids(runs, listener).len() >= 100)
+        })
+        .await;
+    // Give a duplicate the time to show up, then count.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let runs = recorder.runs();
+    for listener in listeners {
+        let seen = emit_ids(&runs, listener);
+        assert_eq!(seen.len(), 100, "{listener} saw {} emits", seen.len());
+        assert!(
+            seen.values().all(|&count| count == 1),
+            "{listener} ran an emit twice: {seen:?}"
+        );
+    }
+    emitter.shutdown().await.expect("shutdown");
+}
+
+/// A failing attempt is retried after the listener's backoff, with the attempt number growing.
+pub async fn retry_with_backoff(backend: impl EventEmitterBackend) {
+    let recorder = Recorder::default();
+    let emitter = start(backend, &recorder).await;
+    emitter.emit(Flaky { n: 7, failures: 2 }).expect("accepted");
+    recorder
+        .until("three attempts", |runs| runs.len() >= 3)
+        .await;
+    let runs = recorder.runs();
+    let attempts: Vec<u32> = runs.iter().map(|run| run.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    for pair in runs.windows(2) {
+        let waited = pair[1].at - pair[0].at;
+        assert!(
+            waited >= Duration::from_millis(200),
+            "retried after {waited:?}, before the 200 ms backoff"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(recorder.runs().len(), 3, "a succeeded delivery ran again");
+    emitter.shutdown().await.expect("shutdown");
+}
+
+/// `emit_after` and `emit_at` deliver no earlier than asked; a time in the past delivers now.
+pub async fn delayed_emit(backend: impl EventEmitterBackend) {
+    let recorder = Recorder::default();
+    let emitter = start(backend, &recorder).await;
+    let emitted = Instant::now();
+    emitter
+        .emit_after(Duration::from_millis(700), Audited { n: 1 })
+        .expect("accepted");
+    emitter
+        .emit_at(
+            SystemTime::now() + Duration::from_millis(400),
+            Audited { n: 2 },
+        )
+        .expect("accepted");
+    emitter
+        .emit_at(
+            SystemTime::now() - Duration::from_secs(60),
+            Audited { n: 3 },
+        )
+        .expect("accepted");
+    recorder
+        .until("three delayed events", |runs| {
+            emit_ids(runs, "conformance.audit_a").len() >= 3
+        })
+        .await;
+    let runs = recorder.runs_of("conformance.audit_a");
+    let at = |n: u64| {
+        runs.iter()
+            .find(|run| run.n == n)
+            .map(|run| run.at - emitted)
+            .expect("ran")
+    };
+    assert!(
+        at(1) >= Duration::from_millis(700),
+        "emit_after(700 ms) ran after {:?}",
+        at(1)
+    );
+    assert!(
+        at(2) >= Duration::from_millis(400),
+        "emit_at(+400 ms) ran after {:?}",
+        at(2)
+    );
+    assert!(
+        at(3) < at(2),
+        "the past-due event waited behind a later one"
+    );
+    let order: Vec<u64> = runs.iter().map(|run| run.n).collect();
+    assert_eq!(order, [3, 2, 1]);
+    emitter.shutdown().await.expect("shutdown");
+}
+
+/// A second emit with a known idempotency key is dropped; other keys are not.
+pub async fn idempotency_key(backend: impl EventEmitterBackend) {
+    let recorder = Recorder::default();
+    let emitter = start(backend, &recorder).await;
+    let keyed = |key: &str| EmitOptions::new().idempotency_key(key);
+    emitter
+        .emit_with(Audited { n: 1 }, keyed("order-1"))
+        .expect("accepted");
+    emitter
+        .emit_with(Audited { n: 2 }, keyed("order-1"))
+        .expect("a duplicate is accepted and dropped");
+    emitter
+        .emit_with(Audited { n: 3 }, keyed("order-2"))
+        .expect("accepted");
+    emitter.emit(Audited { n: 4 }).expect("accepted");
+    emitter.emit(Audited { n: 5 }).expect("no key, no dedupe");
+    recorder
+        .until("four audits", |runs| {
+            emit_ids(runs, "conformance.audit_a").len() >= 4
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen: BTreeSet<u64> = recorder
+        .runs_of("conformance.audit_a")
+        .iter()
+        .map(|run| run.n)
+        .collect();
+    assert_eq!(seen, BTreeSet::from([1, 3, 4, 5]));
+    emitter.shutdown().await.expect("shutdown");
+}
+
+/// A cron schedule fires once per tick, each tick once, on every process that runs it.
+pub async fn cron_once_per_tick<B: EventEmitterBackend>(backends: Vec<B>) {
+    let recorder = Recorder::default();
+    let mut emitters = Vec::new();
+    for backend in backends {
+        let schedule = Schedule::cron("conformance-every-second", "* * * * * *", |tick| Ticked {
+            tick_ms: emitter::durable::unix_millis(tick) as u64,
+        })
+        .expect("a valid expression");
+        emitters.push(
+            Emitter::builder()
+                .listeners(listeners![tick])
+                .state(recorder.clone())
+                .backend(backend)
+                .schedule(schedule)
+                .start()
+                .await
+                .expect("starts"),
+        );
+    }
+    recorder.until("three ticks", |runs| runs.len() >= 3).await;
+    for emitter in &emitters {
+        emitter.shutdown().await.expect("shutdown");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let runs = recorder.runs();
+    let mut per_tick: BTreeMap<u64, usize> = BTreeMap::new();
+    for run in &runs {
+        *per_tick.entry(run.n).or_insert(0) += 1;
+    }
+    assert!(
+        per_tick.values().all(|&count| count == 1),
+        "a tick fired more than once: {per_tick:?}"
+    );
+    assert!(
+        per_tick.keys().all(|tick| tick % 1000 == 0),
+        "ticks not on the second: {per_tick:?}"
+    );
+    let ticks: Vec<u64> = per_tick.keys().copied().collect();
+    assert!(
+        ticks.windows(2).all(|pair| pair[1] - pair[0] == 1000),
+        "ticks skipped or doubled: {ticks:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases for durable backends.
+
+/// A delivery that fails on its last attempt is dead-lettered with the reason; the dead letter
+/// can be listed, inspected, replayed (and then delivered) and discarded.
+pub async fn dead_letters<K: Kit>(kit: &K) {
+    let storage = kit.storage().await;
+    let backend = Durable::with_config(storage.open().await, quick());
+    let recorder = Recorder::default();
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let hook_failures = Arc::clone(&failures);
+    let emitter = Emitter::builder()
+        .listeners(listeners![always_fails])
+        .state(recorder.clone())
+        .backend(backend.clone())
+        .on_error(move |error| {
+            hook_failures
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(error.to_string());
+        })
+        .start()
+        .await
+        .expect("starts");
+    emitter.emit(Audited { n: 41 }).expect("accepted");
+    emitter.emit(Audited { n: 42 }).expect("accepted");
+    recorder
+        .until("two attempts each", |runs| runs.len() >= 4)
+        .await;
+    settle(&backend).await;
+    let counts = backend.counts().await.expect("counts");
+    assert_eq!((counts.waiting, counts.leased, counts.dead), (0, 0, 2));
+    let letters = backend.dead_letters(10).await.expect("listed");
+    assert_eq!(letters.len(), 2);
+    let letter = letters
+        .iter()
+        .find(|letter| letter.payload_text().contains("42"))
+        .expect("the dead letter of #42");
+    assert_eq!(letter.listener, "conformance.always_fails");
+    assert_eq!(letter.event.event_id, "conformance.audited");
+    assert_eq!(letter.attempts, 2);
+    assert!(
+        letter.reason.contains("the mail server said no to #42")
+            && letter.reason.contains("attempt 2 of 2"),
+        "reason: {}",
+        letter.reason
+    );
+    let hooked = failures
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    assert_eq!(
+        hooked.len(),
+        2,
+        "the error hook hears of each dead letter once: {hooked:?}"
+    );
+
+    // Replay one after the cause is fixed: it is delivered; discard the other.
+    recorder
+        .heal
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(backend.replay(&letter.id).await.expect("replayed"));
+    assert!(!backend.replay(&letter.id).await.expect("no longer there"));
+    recorder
+        .until("the replayed delivery", |runs| {
+            runs.iter()
+                .any(|run| run.n == 42 && run.attempt == 1 && runs.len() >= 5)
+        })
+        .await;
+    settle(&backend).await;
+    let other = letters
+        .iter()
+        .find(|other| other.id != letter.id)
+        .expect("the other");
+    assert!(backend.discard(&other.id).await.expect("discarded"));
+    assert!(!backend.discard(&other.id).await.expect("gone"));
+    let counts = backend.counts().await.expect("counts");
+    assert_eq!((counts.unfinished(), counts.dead), (0, 0));
+    emitter.shutdown().await.expect("shutdown");
+}
+
+/// A payload that cannot be decoded is dead-lettered with the reason, and deliveries behind it
+/// go on.
+pub async fn undecodable_payload<K: Kit>(kit: &K) {
+    let storage = kit.storage().await;
+    let store = storage.open().await;
+    let backend = Durable::with_config(storage.open().await, quick());
+    let recorder = Recorder::default();
+    let emitter = start(backend.clone(), &recorder).await;
+    let corrupt = |payload: &[u8]| {
+        NewEmit::new(
+            StoredEvent {
+                event_id: "conformance.signed_up".into(),
+                emit_id: emitter::EmitId::from_u128(7),
+                emitted_at: SystemTime::now(),
+                payload: payload.to_vec(),
+            },
+            vec!["conformance.welcome"],
+            SystemTime::now(),
+            None,
+        )
+    };
+    // Schema drift (a field renamed), then bytes that are not JSON at all.
+    store
+        .insert(&[
+            corrupt(br#"{"username":"x","n":1}"#),
+            corrupt(&[0xff, 0x00, 0x13]),
+        ])
+        .await
+        .expect("inserted");
+    emitter
+        .emit(SignedUp {
+            user: "user-9".into(),
+            n: 9,
+        })
+        .expect("accepted");
+    recorder
+        .until("the good event", |runs| runs.iter().any(|run| run.n == 9))
+        .await;
+    settle(&backend).await;
+    let letters = backend.dead_letters(10).await.expect("listed");
+    assert_eq!(letters.len(), 2, "{letters:#?}");
+    for letter in &letters {
+        assert!(
+            letter.reason.contains("cannot be decoded"),
+            "reason: {}",
+            letter.reason
+        );
+    }
+    assert!(letters
+        .iter()
+        .any(|letter| letter.reason.contains("missing field `user`")));
+    emitter.shutdown().await.expect("shutdown");
+}
+
+/// An event over the size limit is refused at emit with a clear error, and nothing is stored.
+pub async fn payload_limit<K: Kit>(kit: &K) {
+    let storage = kit.storage().await;
+    let backend = Durable::with_config(storage.open().await, quick().max_payload(1024));
+    let recorder = Recorder::default();
+    let emitter = start(backend.clone(), &recorder).await;
+    let error = emitter
+        .emit(Blob {
+            bytes: "x".repeat(2000),
+        })
+        .expect_err("too large");
+    match &error {
+        EmitError::PayloadTooLarge {
+            event_id,
+            size,
+            limit,
+        } => {
+            assert_eq!(*event_id, "conformance.blob");
+            assert_eq!(*limit, 1024);
+            assert!(*size > 2000);
+        }
+        other => panic!("expected PayloadTooLarge, got {other:?}"),
+    }
+    assert!(
+        error
+            .to_string()
+            .contains("over the backend's limit of 1024 bytes"),
+        "{error}"
+    );
+    emitter
+        .emit(Blob {
+            bytes: "x".repeat(100),
+        })
+        .expect("small enough");
+    recorder
+        .until("the small blob", |runs| !runs.is_empty())
+        .await;
+    settle(&backend).await;
+    assert_eq!(recorder.runs().len(), 1);
+    emitter.shutdown().await.expect("shutdown");
+}
+
+/// A worker that dies mid-delivery loses its lease; another takes the delivery over and runs it
+/// again, as attempt 2. Nothing acknowledged to the emitter is lost.
+pub async fn at_least_once_across_crash<K: Kit>(kit: &K) {
+    let storage = kit.storage().await;
+    let recorder = Recorder::default();
+    recorder
+        .hold_first
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+
+    // The first worker, in a runtime of its own on a thread of its own, which the "crash"
+    // throws away with everything running on it: no lease is extended, nothing acknowledged.
+    let first_recorder = recorder.clone();
+    let storage_ref = &storage;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let crashed = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                crashed.block_on(async move {
+                    let backend = Durable::with_config(storage_ref.open().await, quick());
+                    let emitter = start(backend, &first_recorder).await;
+                    for n in 0..3u64 {
+                        emitter.emit_async(Held { n }).await.expect("stored");
+                    }
+                    first_recorder
+                        .until("the first attempts to hang", |runs| runs.len() >= 3)
+                        .await;
+                    // A crashed process runs no destructor.
+                    std::mem::forget(emitter);
+                });
+                crashed.shutdown_background();
+            })
+            .join()
+            .expect("the first worker ran");
+    });
+
+    // The worker restarted on the same storage.
+    let backend = Durable::with_config(storage.open().await, quick());
+    let emitter = start(backend.clone(), &recorder).await;
+    recorder
+        .until("the redeliveries", |runs| {
+            runs.iter().filter(|run| run.attempt == 2).count() >= 3
+        })
+        .await;
+    settle(&backend).await;
+    let runs = recorder.runs();
+    let mut by_event: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+    for run in &runs {
+        by_event.entry(run.n).or_default().push(run.attempt);
+    }
+    assert_eq!(
+        by_event,
+        BTreeMap::from([(0, vec![1, 2]), (1, vec![1, 2]), (2, vec![1, 2])]),
+        "each event ran once, hung, and ran again as attempt 2"
+    );
+    emitter.shutdown().await.expect("shutdown");
+}
+
+/// Several workers on one storage: every delivery runs once.
+pub async fn competing_workers<K: Kit>(kit: &K) {
+    let storage = kit.storage().await;
+    let recorder = Recorder::default();
+    let mut emitters = Vec::new();
+    let mut backends = Vec::new();
+    for _ in 0..3 {
+        let backend = Durable::with_config(storage.open().await, quick());
+        backends.push(backend.clone());
+        emitters.push(start(backend, &recorder).await);
+    }
+    for n in 0..300u64 {
+        emitters[(n % 3) as usize]
+            .emit(SignedUp {
+                user: format!("user-{n}"),
+                n,
+            })
+            .expect("accepted");
+    }
+    recorder
+        .until("300 welcomes", |runs| runs.len() >= 300)
+        .await;
+    settle(&backends[0]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = emit_ids(&recorder.runs(), "conformance.welcome");
+    assert_eq!(seen.len(), 300);
+    assert!(
+        seen.values().all(|&count| count == 1),
+        "a delivery ran twice"
+    );
+    for emitter in emitters {
+        emitter.shutdown().await.expect("shutdown");
+    }
+}
+
+/// Waits until the store holds nothing unfinished, or panics after [`PATIENCE`].
+pub async fn settle<S: Store>(backend: &Durable<S>) {
+    tokio::time::timeout(PATIENCE, backend.wait_settled())
+        .await
+        .expect("the store settles")
+        .expect("the store answers");
+}
+
+/// The cases for the in-memory backend: those that need no store.
+macro_rules! memory_cases {
+    ($backend:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn emit_and_deliver() {
+            conformance::emit_and_deliver($backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn one_delivery_per_pair() {
+            conformance::one_delivery_per_pair($backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn retry_with_backoff() {
+            conformance::retry_with_backoff($backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn delayed_emit() {
+            conformance::delayed_emit($backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn idempotency_key() {
+            conformance::idempotency_key($backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn cron_once_per_tick() {
+            conformance::cron_once_per_tick(vec![$backend]).await;
+        }
+    };
+}
+
+/// Every case, for a durable backend made by the [`Kit`] `$kit`.
+macro_rules! durable_cases {
+    ($kit:expr) => {
+        /// Fresh storage (kept alive by the caller while the case runs) and a backend on it.
+        async fn fresh() -> (
+            impl conformance::Storage,
+            emitter::durable::Durable<impl emitter::durable::Store>,
+        ) {
+            use conformance::Storage as _;
+            let storage = conformance::Kit::storage(&$kit).await;
+            let backend =
+                emitter::durable::Durable::with_config(storage.open().await, conformance::quick());
+            (storage, backend)
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn emit_and_deliver() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            let (_storage, backend) = fresh().await;
+            conformance::emit_and_deliver(backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn one_delivery_per_pair() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            let (_storage, backend) = fresh().await;
+            conformance::one_delivery_per_pair(backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn retry_with_backoff() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            let (_storage, backend) = fresh().await;
+            conformance::retry_with_backoff(backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn delayed_emit() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            let (_storage, backend) = fresh().await;
+            conformance::delayed_emit(backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn idempotency_key() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            let (_storage, backend) = fresh().await;
+            conformance::idempotency_key(backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn cron_once_per_tick_across_three_workers() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            use conformance::Storage as _;
+            let storage = conformance::Kit::storage(&$kit).await;
+            let mut backends = Vec::new();
+            for _ in 0..3 {
+                backends.push(emitter::durable::Durable::with_config(
+                    storage.open().await,
+                    conformance::quick(),
+                ));
+            }
+            conformance::cron_once_per_tick(backends).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn dead_letters() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            conformance::dead_letters(&$kit).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn undecodable_payload() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            conformance::undecodable_payload(&$kit).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn payload_limit() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            conformance::payload_limit(&$kit).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn at_least_once_across_crash() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            conformance::at_least_once_across_crash(&$kit).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn competing_workers() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            conformance::competing_workers(&$kit).await;
+        }
+    };
+}
