@@ -12,7 +12,8 @@ pg_bin() { ls /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n
 has_servers() {
   local pg
   pg="$(pg_bin)"
-  command -v redis-server >/dev/null && [[ -n $pg ]] &&
+  # openssl makes the certificates of the TLS tests.
+  command -v redis-server >/dev/null && command -v openssl >/dev/null && [[ -n $pg ]] &&
     [[ -x $pg/initdb && -x $pg/postgres && -x $pg/pg_ctl ]]
 }
 
@@ -21,7 +22,7 @@ if ! has_servers; then
   [[ $(id -u) == 0 ]] || as_root=(sudo)
   install_servers() {
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y --no-install-recommends redis-server postgresql
+      apt-get install -y --no-install-recommends redis-server postgresql openssl
   }
   # Refresh the package lists only if installing from the ones on disk fails.
   install_servers || { "${as_root[@]}" apt-get update && install_servers; }
