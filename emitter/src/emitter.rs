@@ -107,8 +107,8 @@ impl EmitOptions {
     /// Deduplicates the emit: a second emit with the same key, while the backend remembers the
     /// first, is dropped (it returns `Ok` and is never delivered). Use a key that names the fact,
     /// such as `"order-42-paid"`, so that a retried request does not notify twice. Durable
-    /// backends remember keys for `DurableConfig::key_retention`; the in-memory backend for
-    /// the life of the emitter.
+    /// backends remember keys for `DurableConfig::key_retention` (7 days by default); the
+    /// in-memory backend for 24 hours (`SimpleEventEmitter::with_key_retention`).
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.key = Some(key.into());
         self

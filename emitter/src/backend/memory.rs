@@ -1,8 +1,8 @@
 //! [`SimpleEventEmitter`]: the in-memory backend, handing each event straight to the listeners' queues.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::{Dispatcher, Envelope, EventEmitterBackend};
 use crate::error::BackendError;
@@ -18,17 +18,66 @@ use crate::error::BackendError;
 ///
 /// A delayed event waits in a tokio timer (shutdown waits for it too, unless
 /// [`shutdown_timeout`](crate::Emitter::shutdown_timeout) cuts the wait short). Idempotency keys
-/// are remembered for the life of the emitter.
-#[derive(Debug, Default)]
+/// are remembered for 24 hours (see [`with_key_retention`](Self::with_key_retention)), so that
+/// an emitter that runs for months does not grow with them.
+#[derive(Debug)]
 pub struct SimpleEventEmitter {
     started: OnceLock<(Dispatcher, tokio::runtime::Handle)>,
-    keys: Mutex<HashSet<String>>,
+    keys: Mutex<Keys>,
+    key_retention: Duration,
+}
+
+impl Default for SimpleEventEmitter {
+    fn default() -> Self {
+        Self {
+            started: OnceLock::new(),
+            keys: Mutex::new(Keys::default()),
+            key_retention: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 impl SimpleEventEmitter {
     /// A new in-memory backend.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Remembers idempotency keys for `retention` (default 24 hours): a key emitted again after
+    /// that is a new emit.
+    pub fn with_key_retention(mut self, retention: Duration) -> Self {
+        self.key_retention = retention;
+        self
+    }
+}
+
+/// Idempotency keys seen, with when, oldest first for expiry.
+#[derive(Debug, Default)]
+struct Keys {
+    seen: HashMap<String, Instant>,
+    order: VecDeque<(Instant, String)>,
+}
+
+impl Keys {
+    /// Records `key` at `now` unless it was seen less than `retention` ago; says whether it is
+    /// new. Forgets the keys that expired.
+    fn fresh(&mut self, key: &str, now: Instant, retention: Duration) -> bool {
+        while let Some((at, _)) = self.order.front() {
+            if now.duration_since(*at) < retention {
+                break;
+            }
+            if let Some((at, old)) = self.order.pop_front() {
+                if self.seen.get(&old) == Some(&at) {
+                    self.seen.remove(&old);
+                }
+            }
+        }
+        if self.seen.contains_key(key) {
+            return false;
+        }
+        self.seen.insert(key.to_owned(), now);
+        self.order.push_back((now, key.to_owned()));
+        true
     }
 }
 
@@ -53,7 +102,7 @@ impl EventEmitterBackend for SimpleEventEmitter {
                 .keys
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(key.to_owned());
+                .fresh(key, Instant::now(), self.key_retention);
             if !fresh {
                 dispatcher.drop_envelope(envelope);
                 return Ok(());
@@ -77,5 +126,28 @@ impl EventEmitterBackend for SimpleEventEmitter {
 
     async fn shutdown(&self) -> Result<(), BackendError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_forgotten_after_their_retention() {
+        let mut keys = Keys::default();
+        let start = Instant::now();
+        let retention = Duration::from_secs(10);
+        assert!(keys.fresh("a", start, retention));
+        assert!(!keys.fresh("a", start + Duration::from_secs(9), retention));
+        assert!(keys.fresh("b", start + Duration::from_secs(5), retention));
+        // `a` expired, `b` not yet: only `a` is new again, and the expired entry is gone.
+        assert!(keys.fresh("a", start + Duration::from_secs(10), retention));
+        assert!(!keys.fresh("b", start + Duration::from_secs(14), retention));
+        assert_eq!(keys.seen.len(), 2);
+        assert!(keys.fresh("b", start + Duration::from_secs(15), retention));
+        // Nothing is kept beyond the live keys.
+        assert!(keys.fresh("c", start + Duration::from_secs(40), retention));
+        assert_eq!((keys.seen.len(), keys.order.len()), (1, 1));
     }
 }
