@@ -34,7 +34,6 @@
 //! makes the program exit with status 1.
 
 use std::fmt;
-use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,10 +41,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use emitter::durable::sqlite::SqliteStore;
-use emitter::durable::{
-    Claimed, Counts, DeadLetter, Durable, DurableConfig, Inserted, NewEmit, Receipt, Setup, Store,
-};
-use emitter::{listener, listeners, BackendError, EmitError, Emitter, Event, State};
+use emitter::durable::{Durable, DurableConfig, Store};
+use emitter::{listener, listeners, EmitError, Emitter, Event, State};
+use emitter_bench::profile::{Profiled, Stats};
 use emitter_bench::{check, sum_to};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, TransactionBehavior};
@@ -287,7 +285,7 @@ fn run(events: u64, rounds: usize, profile: bool) -> Result<(), String> {
              (spawn_blocking and the connection's mutex included):",
             events as f64 / timing.total.as_secs_f64()
         );
-        stats.print();
+        stats.snapshot().print(events);
     }
     Ok(())
 }
@@ -380,173 +378,6 @@ where
         .await
         .map_err(|error| format!("shutdown failed: {error}"))?;
     Ok((timed, backend.store().clone()))
-}
-
-/// A store that times each call of the engine, for `--profile`.
-#[derive(Clone)]
-struct Profiled<S> {
-    store: S,
-    stats: Arc<Stats>,
-}
-
-/// Calls, items (rows or receipts) and time awaited, per store method.
-#[derive(Default)]
-struct Stats {
-    insert: Stat,
-    claim: Stat,
-    ack: Stat,
-    extend: Stat,
-    counts: Stat,
-    other: Stat,
-    /// Claims that returned fewer than 8 rows (0 excluded).
-    small_claims: AtomicU64,
-    empty_claims: AtomicU64,
-}
-
-#[derive(Default)]
-struct Stat {
-    calls: AtomicU64,
-    items: AtomicU64,
-    nanos: AtomicU64,
-}
-
-impl Stat {
-    async fn time<T>(&self, items: usize, call: impl Future<Output = T>) -> T {
-        let started = Instant::now();
-        let result = call.await;
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.items.fetch_add(items as u64, Ordering::Relaxed);
-        self.nanos.fetch_add(nanos, Ordering::Relaxed);
-        result
-    }
-
-    fn print(&self, name: &str) {
-        let calls = self.calls.load(Ordering::Relaxed);
-        let items = self.items.load(Ordering::Relaxed);
-        let millis = self.nanos.load(Ordering::Relaxed) as f64 / 1e6;
-        let per_call = if calls == 0 {
-            0.0
-        } else {
-            millis * 1000.0 / calls as f64
-        };
-        let per_item = if calls == 0 {
-            0.0
-        } else {
-            items as f64 / calls as f64
-        };
-        println!(
-            "profile:   {name:<7} calls={calls:<6} items={items:<7} items/call={per_item:<6.1} \
-             awaited_ms={millis:<8.1} us/call={per_call:.0}"
-        );
-    }
-}
-
-impl Stats {
-    fn print(&self) {
-        self.insert.print("insert");
-        self.claim.print("claim");
-        println!(
-            "profile:           of which empty={} and 1..7 rows={}",
-            self.empty_claims.load(Ordering::Relaxed),
-            self.small_claims.load(Ordering::Relaxed)
-        );
-        self.ack.print("ack");
-        self.extend.print("extend");
-        self.counts.print("counts");
-        self.other.print("other");
-    }
-}
-
-impl<S: Store + Clone> Store for Profiled<S> {
-    async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
-        self.store.open(setup).await
-    }
-
-    async fn insert(&self, emits: &[NewEmit]) -> Result<Inserted, BackendError> {
-        self.stats
-            .insert
-            .time(emits.len(), self.store.insert(emits))
-            .await
-    }
-
-    async fn claim(
-        &self,
-        worker: &str,
-        listeners: &[&'static str],
-        limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<Claimed>, BackendError> {
-        let started = Instant::now();
-        let claimed = self.store.claim(worker, listeners, limit, lease).await;
-        let rows = claimed.as_ref().map_or(0, Vec::len);
-        let stat = &self.stats.claim;
-        stat.calls.fetch_add(1, Ordering::Relaxed);
-        stat.items.fetch_add(rows as u64, Ordering::Relaxed);
-        stat.nanos.fetch_add(
-            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        match rows {
-            0 => self.stats.empty_claims.fetch_add(1, Ordering::Relaxed),
-            1..=7 => self.stats.small_claims.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
-        };
-        claimed
-    }
-
-    async fn extend(&self, receipts: &[Receipt], lease: Duration) -> Result<(), BackendError> {
-        self.stats
-            .extend
-            .time(receipts.len(), self.store.extend(receipts, lease))
-            .await
-    }
-
-    async fn ack(&self, receipts: &[Receipt]) -> Result<(), BackendError> {
-        self.stats
-            .ack
-            .time(receipts.len(), self.store.ack(receipts))
-            .await
-    }
-
-    async fn retry(
-        &self,
-        receipt: &Receipt,
-        run_at: SystemTime,
-        error: &str,
-    ) -> Result<(), BackendError> {
-        self.stats
-            .other
-            .time(1, self.store.retry(receipt, run_at, error))
-            .await
-    }
-
-    async fn dead_letter(&self, receipt: &Receipt, reason: &str) -> Result<(), BackendError> {
-        self.stats
-            .other
-            .time(1, self.store.dead_letter(receipt, reason))
-            .await
-    }
-
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BackendError> {
-        self.store.dead_letters(limit).await
-    }
-
-    async fn replay(&self, id: &str) -> Result<bool, BackendError> {
-        self.store.replay(id).await
-    }
-
-    async fn discard(&self, id: &str) -> Result<bool, BackendError> {
-        self.store.discard(id).await
-    }
-
-    async fn counts(&self) -> Result<Counts, BackendError> {
-        self.stats.counts.time(0, self.store.counts()).await
-    }
-
-    async fn wait_for_work(&self, timeout: Duration) {
-        self.store.wait_for_work(timeout).await;
-    }
 }
 
 // The baseline. ---------------------------------------------------------------------------------

@@ -7,10 +7,12 @@
 //! - [`baseline`]: what the emitter is compared with, a tokio channel and one worker task that
 //!   calls the same listener functions directly.
 //! - [`counter`]: what the listeners add to, and what the benchmarks check.
+//! - [`profile`]: a store wrapper timing the durable engine's calls, for the throughput examples.
 
 pub mod baseline;
 pub mod counter;
 pub mod ping;
+pub mod profile;
 pub mod ring;
 pub mod signup;
 
