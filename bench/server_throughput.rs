@@ -63,11 +63,9 @@
 //! `--backend`, `--workers 1,2`, `--events` and `--rounds` narrow a run.
 
 use std::fmt;
-use std::fs::{self, File};
+use std::fs;
 use std::future::poll_fn;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::io::{self, BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
@@ -78,6 +76,7 @@ use emitter::durable::redis::{RedisOptions, RedisStore};
 use emitter::durable::{unix_millis, Durable, DurableConfig, Store};
 use emitter::{listener, listeners, EmitError, Emitter, Event, State};
 use emitter_bench::profile::{Profile, Profiled, Stats};
+use emitter_tests::servers::{Postgres, Redis};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Value};
 use tokio::runtime::Runtime;
@@ -116,9 +115,6 @@ const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 /// How long a worker process may take to connect and say it is ready, or to report and exit.
 const WORKER_LIMIT: Duration = Duration::from_secs(60);
-
-/// How long a private server may take to accept connections.
-const SERVER_LIMIT: Duration = Duration::from_secs(30);
 
 /// How the coordinator hands a worker the server's URL: not on the command line, where `ps`
 /// would show a password.
@@ -418,8 +414,8 @@ fn coordinate(options: &Options) -> Result<bool, String> {
                 };
                 Target {
                     backend,
-                    url: server.url.clone(),
-                    description: server.description.clone(),
+                    url: server.url(),
+                    description: server.description(),
                     server: Some(server),
                 }
             }
@@ -1950,301 +1946,52 @@ impl Entry {
 
 // Private servers. ------------------------------------------------------------------------------
 
-/// A private server on 127.0.0.1 with its data in a temporary directory, stopped on drop (and
-/// killed with this process, through `setpriv --pdeathsig`, where `setpriv` has it).
-struct Server {
-    url: String,
-    description: String,
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    /// PostgreSQL's `pg_ctl` and the user to run it as, for a clean stop.
-    pg_ctl: Option<(PathBuf, Option<&'static str>)>,
+/// A private server on 127.0.0.1, started by the tests' harness (`emitter_tests::servers`: the
+/// same binaries and settings as the backends' tests), stopped on drop.
+enum Server {
+    Redis(Redis),
+    Postgres(Postgres),
 }
 
 impl Server {
     fn redis() -> Result<Server, String> {
-        let program = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|path| path.is_file())
-            .or_else(|| find_on_path("redis-server"))
-            .ok_or("redis-server not found (install Debian's redis-server, or pass --redis-url)")?;
-        let dir = temp_dir("redis")?;
-        let log = dir.path().join("redis.log");
-        let (child, port) = on_free_port("redis-server", |port| {
-            let mut command = command_as(&program, None);
-            command
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .arg("--dir")
-                .arg(dir.path())
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
-            // Answering PING, and as our process: not one that took the port first.
-            launch(command, &log, |pid| {
-                resp(port, &["PING"]).is_ok_and(|reply| reply.starts_with("+PONG"))
-                    && resp(port, &["INFO", "server"])
-                        .is_ok_and(|info| info.contains(&format!("\r\nprocess_id:{pid}\r\n")))
-            })
-        })?;
-        Ok(Server {
-            url: format!("redis://127.0.0.1:{port}/"),
-            description: format!(
-                "private {} on 127.0.0.1:{port}, no persistence (--save '' --appendonly no)",
-                program.display()
-            ),
-            child: Some(child),
-            dir,
-            pg_ctl: None,
+        Redis::start().map(Server::Redis).ok_or_else(|| {
+            "redis-server not found (install Debian's redis-server, or pass --redis-url)".to_owned()
         })
     }
 
     fn postgres() -> Result<Server, String> {
-        let bin = std::env::var_os("EMITTER_PG_BIN")
-            .filter(|dir| !dir.is_empty())
-            .map(PathBuf::from)
-            .or_else(newest_debian_pg_bin)
-            .ok_or(
-                "PostgreSQL not found in $EMITTER_PG_BIN or /usr/lib/postgresql/*/bin (install \
-                 Debian's postgresql, or pass --postgres-url)",
-            )?;
-        let run_as = is_root().then_some("postgres");
-        let dir = temp_dir("postgres")?;
-        if run_as.is_some() {
-            run(Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path()))?;
-        }
-        run(command_as(&bin.join("initdb"), run_as)
-            .arg("-D")
-            .arg(dir.path().join("data"))
-            .args(["-A", "trust", "-U", "emitter", "--no-sync", "-E", "UTF8"])
-            .arg("--locale=C")
-            .current_dir(dir.path()))?;
-        let log = dir.path().join("postgres.log");
-        let lock_file = dir.path().join("data").join("postmaster.pid");
-        let (child, port) = on_free_port("postgres", |port| {
-            let mut command = command_as(&bin.join("postgres"), run_as);
-            command
-                .arg("-D")
-                .arg(dir.path().join("data"))
-                .arg("-k")
-                .arg(dir.path())
-                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-                .args(["-c", "fsync=off"])
-                .current_dir(dir.path());
-            // What `pg_ctl start -w` waits for: the lock file names our process and says ready.
-            launch(command, &log, |pid| {
-                fs::read_to_string(&lock_file).is_ok_and(|lock| {
-                    let lines: Vec<&str> = lock.lines().collect();
-                    lines.first() == Some(&pid.to_string().as_str())
-                        && lines.get(7).is_some_and(|status| status.trim() == "ready")
-                })
-            })
-        })?;
-        Ok(Server {
-            url: format!("postgres://emitter@127.0.0.1:{port}/postgres"),
-            description: format!(
-                "private {} on 127.0.0.1:{port}, fsync=off",
-                bin.join("postgres").display()
-            ),
-            child: Some(child),
-            dir,
-            pg_ctl: Some((bin.join("pg_ctl"), run_as)),
+        Postgres::start().map(Server::Postgres).ok_or_else(|| {
+            "PostgreSQL not found (install Debian's postgresql, or pass --postgres-url)".to_owned()
         })
     }
-}
 
-impl Server {
-    fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let stopped = self.pg_ctl.as_ref().is_some_and(|(pg_ctl, run_as)| {
-            command_as(pg_ctl, *run_as)
-                .arg("stop")
-                .arg("-D")
-                .arg(self.dir.path().join("data"))
-                .args(["-m", "fast", "-w", "-t", "30"])
-                .current_dir(self.dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|status| status.success())
-        });
-        if !stopped {
-            let _ = child.kill();
-        }
-        let _ = child.wait();
-    }
-}
-
-/// The newest `/usr/lib/postgresql/<version>/bin` with a server, versions compared as numbers.
-fn newest_debian_pg_bin() -> Option<PathBuf> {
-    let version = |bin: &PathBuf| -> Vec<u32> {
-        bin.parent()
-            .and_then(Path::file_name)
-            .and_then(|name| name.to_str())
-            .unwrap_or("")
-            .split('.')
-            .map(|part| part.parse().unwrap_or(0))
-            .collect()
-    };
-    fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
-        .filter(|bin| bin.join("postgres").is_file())
-        .max_by_key(version)
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
-}
-
-fn temp_dir(server: &str) -> Result<tempfile::TempDir, String> {
-    tempfile::Builder::new()
-        .prefix(&format!("server-throughput-{server}-"))
-        .tempdir()
-        .map_err(|error| format!("cannot create a directory for {server}: {error}"))
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
-}
-
-/// `program`, run as `user` if given, through `setpriv` (also to have the server killed when
-/// this process dies, where `setpriv` can).
-fn command_as(program: &Path, user: Option<&str>) -> Command {
-    static PDEATHSIG: OnceLock<bool> = OnceLock::new();
-    let pdeathsig = *PDEATHSIG.get_or_init(|| {
-        Command::new("setpriv")
-            .args(["--pdeathsig", "KILL", "true"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    });
-    let mut setpriv: Vec<String> = Vec::new();
-    if let Some(user) = user {
-        setpriv.extend([
-            format!("--reuid={user}"),
-            format!("--regid={user}"),
-            "--init-groups".to_owned(),
-        ]);
-    }
-    if pdeathsig {
-        setpriv.extend(["--pdeathsig".to_owned(), "KILL".to_owned()]);
-    }
-    if setpriv.is_empty() {
-        return Command::new(program);
-    }
-    let mut command = Command::new("setpriv");
-    command.args(setpriv).arg("--").arg(program);
-    command
-}
-
-/// Runs a setup step to its end.
-fn run(command: &mut Command) -> Result<(), String> {
-    let output = command
-        .output()
-        .map_err(|error| format!("cannot run {command:?}: {error}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{command:?} failed ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
-}
-
-/// Launches a server on a free port, trying others while someone else takes ours.
-fn on_free_port(
-    server: &str,
-    mut launch: impl FnMut(u16) -> Result<Child, String>,
-) -> Result<(Child, u16), String> {
-    let mut attempt = 1;
-    loop {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|listener| listener.local_addr())
-            .map_err(|error| format!("no free port on 127.0.0.1: {error}"))?
-            .port();
-        match launch(port) {
-            Ok(child) => return Ok((child, port)),
-            Err(log) if attempt < 5 && log.contains("Address already in use") => attempt += 1,
-            Err(log) => return Err(format!("{server} did not start on port {port}: {log}")),
+    fn url(&self) -> String {
+        match self {
+            Server::Redis(redis) => redis.url(),
+            Server::Postgres(postgres) => postgres.url(),
         }
     }
-}
 
-/// Spawns a server with its output in `log`, and waits until `ready` (given its process id).
-fn launch(mut command: Command, log: &Path, ready: impl Fn(u32) -> bool) -> Result<Child, String> {
-    let output = File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|error| format!("cannot open {}: {error}", log.display()))?;
-    let errors = output
-        .try_clone()
-        .map_err(|error| format!("cannot share {}: {error}", log.display()))?;
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(output)
-        .stderr(errors)
-        .spawn()
-        .map_err(|error| format!("cannot run {command:?}: {error}"))?;
-    let deadline = Instant::now() + SERVER_LIMIT;
-    let problem = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break format!("it exited ({status})"),
-            Ok(None) if ready(child.id()) => return Ok(child),
-            Ok(None) if Instant::now() > deadline => {
-                break format!("it did not answer within {SERVER_LIMIT:?}")
+    fn description(&self) -> String {
+        match self {
+            Server::Redis(redis) => format!(
+                "private redis-server on 127.0.0.1:{}, no persistence (--save '' --appendonly no)",
+                redis.port()
+            ),
+            Server::Postgres(postgres) => {
+                format!(
+                    "private postgres on 127.0.0.1:{}, fsync=off",
+                    postgres.port()
+                )
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(error) => break format!("it could not be waited for: {error}"),
         }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    Err(format!(
-        "{problem}; the end of its log:\n{}",
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    ))
-}
+    }
 
-/// Sends one command in RESP and reads the first line of the reply, or a whole bulk string.
-fn resp(port: u16, args: &[&str]) -> io::Result<String> {
-    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
-    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
-    let mut request = format!("*{}\r\n", args.len());
-    for arg in args {
-        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Server::Redis(redis) => redis.pid(),
+            Server::Postgres(postgres) => postgres.pid(),
+        }
     }
-    stream.write_all(request.as_bytes())?;
-    let mut reader = BufReader::new(stream);
-    let mut reply = String::new();
-    reader.read_line(&mut reply)?;
-    if let Some(len) = reply
-        .strip_prefix('$')
-        .and_then(|len| len.trim_end().parse::<usize>().ok())
-    {
-        let mut bulk = vec![0; len + 2];
-        reader.read_exact(&mut bulk)?;
-        reply.push_str(&String::from_utf8_lossy(&bulk));
-    }
-    Ok(reply)
 }

@@ -93,6 +93,11 @@ impl Redis {
         self.port
     }
 
+    /// The server's process id while it runs (benchmarks read its CPU time from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server (SIGKILL, as a crash would), if it runs.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -232,6 +237,11 @@ impl Postgres {
     /// The port it listens on, the same across restarts.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's process id while it runs (benchmarks read its CPU time from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Stops the server, if it runs: a fast shutdown (`pg_ctl stop -m fast`), which rolls back
