@@ -9,7 +9,8 @@ pub use ::std::task::Context;
 pub use inventory;
 pub use serde;
 
-pub use crate::context::{EmitId, EventMeta, State};
+pub use crate::context::{EventMeta, State};
+use crate::emit_id::EmitId;
 pub use crate::emitter::Emitter;
 pub use crate::error::EmitError;
 pub use crate::event::{

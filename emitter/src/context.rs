@@ -1,57 +1,13 @@
-//! What a listener can ask for besides event fields: metadata, and shared state.
+//! What a listener can ask for besides event fields: metadata, shared state, the emitter.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Weak;
+use std::time::SystemTime;
 
-/// The unique id of one emit, shared by every delivery of that event.
-///
-/// Ids are unique within a process and, with overwhelming probability, across processes: the high
-/// 64 bits identify the process (a hash of its id and start time), the low 64 bits count emits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EmitId(u128);
-
-impl EmitId {
-    pub(crate) fn next() -> Self {
-        static PROCESS: OnceLock<u64> = OnceLock::new();
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let process = *PROCESS.get_or_init(|| {
-            use std::hash::{BuildHasher, Hasher};
-            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-            hasher.write_u32(std::process::id());
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| since.as_nanos());
-            hasher.write_u128(nanos);
-            hasher.finish()
-        });
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        EmitId((u128::from(process) << 64) | u128::from(count))
-    }
-
-    /// The id as a number.
-    pub fn as_u128(self) -> u128 {
-        self.0
-    }
-
-    /// An id from a number previously given by [`EmitId::as_u128`].
-    pub fn from_u128(id: u128) -> Self {
-        EmitId(id)
-    }
-}
-
-impl fmt::Display for EmitId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
-    }
-}
-
-impl fmt::Debug for EmitId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EmitId({self})")
-    }
-}
+use crate::emit_id::EmitId;
 
 /// Metadata of the event a listener is handling.
 ///
@@ -127,5 +83,58 @@ impl<T> std::ops::Deref for State<T> {
 
     fn deref(&self) -> &T {
         &self.0
+    }
+}
+
+/// A map keyed by [`TypeId`], hashed by the id itself: a `TypeId` is already a hash, and `emit`
+/// looks its event's type up in one of these.
+pub(crate) type TypeMap<V> = HashMap<TypeId, V, BuildHasherDefault<TypeIdHasher>>;
+
+/// Passes a `TypeId`'s own bits through as its hash.
+#[derive(Default)]
+pub(crate) struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, bits: u64) {
+        self.0 ^= bits;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // `TypeId` hashes through `write_u64` today; should that change, fold the bytes (FNV-1a).
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// What deliveries hand to listeners besides the event: the shared state given to the builder,
+/// and the emitter.
+#[doc(hidden)]
+pub(crate) struct ListenerContext {
+    pub(crate) states: TypeMap<Box<dyn Any + Send + Sync>>,
+    /// The emitter's shared part, for listeners' `Emitter` parameters. Weak, so that what runs
+    /// deliveries does not keep the emitter alive; type-erased, so that this module, below the
+    /// emitter, does not depend on it (the emitter module turns it back into an `Emitter`).
+    pub(crate) emitter: Weak<dyn Any + Send + Sync>,
+}
+
+impl ListenerContext {
+    /// The state of type `T`, as the builder stored it.
+    pub(crate) fn state<T: 'static>(&self) -> Option<&State<T>> {
+        self.states
+            .get(&TypeId::of::<T>())
+            .and_then(|value| value.downcast_ref::<State<T>>())
+    }
+}
+
+impl fmt::Debug for ListenerContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListenerContext")
+            .field("states", &self.states.len())
+            .finish_non_exhaustive()
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::context::EmitId;
+use crate::emit_id::EmitId;
 
 /// A boxed error, the error type a listener's `Result` is converted to.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -19,6 +19,10 @@ pub enum EmitError {
     /// The emitter has shut down and accepts no more events.
     #[error("the emitter has shut down and accepts no more events")]
     ShutDown,
+    /// The tokio runtime the emitter was started on has shut down, without a shutdown of the
+    /// emitter: nothing would run the event.
+    #[error("the emitter stopped: the tokio runtime it was started on has shut down; start emitters on a runtime that outlives them, and call `Emitter::shutdown` before the runtime ends")]
+    Stopped,
     /// No listener listens to this event and the policy is [`NoListenersPolicy::Error`](crate::NoListenersPolicy::Error).
     #[error(
         "no listener listens to event `{event_id}` (the emitter's no-listeners policy is `Error`)"
@@ -197,6 +201,9 @@ pub enum Failure {
     Panic(String),
     /// The attempt ran longer than the listener's timeout and was cancelled.
     Timeout(std::time::Duration),
+    /// The delivery could not be run at all: its stored payload does not decode as the event,
+    /// say, or its workers kept dying while running it. Durable backends dead-letter it.
+    Undeliverable(String),
 }
 
 impl Failure {
@@ -218,6 +225,7 @@ impl fmt::Display for Failure {
             Failure::Error(error) => write!(f, "returned an error: {error}"),
             Failure::Panic(message) => write!(f, "panicked: {message}"),
             Failure::Timeout(limit) => write!(f, "timed out after {limit:?}"),
+            Failure::Undeliverable(reason) => write!(f, "could not be run: {reason}"),
         }
     }
 }
@@ -252,7 +260,7 @@ impl std::error::Error for ListenerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.failure {
             Failure::Error(error) => Some(error.as_ref()),
-            Failure::Panic(_) | Failure::Timeout(_) => None,
+            Failure::Panic(_) | Failure::Timeout(_) | Failure::Undeliverable(_) => None,
         }
     }
 }

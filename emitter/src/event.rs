@@ -4,7 +4,7 @@ use std::any::{Any, TypeId};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::context::EmitId;
+use crate::emit_id::EmitId;
 use crate::lifecycle::EventToken;
 
 use serde::de::DeserializeOwned;

@@ -16,30 +16,39 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-mod backend;
-mod context;
-mod delivery;
-pub mod durable;
+// The handle and its lifecycle: emit, build, start, shut down, cron schedules.
 mod emitter;
-mod error;
+// Backends: the trait, the in-memory default, and durable delivery over a store.
+mod backend;
+pub mod durable;
+// The delivery core every backend runs deliveries with; it never calls up into the emitter.
+mod delivery;
+// What the core works on: the table, listeners, events and what travels with them.
+mod context;
+mod emit_id;
+mod envelope;
 mod event;
 mod lifecycle;
 mod listener;
 mod policy;
-mod report;
-mod schedule;
-mod stats;
 mod table;
+// What the emitter tells its users: errors, counters, the shutdown report, test helpers.
+mod error;
+mod report;
+mod stats;
 pub mod testing;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use crate::backend::{
-    memory::SimpleEventEmitter, Dispatcher, DynEventEmitterBackend, Envelope, EventEmitterBackend,
+pub use crate::backend::{memory::SimpleEventEmitter, DynEventEmitterBackend, EventEmitterBackend};
+pub use crate::context::{EventMeta, State};
+pub use crate::delivery::{Dispatcher, ErrorHook};
+pub use crate::emit_id::EmitId;
+pub use crate::emitter::{
+    Emitter, EmitterBuilder, NoListenersPolicy, Schedule, ScheduleError, ShutdownError,
 };
-pub use crate::context::{EmitId, EventMeta, State};
-pub use crate::emitter::{EmitOptions, Emitter, EmitterBuilder, ErrorHook, NoListenersPolicy};
+pub use crate::envelope::{EmitOptions, Envelope};
 pub use crate::error::{
     BackendError, BoxError, EmitError, Failure, ListenerError, RejectedEvent, StartError,
 };
@@ -47,7 +56,6 @@ pub use crate::event::Event;
 pub use crate::listener::Listener;
 pub use crate::policy::{Backoff, Capacity, DeliveryPolicy};
 pub use crate::report::{DeliveryReport, ShutdownReport, StuckDelivery};
-pub use crate::schedule::{Schedule, ScheduleError};
 pub use crate::stats::Metrics;
 pub use crate::table::EventTable;
 

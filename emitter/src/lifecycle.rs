@@ -11,17 +11,25 @@ use crate::stats::export;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Phase {
+    /// Built, not started: emits fail with `NotStarted`.
     Built = 0,
+    /// Accepting events.
     Running = 1,
+    /// Shutting down: only listeners' emits are accepted.
     Draining = 2,
+    /// Shut down.
     Closed = 3,
+    /// `start` is starting the backend: emits still fail with `NotStarted`.
+    Starting = 4,
+    /// The runtime that ran the emitter shut down under it, without a shutdown.
+    Stopped = 5,
 }
 
 /// The emitter's phase and its count of accepted, unfinished events.
 ///
 /// `pending` packs the count with a `CLOSED` bit, so that "idle, so close" is one
 /// compare-and-swap and an emit racing with it either lands before the close or sees it.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Lifecycle {
     pub(crate) phase: AtomicU8,
     /// Events accepted and not finished, with the `CLOSED` bit.
@@ -44,6 +52,8 @@ impl Lifecycle {
             0 => Phase::Built,
             1 => Phase::Running,
             2 => Phase::Draining,
+            4 => Phase::Starting,
+            5 => Phase::Stopped,
             _ => Phase::Closed,
         }
     }
@@ -53,6 +63,20 @@ impl Lifecycle {
             .compare_exchange(from as u8, to as u8, Ordering::SeqCst, Ordering::SeqCst)
             .map(|_| ())
             .map_err(|_| self.phase())
+    }
+
+    /// What runs deliveries is gone without a shutdown (its runtime shut down): refuse emits
+    /// from now on, and wake whoever waits for room.
+    pub(crate) fn stopped(&self) {
+        for from in [Phase::Running, Phase::Draining, Phase::Starting] {
+            if self.transition(from, Phase::Stopped).is_ok() {
+                break;
+            }
+        }
+        if self.phase() == Phase::Stopped {
+            self.pending.fetch_or(CLOSED, Ordering::SeqCst);
+            self.room.notify_waiters();
+        }
     }
 
     pub(crate) fn pending(&self) -> u64 {

@@ -7,8 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::context::{EventMeta, State};
-use crate::emitter::Emitter;
+use crate::context::{EventMeta, ListenerContext, State};
 use crate::error::{BoxError, Failure};
 use crate::event::{Event, Payload};
 
@@ -188,9 +187,8 @@ pub(crate) fn registered() -> impl Iterator<Item = &'static ListenerRegistration
 pub struct Delivery {
     pub(crate) payload: Payload,
     pub(crate) meta: EventMeta,
-    /// Shared by the deliveries of one emitter: cloning this touches a count that only the
-    /// listeners' side uses, not the one `emit` reads beside.
-    pub(crate) emitter: Arc<Emitter>,
+    /// Shared by every delivery of one emitter.
+    pub(crate) context: Arc<ListenerContext>,
 }
 
 impl Delivery {
@@ -211,17 +209,13 @@ impl Delivery {
         &self.meta
     }
 
-    pub fn emitter(&self) -> &Emitter {
-        &self.emitter
-    }
-
     pub fn state<T: Clone + Send + Sync + 'static>(&self) -> Result<State<T>, Failure> {
         self.state_ref::<T>().cloned()
     }
 
     /// The shared state as the builder stored it, for `&State<T>` parameters: no clone.
     pub fn state_ref<T: Send + Sync + 'static>(&self) -> Result<&State<T>, Failure> {
-        self.emitter.state::<T>().ok_or_else(|| {
+        self.context.state::<T>().ok_or_else(|| {
             Failure::Error(
                 format!(
                     "state `{}` is missing (it was checked at start, so this is a bug in emitter)",

@@ -177,6 +177,13 @@ impl Backoff {
         self
     }
 
+    /// The wait before the retry that follows failed attempt `attempt` (1 for the first).
+    pub(crate) fn wait_before_retry(&self, attempt: u32) -> Duration {
+        self.schedule(attempt.saturating_add(1))
+            .last()
+            .unwrap_or_default()
+    }
+
     /// The waits before retries 1, 2, ..., for a delivery of `attempts` attempts in all.
     pub(crate) fn schedule(&self, attempts: u32) -> impl Iterator<Item = Duration> {
         use backon::BackoffBuilder;
@@ -261,6 +268,14 @@ mod tests {
             let base = Duration::from_millis(100 * (1 << n));
             assert!(wait >= base && wait <= base * 2, "retry {n}: {wait:?}");
         }
+    }
+
+    #[test]
+    fn the_wait_before_a_retry_follows_the_schedule() {
+        let backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_millis(350))
+            .without_jitter();
+        let waits: Vec<Duration> = (1..=4).map(|n| backoff.wait_before_retry(n)).collect();
+        assert_eq!(waits, [100, 200, 350, 350].map(Duration::from_millis));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::context::EmitId;
 use crate::delivery::Unfinished;
+use crate::emit_id::EmitId;
 use crate::table::EventTable;
 
 /// What [`Emitter::shutdown`](crate::Emitter::shutdown) and

@@ -3,8 +3,8 @@
 use std::any::TypeId;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::context::TypeMap;
 use crate::error::StartError;
 use crate::event::{self, EventRegistration};
 use crate::listener::{Adapter, ListenerRegistration, StateKey};
@@ -24,31 +24,6 @@ pub struct EventTable {
     by_id: HashMap<&'static str, usize>,
     listeners: Vec<ListenerInfo>,
     listener_count: usize,
-}
-
-/// A map keyed by [`TypeId`], hashed by the id itself: a `TypeId` is already a hash, and `emit`
-/// looks its event's type up in one of these.
-pub(crate) type TypeMap<V> = HashMap<TypeId, V, BuildHasherDefault<TypeIdHasher>>;
-
-/// Passes a `TypeId`'s own bits through as its hash.
-#[derive(Default)]
-pub(crate) struct TypeIdHasher(u64);
-
-impl Hasher for TypeIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write_u64(&mut self, bits: u64) {
-        self.0 ^= bits;
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // `TypeId` hashes through `write_u64` today; should that change, fold the bytes (FNV-1a).
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
 }
 
 /// One listener of the table, whatever its events: its effective policy.
@@ -217,6 +192,11 @@ impl EventTable {
 
     pub(crate) fn events(&self) -> &[EventEntry] {
         &self.events
+    }
+
+    /// The effective delivery policy of a listener.
+    pub(crate) fn policy(&self, listener: &ListenerEntry) -> &DeliveryPolicy {
+        &self.listeners[listener.listener].policy
     }
 
     pub(crate) fn listener_infos(&self) -> &[ListenerInfo] {

@@ -33,7 +33,8 @@
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::context::{EmitId, EventMeta};
+use crate::context::EventMeta;
+use crate::emit_id::EmitId;
 use crate::error::Failure;
 use crate::event::Event;
 use crate::listener::Listener;

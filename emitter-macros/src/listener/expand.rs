@@ -95,10 +95,7 @@ pub(super) fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param])
                     quote!(#private::Clone::clone(__emitter_delivery.meta())),
                     *by_ref,
                 ),
-                Binding::Emitter { by_ref } => (
-                    quote!(#private::Clone::clone(__emitter_delivery.emitter())),
-                    *by_ref,
-                ),
+                Binding::Emitter { by_ref } => (quote!(__emitter_delivery.emitter()?), *by_ref),
                 // `&State<T>` borrows the emitter's copy; `State<T>` clones it.
                 Binding::State {
                     inner,

@@ -2,9 +2,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use super::{Dispatcher, Envelope, EventEmitterBackend};
+use super::EventEmitterBackend;
+use crate::delivery::Dispatcher;
+use crate::envelope::Envelope;
 use crate::error::BackendError;
 
 /// The default backend: events live in the emitter's memory.
@@ -16,13 +18,14 @@ use crate::error::BackendError;
 /// Queued events live only in memory: they are delivered before
 /// [`Emitter::shutdown`](crate::Emitter::shutdown) returns, and lost if the process dies first.
 ///
-/// A delayed event waits in a tokio timer (shutdown waits for it too, unless
-/// [`shutdown_timeout`](crate::Emitter::shutdown_timeout) cuts the wait short). Idempotency keys
+/// A delayed event waits in the scheduler until its time (shutdown waits for it too, unless
+/// [`shutdown_timeout`](crate::Emitter::shutdown_timeout) cuts the wait short, and then its
+/// report names it). Idempotency keys
 /// are remembered for 24 hours (see [`with_key_retention`](Self::with_key_retention)), so that
 /// an emitter that runs for months does not grow with them.
 #[derive(Debug)]
 pub struct SimpleEventEmitter {
-    started: OnceLock<(Dispatcher, tokio::runtime::Handle)>,
+    started: OnceLock<Dispatcher>,
     keys: Mutex<Keys>,
     key_retention: Duration,
 }
@@ -84,19 +87,15 @@ impl Keys {
 impl EventEmitterBackend for SimpleEventEmitter {
     async fn start(&self, dispatcher: Dispatcher) -> Result<(), BackendError> {
         self.started
-            .set((dispatcher, tokio::runtime::Handle::current()))
+            .set(dispatcher)
             .map_err(|_| BackendError::new("the in-memory backend was already started"))
     }
 
     fn enqueue(&self, envelope: Envelope) -> Result<(), BackendError> {
-        let (dispatcher, runtime) = self
+        let dispatcher = self
             .started
             .get()
             .ok_or_else(|| BackendError::new("the in-memory backend is not started"))?;
-        if envelope.options.is_none() {
-            dispatcher.dispatch(envelope);
-            return Ok(());
-        }
         if let Some(key) = envelope.idempotency_key() {
             let fresh = self
                 .keys
@@ -108,19 +107,7 @@ impl EventEmitterBackend for SimpleEventEmitter {
                 return Ok(());
             }
         }
-        match envelope
-            .run_at()
-            .and_then(|when| when.duration_since(SystemTime::now()).ok())
-        {
-            Some(delay) if !delay.is_zero() => {
-                let dispatcher = dispatcher.clone();
-                runtime.spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    dispatcher.dispatch(envelope);
-                });
-            }
-            _ => dispatcher.dispatch(envelope),
-        }
+        dispatcher.dispatch(envelope);
         Ok(())
     }
 

@@ -12,12 +12,13 @@ use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::{Claimed, Counts, DeadLetter, NewEmit, Receipt, Route, Setup, Store, StoredEvent};
-use crate::backend::{Dispatcher, Envelope, EventEmitterBackend};
-use crate::context::{EmitId, EventMeta};
-use crate::delivery::run_attempt;
-use crate::error::{BackendError, EmitError, ListenerError};
+use crate::backend::EventEmitterBackend;
+use crate::context::EventMeta;
+use crate::delivery::{run_attempt, Dispatcher, Outcome};
+use crate::emit_id::EmitId;
+use crate::envelope::{EmitOptions, Envelope};
+use crate::error::{BackendError, EmitError};
 use crate::event::{Event, Header};
-use crate::EmitOptions;
 
 /// How a [`Durable`] backend claims, leases and limits. The defaults suit most uses.
 #[derive(Debug, Clone)]
@@ -119,7 +120,7 @@ fn default_worker_id() -> String {
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "worker".to_owned());
-    format!("{host}-{}-{}", std::process::id(), EmitId::next())
+    format!("{host}-{}-{}", std::process::id(), EmitId::unique())
 }
 
 /// A durable backend: deliveries kept in a [`Store`], claimed under leases, acknowledged after
@@ -269,7 +270,7 @@ impl<S: Store> Durable<S> {
         Ok(NewEmit::new(
             StoredEvent {
                 event_id: E::ID.to_owned(),
-                emit_id: EmitId::next(),
+                emit_id: running.dispatcher.core().ids.next(),
                 emitted_at: SystemTime::now(),
                 payload,
             },
@@ -388,6 +389,19 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
                 "this durable backend was already started",
             ));
         }
+        // An emitter dropped without a shutdown takes its backend's tasks with it: running
+        // deliveries are left to their leases.
+        let dropped = dispatcher.core().dropped();
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            dropped.await;
+            let _ = inner.stop.send(true);
+            for task in
+                std::mem::take(&mut *inner.tasks.lock().unwrap_or_else(PoisonError::into_inner))
+            {
+                task.abort();
+            }
+        });
         self.spawn(write(
             Arc::clone(&self.inner.store),
             dispatcher.clone(),
@@ -773,7 +787,8 @@ async fn deliver<S: Store>(
 
 /// Decodes a claimed delivery, runs one attempt of its listener, and decides what follows.
 async fn run_claimed(dispatcher: &Dispatcher, claim: &Claimed, extra_claims: u32) -> Ran {
-    let table = dispatcher.table();
+    let core = dispatcher.core();
+    let table = &core.table;
     let stored = &claim.event;
     let Some((_, entry)) = table.event_by_id(&stored.event_id) else {
         return dead(
@@ -797,22 +812,22 @@ async fn run_claimed(dispatcher: &Dispatcher, claim: &Claimed, extra_claims: u32
             ),
         );
     };
-    let Some(codec) = entry.codec else {
-        return dead(
-            claim,
-            format!("event `{}` is not registered", stored.event_id),
-        );
+    let undeliverable = |reason: String| {
+        let outcome =
+            core.outcomes
+                .undeliverable(listener, entry.id, stored.emit_id, claim.attempt, reason);
+        Ran::from(outcome)
     };
-    let policy = table.listener_infos()[listener.listener].policy;
+    let Some(codec) = entry.codec else {
+        return undeliverable(format!("event `{}` is not registered", stored.event_id));
+    };
+    let policy = table.policy(listener);
     if claim.attempt > policy.max_attempts().saturating_add(extra_claims) {
-        return dead(
-            claim,
-            format!(
-                "claimed {} times without an outcome: the workers running it died or lost their \
+        return undeliverable(format!(
+            "claimed {} times without an outcome: the workers running it died or lost their \
              leases each time (a crash loop?)",
-                claim.attempt
-            ),
-        );
+            claim.attempt
+        ));
     }
     let header = Header {
         event_id: entry.id,
@@ -824,62 +839,31 @@ async fn run_claimed(dispatcher: &Dispatcher, claim: &Claimed, extra_claims: u32
     let payload = match (codec.decode)(&stored.payload, header) {
         Ok(payload) => payload,
         Err(error) => {
-            return dead(
-                claim,
-                format!(
-                    "the payload cannot be decoded as `{}`: {error}",
-                    entry.type_name
-                ),
-            )
+            return undeliverable(format!(
+                "the payload cannot be decoded as `{}`: {error}",
+                entry.type_name
+            ))
         }
     };
-    let Some(emitter) = dispatcher.emitter() else {
+    if core.context.emitter.strong_count() == 0 {
         return Ran::Abandoned;
-    };
+    }
     let meta = EventMeta::of(&payload.header, listener.name, claim.attempt);
     listener.stats.running();
-    let result = run_attempt(&emitter, listener, &payload, &meta, policy).await;
+    let result = run_attempt(core, listener, policy, &payload, &meta).await;
     listener.stats.stopped();
-    emitter.observe_attempt(&meta, &result);
-    match result {
-        Ok(()) => {
-            listener.stats.delivered(entry.id, listener.name);
-            Ran::Done
-        }
-        Err(failure) if claim.attempt < policy.max_attempts() => {
-            let wait = policy
-                .backoff_policy()
-                .schedule(policy.max_attempts())
-                .nth(claim.attempt.saturating_sub(1) as usize)
-                .unwrap_or_default();
-            listener.stats.retried(entry.id, listener.name);
-            tracing::warn!(
-                listener = listener.name,
-                event_id = entry.id,
-                emit_id = %stored.emit_id,
-                attempt = claim.attempt,
-                "listener failed, retrying in {wait:?}: {failure}"
-            );
-            Ran::Retry {
-                at: SystemTime::now() + wait,
-                error: failure.to_string(),
-            }
-        }
-        Err(failure) => {
-            listener.stats.failed(entry.id, listener.name);
-            let reason = format!(
-                "attempt {} of {}: listener {failure}",
-                claim.attempt,
-                policy.max_attempts()
-            );
-            emitter.report(ListenerError {
-                listener: listener.name,
-                event_id: entry.id,
-                emit_id: stored.emit_id,
-                attempt: claim.attempt,
-                failure,
-            });
-            Ran::Dead { reason }
+    Ran::from(core.outcomes.conclude(listener, policy, &meta, result))
+}
+
+impl From<Outcome> for Ran {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Delivered => Ran::Done,
+            Outcome::Retry { after, error } => Ran::Retry {
+                at: SystemTime::now() + after,
+                error,
+            },
+            Outcome::Failed { reason } => Ran::Dead { reason },
         }
     }
 }

@@ -31,7 +31,7 @@ pub mod sqlite;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use crate::context::EmitId;
+use crate::emit_id::EmitId;
 use crate::error::BackendError;
 
 pub use engine::{Durable, DurableConfig};

@@ -128,7 +128,7 @@ use super::{
     from_unix_millis, unix_millis, Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup,
     Store, StoredEvent,
 };
-use crate::context::EmitId;
+use crate::emit_id::EmitId;
 use crate::error::BackendError;
 
 /// The `tokio-postgres` this store is built on, for [`PostgresStore::insert_in`]'s clients.

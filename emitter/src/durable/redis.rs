@@ -177,7 +177,7 @@ use super::{
     from_unix_millis, unix_millis, Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup,
     Store, StoredEvent,
 };
-use crate::context::EmitId;
+use crate::emit_id::EmitId;
 use crate::error::BackendError;
 
 /// The schema version this code writes and reads (`{prefix}:schema`).

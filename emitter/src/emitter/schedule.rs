@@ -1,15 +1,15 @@
 //! Cron schedules: events emitted on a timetable, once per tick however many processes run it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
-use crate::context::EmitId;
-use crate::durable::unix_millis;
-use crate::emitter::WeakEmitter;
+use super::{Emitter, Shared};
+use crate::emit_id::EmitId;
+use crate::envelope::EmitOptions;
 use crate::error::EmitError;
-use crate::{EmitOptions, Emitter, Event};
+use crate::event::Event;
 
 type Emit = dyn Fn(&Emitter, SystemTime, EmitOptions) -> Result<EmitId, EmitError> + Send + Sync;
 
@@ -124,14 +124,18 @@ impl Schedule {
             .map(SystemTime::from)
     }
 
-    /// The idempotency key of the tick at `tick`.
+    /// The idempotency key of the tick at `tick`: the schedule's name and the tick's Unix time
+    /// in milliseconds.
     fn key(&self, tick: SystemTime) -> String {
-        format!("cron:{}:{}", self.name, unix_millis(tick))
+        let millis = tick
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis());
+        format!("cron:{}:{millis}", self.name)
     }
 }
 
 /// Emits the schedule's ticks until the emitter shuts down or is dropped.
-pub(crate) async fn run(schedule: Schedule, emitter: WeakEmitter) {
+pub(super) async fn run(schedule: Schedule, emitter: Weak<Shared>) {
     let mut after = SystemTime::now();
     while let Some(tick) = schedule.next_after(after) {
         // Sleep in steps: the wall clock, not tokio's monotonic one, says when a tick is due.
@@ -141,18 +145,19 @@ pub(crate) async fn run(schedule: Schedule, emitter: WeakEmitter) {
             }
             tokio::time::sleep(left.min(Duration::from_secs(60))).await;
         }
-        let Some(emitter) = emitter.upgrade() else {
+        let Some(shared) = emitter.upgrade() else {
             return;
         };
-        if !emitter.is_accepting() {
-            return;
-        }
+        let producer = Emitter {
+            shared,
+            from_listener: false,
+        };
         let options = EmitOptions::new()
             .at(tick)
             .idempotency_key(schedule.key(tick));
-        match (schedule.emit)(&emitter.as_producer(), tick, options) {
+        match (schedule.emit)(&producer, tick, options) {
             Ok(_) => {}
-            Err(EmitError::ShutDown | EmitError::NotStarted) => return,
+            Err(EmitError::ShutDown | EmitError::NotStarted | EmitError::Stopped) => return,
             Err(error) => tracing::error!(
                 schedule = schedule.name,
                 event_id = schedule.event_id,

@@ -1,0 +1,136 @@
+//! The [`Emitter`] handle: emitting ([`emit`]), configuring ([`builder`]), starting and shutting
+//! down ([`shutdown`]), and cron schedules ([`schedule`]).
+
+mod builder;
+mod emit;
+mod schedule;
+mod shutdown;
+
+use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+pub use builder::{EmitterBuilder, NoListenersPolicy};
+pub use schedule::{Schedule, ScheduleError};
+pub use shutdown::ShutdownError;
+
+use crate::backend::DynEventEmitterBackend;
+use crate::delivery::{Core, Dispatcher};
+use crate::error::Failure;
+use crate::lifecycle::Phase;
+use crate::listener::Delivery;
+use crate::stats::Metrics;
+use crate::table::EventTable;
+
+/// A handle to an event emitter: cheap to clone, usable from any thread.
+///
+/// Build one with [`Emitter::builder`]. Emitting does not wait for listeners: the event is queued
+/// and [`emit`](Self::emit) returns its [`EmitId`](crate::EmitId) at once.
+/// [`shutdown`](Self::shutdown) waits until every queued event has been delivered.
+///
+/// The handle a listener receives as its `Emitter` parameter is marked as a listener's: its emits
+/// are still accepted while the emitter drains at shutdown, so that follow-up events are
+/// delivered too, whereas emits through other handles are refused from the moment shutdown
+/// begins (or shutdown could never finish while producers keep emitting).
+///
+/// Dropping every handle without a shutdown stops the emitter: what it queued is dropped, what
+/// runs is cancelled, and its table, state and backend are freed.
+#[derive(Clone)]
+pub struct Emitter {
+    shared: Arc<Shared>,
+    from_listener: bool,
+}
+
+/// What every handle of one emitter shares.
+struct Shared {
+    /// What runs deliveries: the table, the listeners' context, outcomes, the lifecycle.
+    core: Arc<Core>,
+    backend: Box<dyn DynEventEmitterBackend>,
+    dispatcher: OnceLock<Dispatcher>,
+    no_listeners: NoListenersPolicy,
+    emitted: AtomicU64,
+    rejected: AtomicU64,
+    schedules: Vec<Schedule>,
+    /// Dropped with the emitter: tasks that must not outlive it watch this.
+    _alive: tokio::sync::watch::Sender<()>,
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter")
+            .field("phase", &self.shared.core.lifecycle.phase())
+            .field("from_listener", &self.from_listener)
+            .field("no_listeners", &self.shared.no_listeners)
+            .field("propagate_span", &self.shared.core.propagate_span)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emitter {
+    /// A builder with every registered listener, the in-memory backend and default policies.
+    pub fn builder() -> EmitterBuilder {
+        EmitterBuilder::default()
+    }
+
+    /// The event table: which listeners run for which event.
+    pub fn table(&self) -> &EventTable {
+        &self.shared.core.table
+    }
+
+    /// Counters of what this emitter did so far.
+    pub fn metrics(&self) -> Metrics {
+        let shared = &*self.shared;
+        let lifecycle = &shared.core.lifecycle;
+        let mut metrics = Metrics {
+            emitted: shared.emitted.load(Ordering::Relaxed),
+            rejected: shared.rejected.load(Ordering::Relaxed),
+            queued: lifecycle.queued.load(Ordering::Relaxed),
+            pending_events: lifecycle.pending(),
+            ..Metrics::default()
+        };
+        for entry in shared.core.table.events() {
+            for listener in &entry.listeners {
+                metrics.add(listener.stats.snapshot());
+            }
+        }
+        metrics
+    }
+
+    /// Whether the emitter is started and has not finished shutting down (nor lost the runtime
+    /// it was started on).
+    pub fn is_running(&self) -> bool {
+        matches!(
+            self.shared.core.lifecycle.phase(),
+            Phase::Running | Phase::Draining
+        )
+    }
+
+    /// Waits until every event emitted so far (and every event emitted meanwhile) has been
+    /// handled by all its listeners (delivered, or failed for good), without shutting down.
+    /// Tests use it instead of sleeping.
+    pub async fn wait_idle(&self) {
+        self.shared.core.lifecycle.wait_idle().await;
+    }
+
+    /// A handle that does not keep the emitter alive.
+    fn downgrade(&self) -> Weak<Shared> {
+        Arc::downgrade(&self.shared)
+    }
+}
+
+impl Delivery {
+    /// The emitter, for a listener's `Emitter` parameter: a listener's handle (see [`Emitter`]).
+    pub fn emitter(&self) -> Result<Emitter, Failure> {
+        let erased: Arc<dyn Any + Send + Sync> =
+            self.context.emitter.upgrade().ok_or_else(|| {
+                Failure::Error("the emitter was dropped while this delivery was starting".into())
+            })?;
+        let shared = erased.downcast::<Shared>().map_err(|_| {
+            Failure::Error("a delivery's emitter has an unexpected type (a bug in emitter)".into())
+        })?;
+        Ok(Emitter {
+            shared,
+            from_listener: true,
+        })
+    }
+}
