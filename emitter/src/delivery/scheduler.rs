@@ -79,7 +79,12 @@ pub(crate) fn spawn_scheduler(
         delayed_count: 0,
         core,
     };
-    runtime.spawn(scheduler.run(envelope_receiver, control_receiver));
+    // Made here, not in `run`: a task dropped before its first poll drops it too.
+    let guard = ExitGuard {
+        lifecycle: Arc::clone(&scheduler.core.lifecycle),
+        exited: false,
+    };
+    runtime.spawn(scheduler.run(guard, envelope_receiver, control_receiver));
     SchedulerHandle { envelopes, control }
 }
 
@@ -172,13 +177,10 @@ impl Drop for ExitGuard {
 impl Scheduler {
     async fn run(
         mut self,
+        mut guard: ExitGuard,
         mut envelopes: mpsc::UnboundedReceiver<Envelope>,
         mut control: mpsc::UnboundedReceiver<Control>,
     ) {
-        let mut guard = ExitGuard {
-            lifecycle: Arc::clone(&self.core.lifecycle),
-            exited: false,
-        };
         let mut batch = Vec::with_capacity(BATCH);
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
