@@ -69,4 +69,11 @@ impl EmitIds {
         let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
         EmitId((u128::from(self.lane) << 64) | u128::from(count))
     }
+
+    /// Every id given so far, first to last; `None` before the first.
+    pub(crate) fn given(&self) -> Option<std::ops::RangeInclusive<EmitId>> {
+        let count = self.count.load(Ordering::Relaxed);
+        let lane = u128::from(self.lane) << 64;
+        (count > 0).then(|| EmitId(lane | 1)..=EmitId(lane | u128::from(count)))
+    }
 }

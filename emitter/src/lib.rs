@@ -55,7 +55,7 @@ pub use crate::error::{
 pub use crate::event::Event;
 pub use crate::listener::Listener;
 pub use crate::policy::{Backoff, Capacity, DeliveryPolicy};
-pub use crate::report::{DeliveryReport, ShutdownReport, StuckDelivery};
+pub use crate::report::{DeliveryReport, ShutdownReport, StuckDelivery, UnfinishedDelivery};
 pub use crate::stats::Metrics;
 pub use crate::table::EventTable;
 

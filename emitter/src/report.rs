@@ -3,7 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::delivery::Unfinished;
 use crate::emit_id::EmitId;
 use crate::table::EventTable;
 
@@ -53,10 +52,50 @@ pub struct StuckDelivery {
     pub running_for: Duration,
 }
 
+/// A delivery that a shutdown deadline left unfinished, as the scheduler or a backend names it
+/// for the [`ShutdownReport`]: queued (it had not started; it was dropped, or, on a durable
+/// backend, was never stored) or running (it was cancelled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfinishedDelivery {
+    pub(crate) event_id: &'static str,
+    pub(crate) listener: &'static str,
+    pub(crate) emit_id: EmitId,
+    pub(crate) running: Option<(u32, Duration)>,
+}
+
+impl UnfinishedDelivery {
+    /// A delivery of `emit_id` to `listener` that had not started.
+    pub fn queued(event_id: &'static str, listener: &'static str, emit_id: EmitId) -> Self {
+        Self {
+            event_id,
+            listener,
+            emit_id,
+            running: None,
+        }
+    }
+
+    /// A delivery of `emit_id` to `listener` whose attempt `attempt` was running, for
+    /// `running_for` (retries included).
+    pub fn running(
+        event_id: &'static str,
+        listener: &'static str,
+        emit_id: EmitId,
+        attempt: u32,
+        running_for: Duration,
+    ) -> Self {
+        Self {
+            event_id,
+            listener,
+            emit_id,
+            running: Some((attempt, running_for)),
+        }
+    }
+}
+
 impl ShutdownReport {
     pub(crate) fn new(
         table: &EventTable,
-        unfinished: Vec<Unfinished>,
+        unfinished: Vec<UnfinishedDelivery>,
         pending_events: u64,
     ) -> Self {
         let mut rows: Vec<Vec<DeliveryReport>> = table
@@ -82,8 +121,9 @@ impl ShutdownReport {
             .collect();
         for delivery in unfinished {
             let Some(row) = rows
-                .get_mut(delivery.event)
-                .and_then(|listeners| listeners.get_mut(delivery.slot))
+                .iter_mut()
+                .flatten()
+                .find(|row| row.event_id == delivery.event_id && row.listener == delivery.listener)
             else {
                 continue;
             };
@@ -160,12 +200,26 @@ impl fmt::Display for ShutdownReport {
                 )?;
             }
             if !row.queued.is_empty() {
+                const NAMED: usize = 10;
+                let named: Vec<String> = row
+                    .queued
+                    .iter()
+                    .take(NAMED)
+                    .map(EmitId::to_string)
+                    .collect();
+                let more = row.queued.len().saturating_sub(NAMED);
                 writeln!(
                     f,
-                    "  queued:  {} for `{}`: {} deliveries dropped",
+                    "  queued:  {} for `{}`: {} deliveries dropped (emits {}{})",
                     row.listener,
                     row.event_id,
-                    row.queued.len()
+                    row.queued.len(),
+                    named.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
                 )?;
             }
         }

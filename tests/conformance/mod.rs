@@ -108,6 +108,8 @@ pub struct Run {
 #[derive(Clone, Default)]
 pub struct Recorder {
     runs: Arc<Mutex<Vec<Run>>>,
+    /// Told of every run, so that waiting for runs needs no polling.
+    recorded: Arc<tokio::sync::Notify>,
     /// When set, `held` blocks forever on its first attempt.
     pub hold_first: Arc<std::sync::atomic::AtomicBool>,
     /// When set, `always_fails` succeeds.
@@ -126,6 +128,7 @@ impl Recorder {
                 n,
                 at: Instant::now(),
             });
+        self.recorded.notify_waiters();
     }
 
     pub fn runs(&self) -> Vec<Run> {
@@ -144,17 +147,18 @@ impl Recorder {
 
     /// Waits until `done` holds for the runs, or panics after [`PATIENCE`] saying what it saw.
     pub async fn until(&self, what: &str, done: impl Fn(&[Run]) -> bool) {
-        let start = Instant::now();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
+            let recorded = self.recorded.notified();
+            tokio::pin!(recorded);
+            recorded.as_mut().enable();
             let runs = self.runs();
             if done(&runs) {
                 return;
             }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "gave up waiting for {what}; runs so far: {runs:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            if tokio::time::timeout_at(deadline, recorded).await.is_err() {
+                panic!("gave up waiting for {what}; runs so far: {runs:#?}");
+            }
         }
     }
 }
@@ -294,8 +298,9 @@ pub async fn one_delivery_per_pair(backend: impl EventEmitterBackend) {
                 .all(|listener| emit_ids(runs, listener).len() >= 100)
         })
         .await;
-    // Give a duplicate the time to show up, then count.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Everything handled, and nothing left running: a duplicate would have run by now.
+    idle(&emitter).await;
+    emitter.shutdown().await.expect("shutdown");
     let runs = recorder.runs();
     for listener in listeners {
         let seen = emit_ids(&runs, listener);
@@ -305,7 +310,6 @@ pub async fn one_delivery_per_pair(backend: impl EventEmitterBackend) {
             "{listener} ran an emit twice: {seen:?}"
         );
     }
-    emitter.shutdown().await.expect("shutdown");
 }
 
 /// A failing attempt is retried after the listener's backoff, with the attempt number growing.
@@ -326,9 +330,9 @@ pub async fn retry_with_backoff(backend: impl EventEmitterBackend) {
             "retried after {waited:?}, before the 200 ms backoff"
         );
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(recorder.runs().len(), 3, "a succeeded delivery ran again");
+    idle(&emitter).await;
     emitter.shutdown().await.expect("shutdown");
+    assert_eq!(recorder.runs().len(), 3, "a succeeded delivery ran again");
 }
 
 /// `emit_after` and `emit_at` deliver no earlier than asked; a time in the past delivers now.
@@ -403,14 +407,14 @@ pub async fn idempotency_key(backend: impl EventEmitterBackend) {
             emit_ids(runs, "conformance.audit_a").len() >= 4
         })
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    idle(&emitter).await;
+    emitter.shutdown().await.expect("shutdown");
     let seen: BTreeSet<u64> = recorder
         .runs_of("conformance.audit_a")
         .iter()
         .map(|run| run.n)
         .collect();
     assert_eq!(seen, BTreeSet::from([1, 3, 4, 5]));
-    emitter.shutdown().await.expect("shutdown");
 }
 
 /// A cron schedule fires once per tick, each tick once, on every process that runs it.
@@ -437,7 +441,6 @@ pub async fn cron_once_per_tick<B: EventEmitterBackend>(backends: Vec<B>) {
     for emitter in &emitters {
         emitter.shutdown().await.expect("shutdown");
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let runs = recorder.runs();
     let mut per_tick: BTreeMap<u64, usize> = BTreeMap::new();
     for run in &runs {
@@ -456,6 +459,134 @@ pub async fn cron_once_per_tick<B: EventEmitterBackend>(backends: Vec<B>) {
         ticks.windows(2).all(|pair| pair[1] - pair[0] == 1000),
         "ticks skipped or doubled: {ticks:?}"
     );
+}
+
+/// `wait_idle` returns once everything emitted through the emitter was handled: delivered, or
+/// failed for good after its last attempt. What the listeners did is there to read at once.
+pub async fn wait_idle_means_handled(backend: impl EventEmitterBackend) {
+    let recorder = Recorder::default();
+    let emitter = start(backend, &recorder).await;
+    for n in 0..50u64 {
+        emitter
+            .emit(SignedUp {
+                user: format!("user-{n}"),
+                n,
+            })
+            .expect("accepted");
+    }
+    // Each goes to `audit_a`, `audit_b` and `always_fails` (two attempts, then given up).
+    for n in 0..5u64 {
+        emitter.emit(Audited { n }).expect("accepted");
+    }
+    // Fails once, succeeds on its second attempt 200 ms later.
+    emitter
+        .emit(Flaky { n: 99, failures: 1 })
+        .expect("accepted");
+    idle(&emitter).await;
+    let runs = recorder.runs();
+    assert_eq!(emit_ids(&runs, "conformance.welcome").len(), 50);
+    for listener in ["conformance.audit_a", "conformance.audit_b"] {
+        assert_eq!(emit_ids(&runs, listener).len(), 5, "{listener}");
+    }
+    let failing = recorder.runs_of("conformance.always_fails");
+    assert_eq!(
+        failing.len(),
+        10,
+        "both attempts of each failing delivery ran before wait_idle returned: {failing:#?}"
+    );
+    let flaky: Vec<u32> = recorder
+        .runs_of("conformance.flaky")
+        .iter()
+        .map(|run| run.attempt)
+        .collect();
+    assert_eq!(flaky, [1, 2], "the retry ran before wait_idle returned");
+    emitter.shutdown().await.expect("shutdown");
+}
+
+/// `shutdown_timeout(d)` returns at about `d` whatever still runs, and its report names the
+/// delivery that was running: event, listener, emit id and attempt. Returns the emit id.
+pub async fn shutdown_deadline_names_what_runs(backend: impl EventEmitterBackend) -> u128 {
+    let recorder = Recorder::default();
+    recorder
+        .hold_first
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let emitter = start(backend, &recorder).await;
+    let emit_id = emitter.emit(Held { n: 1 }).expect("accepted");
+    recorder
+        .until("the held delivery to start", |runs| !runs.is_empty())
+        .await;
+    let asked = Instant::now();
+    let report = emitter
+        .shutdown_timeout(Duration::from_millis(300))
+        .await
+        .expect("shutdown");
+    let took = asked.elapsed();
+    // Durable cases lease for a minute: a shutdown that waited for the lease would take that.
+    assert!(
+        took < Duration::from_secs(10),
+        "shutdown_timeout(300 ms) took {took:?}"
+    );
+    assert!(!report.is_complete(), "{report}");
+    let row = report
+        .delivery("conformance.held", "conformance.held")
+        .expect("the held listener's row");
+    assert_eq!(row.running.len(), 1, "{report}");
+    assert_eq!(row.running[0].emit_id, emit_id);
+    assert_eq!(row.running[0].attempt, 1);
+    let text = report.to_string();
+    assert!(
+        text.contains("conformance.held") && text.contains(&emit_id.to_string()),
+        "{text}"
+    );
+    emit_id.as_u128()
+}
+
+/// A value in an emitter's state that says when the last copy of it is dropped.
+#[derive(Clone)]
+pub struct DropProbe(Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>);
+
+impl DropProbe {
+    pub fn new() -> (Self, tokio::sync::oneshot::Receiver<()>) {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        (Self(Arc::new(Mutex::new(Some(sender)))), receiver)
+    }
+}
+
+impl Drop for DropProbe {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.0) == 1 {
+            if let Some(sender) = self.0.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                let _ = sender.send(());
+            }
+        }
+    }
+}
+
+/// Dropping every handle of an emitter without shutting it down stops what it runs and frees
+/// its state (and with it its table and backend), even with a delivery hanging.
+pub async fn dropped_emitter_is_freed(backend: impl EventEmitterBackend) {
+    let recorder = Recorder::default();
+    recorder
+        .hold_first
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (probe, freed) = DropProbe::new();
+    let emitter = Emitter::builder()
+        .listeners(listeners![held])
+        .state(recorder.clone())
+        .state(probe)
+        .backend(backend)
+        .start()
+        .await
+        .expect("starts");
+    emitter.emit(Held { n: 1 }).expect("accepted");
+    recorder
+        .until("the held delivery to start", |runs| !runs.is_empty())
+        .await;
+    drop(emitter);
+    tokio::time::timeout(PATIENCE, freed)
+        .await
+        .expect("the emitter's state is freed once every handle is dropped")
+        .expect("the last copy of the state was dropped, not leaked");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -696,6 +827,28 @@ pub async fn at_least_once_across_crash<K: Kit>(kit: &K) {
     emitter.shutdown().await.expect("shutdown");
 }
 
+/// A shutdown deadline gives the leases of the deliveries it cancels back to the store: another
+/// worker takes them over at once, not when the lease (a minute here) runs out.
+pub async fn shutdown_deadline_gives_leases_back<K: Kit>(kit: &K) {
+    let storage = kit.storage().await;
+    let long_lease = || quick().lease(Duration::from_secs(60));
+    let backend = Durable::with_config(storage.open().await, long_lease());
+    let emit_id = shutdown_deadline_names_what_runs(backend).await;
+    let recorder = Recorder::default();
+    let emitter = start(
+        Durable::with_config(storage.open().await, long_lease()),
+        &recorder,
+    )
+    .await;
+    recorder
+        .until("the cancelled delivery to run again", |runs| {
+            runs.iter().any(|run| run.emit_id == emit_id)
+        })
+        .await;
+    idle(&emitter).await;
+    emitter.shutdown().await.expect("shutdown");
+}
+
 /// Several workers on one storage: every delivery runs once.
 pub async fn competing_workers<K: Kit>(kit: &K) {
     let storage = kit.storage().await;
@@ -719,16 +872,23 @@ pub async fn competing_workers<K: Kit>(kit: &K) {
         .until("300 welcomes", |runs| runs.len() >= 300)
         .await;
     settle(&backends[0]).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nothing left running anywhere: a duplicate would have run by now.
+    for emitter in &emitters {
+        emitter.shutdown().await.expect("shutdown");
+    }
     let seen = emit_ids(&recorder.runs(), "conformance.welcome");
     assert_eq!(seen.len(), 300);
     assert!(
         seen.values().all(|&count| count == 1),
         "a delivery ran twice"
     );
-    for emitter in emitters {
-        emitter.shutdown().await.expect("shutdown");
-    }
+}
+
+/// Waits until everything `emitter` emitted was handled, or panics after [`PATIENCE`].
+pub async fn idle(emitter: &Emitter) {
+    tokio::time::timeout(PATIENCE, emitter.wait_idle())
+        .await
+        .expect("everything emitted is handled");
 }
 
 /// Waits until the store holds nothing unfinished, or panics after [`PATIENCE`].
@@ -770,6 +930,21 @@ macro_rules! memory_cases {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn cron_once_per_tick() {
             conformance::cron_once_per_tick(vec![$backend]).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn wait_idle_means_handled() {
+            conformance::wait_idle_means_handled($backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn shutdown_deadline_names_what_runs() {
+            conformance::shutdown_deadline_names_what_runs($backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn dropped_emitter_is_freed() {
+            conformance::dropped_emitter_is_freed($backend).await;
         }
     };
 }
@@ -889,6 +1064,32 @@ macro_rules! durable_cases {
                 return;
             }
             conformance::competing_workers(&$kit).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn wait_idle_means_handled() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            let (_storage, backend) = fresh().await;
+            conformance::wait_idle_means_handled(backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn shutdown_deadline_names_what_runs_and_gives_leases_back() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            conformance::shutdown_deadline_gives_leases_back(&$kit).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn dropped_emitter_is_freed() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            let (_storage, backend) = fresh().await;
+            conformance::dropped_emitter_is_freed(backend).await;
         }
     };
 }

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use crate::delivery::Dispatcher;
 use crate::envelope::Envelope;
 use crate::error::BackendError;
+use crate::report::UnfinishedDelivery;
 
 /// A queue of emitted events and the machinery that hands them to listeners: the extension point
 /// of the emitter (Litestar's `BaseEventEmitterBackend`).
@@ -46,8 +47,29 @@ pub trait EventEmitterBackend: Send + Sync + 'static {
         false
     }
 
-    /// Stops the backend. Called once, after every enqueued envelope was delivered.
+    /// Stops the backend. Called once, after every enqueued envelope was handed over (for a
+    /// durable backend: stored), or after the shutdown deadline passed; a durable backend lets
+    /// the deliveries it runs finish. When the deadline passes while it runs, the emitter drops
+    /// it and calls [`abort`](Self::abort).
     fn shutdown(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Stops the backend at once, because the shutdown deadline passed: cancels what it runs,
+    /// gives back what it holds (a durable backend releases the leases of the deliveries it
+    /// cancels, so that another worker takes them at once), and names both for the
+    /// [`ShutdownReport`](crate::ShutdownReport). Called at most once, after a `shutdown` that
+    /// did not finish in time (or was not started). The default names nothing.
+    fn abort(&self) -> impl Future<Output = Vec<UnfinishedDelivery>> + Send {
+        std::future::ready(Vec::new())
+    }
+
+    /// Waits until every envelope this backend took has been handled by all its listeners
+    /// (delivered, or failed for good). [`Emitter::wait_idle`](crate::Emitter::wait_idle) calls
+    /// it once the backend has let go of every envelope it took. The default returns at once:
+    /// a backend that dispatches its envelopes is idle once the scheduler is, which the emitter
+    /// already waits for. A durable backend waits for its store.
+    fn wait_idle(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
 }
 
 /// The object-safe twin of [`EventEmitterBackend`], implemented for every backend, so that the
@@ -67,6 +89,12 @@ pub trait DynEventEmitterBackend: Send + Sync + 'static {
 
     /// See [`EventEmitterBackend::is_durable`].
     fn is_durable_dyn(&self) -> bool;
+
+    /// See [`EventEmitterBackend::abort`].
+    fn abort_dyn(&self) -> Pin<Box<dyn Future<Output = Vec<UnfinishedDelivery>> + Send + '_>>;
+
+    /// See [`EventEmitterBackend::wait_idle`].
+    fn wait_idle_dyn(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 impl<B: EventEmitterBackend> DynEventEmitterBackend for B {
@@ -87,5 +115,13 @@ impl<B: EventEmitterBackend> DynEventEmitterBackend for B {
 
     fn is_durable_dyn(&self) -> bool {
         self.is_durable()
+    }
+
+    fn abort_dyn(&self) -> Pin<Box<dyn Future<Output = Vec<UnfinishedDelivery>> + Send + '_>> {
+        Box::pin(self.abort())
+    }
+
+    fn wait_idle_dyn(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.wait_idle())
     }
 }

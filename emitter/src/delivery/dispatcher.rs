@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::scheduler::{spawn_scheduler, Control, SchedulerHandle, Unfinished};
+use super::scheduler::{spawn_scheduler, Control, SchedulerHandle};
 use super::Core;
 use crate::envelope::Envelope;
+use crate::report::UnfinishedDelivery;
 use crate::table::EventTable;
 
 /// Hands envelopes to the emitter's scheduler: what a backend is given at start.
@@ -83,7 +84,7 @@ impl Dispatcher {
     }
 
     /// Cancels the scheduler and collects what had not finished.
-    pub(crate) async fn cancel(&self) -> Vec<Unfinished> {
+    pub(crate) async fn cancel(&self) -> Vec<UnfinishedDelivery> {
         let (reply, receiver) = oneshot::channel();
         if self
             .inner

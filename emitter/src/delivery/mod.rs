@@ -18,7 +18,6 @@ pub(crate) use attempt::run_attempt;
 pub use dispatcher::Dispatcher;
 pub use outcome::ErrorHook;
 pub(crate) use outcome::{Outcome, Outcomes};
-pub(crate) use scheduler::Unfinished;
 
 use crate::context::ListenerContext;
 use crate::emit_id::EmitIds;

@@ -23,24 +23,15 @@ use crate::error::Failure;
 use crate::event::Payload;
 use crate::lifecycle::Lifecycle;
 use crate::listener::AdapterSlot;
-use crate::table::ListenerEntry;
+use crate::report::UnfinishedDelivery;
+use crate::table::{EventTable, ListenerEntry};
 
 /// What the scheduler is told besides envelopes.
 pub(crate) enum Control {
     /// Everything is delivered: exit.
     Stop,
     /// The shutdown deadline passed: drop what is queued, abort what runs, say what that was.
-    Cancel(oneshot::Sender<Vec<Unfinished>>),
-}
-
-/// A delivery that had not finished when the shutdown deadline passed.
-#[derive(Debug)]
-pub(crate) struct Unfinished {
-    pub(crate) event: usize,
-    pub(crate) slot: usize,
-    pub(crate) emit_id: EmitId,
-    /// The attempt running at the deadline and for how long; `None` if it had not started.
-    pub(crate) running: Option<(u32, Duration)>,
+    Cancel(oneshot::Sender<Vec<UnfinishedDelivery>>),
 }
 
 /// The sending side of a scheduler.
@@ -371,7 +362,10 @@ impl Scheduler {
         }
     }
 
-    fn cancel(&mut self, envelopes: &mut mpsc::UnboundedReceiver<Envelope>) -> Vec<Unfinished> {
+    fn cancel(
+        &mut self,
+        envelopes: &mut mpsc::UnboundedReceiver<Envelope>,
+    ) -> Vec<UnfinishedDelivery> {
         let table = Arc::clone(&self.core.table);
         let mut unfinished = Vec::new();
         for record in self.running.values() {
@@ -381,49 +375,61 @@ impl Scheduler {
             if attempt == 0 {
                 continue;
             }
-            if let Some(listener) = table.listener_entry(record.event, record.slot) {
+            if let Some((event_id, listener)) = names(&table, record.event, record.slot) {
                 listener.stats.stopped();
+                unfinished.push(UnfinishedDelivery::running(
+                    event_id,
+                    listener.name,
+                    record.emit_id,
+                    attempt,
+                    record.since.elapsed(),
+                ));
             }
-            unfinished.push(Unfinished {
-                event: record.event,
-                slot: record.slot,
-                emit_id: record.emit_id,
-                running: Some((attempt, record.since.elapsed())),
-            });
         }
         self.tasks.abort_all();
-        let mut dropped = 0;
-        let mut drop_envelope = |envelope: &Envelope, unfinished: &mut Vec<Unfinished>| {
-            for slot in 0..table.listener_count(envelope.event) as usize {
-                dropped += 1;
-                unfinished.push(Unfinished {
-                    event: envelope.event,
-                    slot,
-                    emit_id: envelope.emit_id(),
-                    running: None,
-                });
-            }
-        };
-        for Reverse(delayed) in self.delayed.drain() {
-            drop_envelope(&delayed.envelope, &mut unfinished);
-        }
+        let mut queued = Vec::new();
+        queued.extend(
+            self.delayed
+                .drain()
+                .map(|Reverse(delayed)| delayed.envelope),
+        );
         while let Ok(envelope) = envelopes.try_recv() {
-            drop_envelope(&envelope, &mut unfinished);
+            queued.push(envelope);
+        }
+        let mut dropped = 0;
+        for envelope in &queued {
+            for slot in 0..table.listener_count(envelope.event) as usize {
+                if let Some((event_id, listener)) = names(&table, envelope.event, slot) {
+                    dropped += 1;
+                    unfinished.push(UnfinishedDelivery::queued(
+                        event_id,
+                        listener.name,
+                        envelope.emit_id(),
+                    ));
+                }
+            }
         }
         for room in &mut self.listeners {
             for job in room.backlog.drain(..) {
-                dropped += 1;
-                unfinished.push(Unfinished {
-                    event: job.event,
-                    slot: job.slot,
-                    emit_id: job.payload.header.emit_id,
-                    running: None,
-                });
+                if let Some((event_id, listener)) = names(&table, job.event, job.slot) {
+                    dropped += 1;
+                    unfinished.push(UnfinishedDelivery::queued(
+                        event_id,
+                        listener.name,
+                        job.payload.header.emit_id,
+                    ));
+                }
             }
         }
         self.core.lifecycle.unqueue(dropped);
         unfinished
     }
+}
+
+/// The event id and the listener of the delivery at (`event`, `slot`).
+fn names(table: &EventTable, event: usize, slot: usize) -> Option<(&'static str, &ListenerEntry)> {
+    let entry = table.event(event)?;
+    Some((entry.id, entry.listeners.get(slot)?))
 }
 
 /// When a delayed envelope is due, on tokio's clock; `None` when it is due now.

@@ -29,6 +29,7 @@ pub mod redis;
 pub mod sqlite;
 
 use std::future::Future;
+use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime};
 
 use crate::emit_id::EmitId;
@@ -112,6 +113,38 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many deliveries wait, run and lie dead.
     fn counts(&self) -> impl Future<Output = Result<Counts, BackendError>> + Send;
+
+    /// Gives claimed deliveries back without an outcome: their worker is shutting down and
+    /// cancelled them. Each is due again at once, for any worker. A stale receipt is ignored.
+    ///
+    /// The default retries each receipt now (the cancelled claim then counts as an attempt).
+    fn release(
+        &self,
+        receipts: &[Receipt],
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        async move {
+            let now = SystemTime::now();
+            for receipt in receipts {
+                self.retry(receipt, now, "released: its worker shut down while it ran")
+                    .await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// How many unfinished deliveries (waiting, delayed or leased, not dead) the store holds of
+    /// the emits whose ids are in `emits`: an emitter's emits are one range of ids, so this says
+    /// whether everything it emitted was handled.
+    ///
+    /// The default counts every unfinished delivery ([`Counts::unfinished`]): never too few,
+    /// but it also counts other emitters' deliveries.
+    fn unfinished(
+        &self,
+        emits: RangeInclusive<EmitId>,
+    ) -> impl Future<Output = Result<u64, BackendError>> + Send {
+        let _ = emits;
+        async move { Ok(self.counts().await?.unfinished()) }
+    }
 
     /// Resolves when new deliveries may be due (a notification from another process, say), or
     /// after `timeout`. Only a wake-up: the engine claims after it whatever happened, and never

@@ -108,8 +108,12 @@ impl Emitter {
     /// Waits until every event emitted so far (and every event emitted meanwhile) has been
     /// handled by all its listeners (delivered, or failed for good), without shutting down.
     /// Tests use it instead of sleeping.
+    ///
+    /// On a durable backend, handled means acknowledged or dead-lettered in the store, by this
+    /// process or another worker; delayed events count until they are handled too.
     pub async fn wait_idle(&self) {
         self.shared.core.lifecycle.wait_idle().await;
+        self.shared.backend.wait_idle_dyn().await;
     }
 
     /// A handle that does not keep the emitter alive.

@@ -100,6 +100,7 @@ impl Emitter {
         if self.from_listener {
             return Err(ShutdownError::FromListener);
         }
+        let deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
         let shared = &*self.shared;
         let table = &shared.core.table;
         let lifecycle = &shared.core.lifecycle;
@@ -108,15 +109,7 @@ impl Emitter {
             return Ok(ShutdownReport::new(table, Vec::new(), 0));
         }
         let _ = lifecycle.transition(Phase::Running, Phase::Draining);
-        let drained = match timeout {
-            None => {
-                lifecycle.close_when_idle().await;
-                true
-            }
-            Some(timeout) => tokio::time::timeout(timeout, lifecycle.close_when_idle())
-                .await
-                .is_ok(),
-        };
+        let drained = until(deadline, lifecycle.close_when_idle()).await.is_some();
         let mut unfinished = Vec::new();
         let mut pending_events = 0;
         if !drained {
@@ -135,8 +128,22 @@ impl Emitter {
         if let Some(dispatcher) = shared.dispatcher.get() {
             dispatcher.stop();
         }
-        shared.backend.shutdown_dyn().await?;
+        match until(deadline, shared.backend.shutdown_dyn()).await {
+            Some(stopped) => stopped?,
+            None => unfinished.extend(shared.backend.abort_dyn().await),
+        }
         Ok(ShutdownReport::new(table, unfinished, pending_events))
+    }
+}
+
+/// Runs `future` to its end, or until `deadline` (`None` when it passed first).
+async fn until<T>(
+    deadline: Option<tokio::time::Instant>,
+    future: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+        None => Some(future.await),
     }
 }
 

@@ -1,0 +1,108 @@
+//! [`DurableConfig`]: how a durable backend claims, leases and limits.
+
+use std::time::Duration;
+
+use crate::emit_id::EmitId;
+
+/// How a [`Durable`] backend claims, leases and limits. The defaults suit most uses.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DurableConfig {
+    /// How long a claim lasts unless extended (default 30 s). A worker that dies loses its
+    /// deliveries to another after this long.
+    pub lease: Duration,
+    /// The most deliveries this process holds at once, from their claim until their
+    /// acknowledgement is stored (default 512): also the most that can run twice when it
+    /// crashes. A claim takes at most half of it (and at most 256), so that one batch is
+    /// acknowledged while the next runs.
+    pub max_in_flight: usize,
+    /// How often to look for due deliveries when nothing woke the worker: delayed events and
+    /// retries are found this late at most (default 500 ms).
+    pub poll_interval: Duration,
+    /// The largest encoded event accepted at emit, in bytes (default 256 KiB).
+    pub max_payload: usize,
+    /// How long idempotency keys are remembered (default 7 days).
+    pub key_retention: Duration,
+    /// How many times a delivery may be claimed beyond its listener's attempts before it is
+    /// dead-lettered as a crash loop (its workers keep dying while running it; default 5).
+    pub extra_claims: u32,
+    /// Whether this process runs listeners (default `true`); `false` makes an emit-only process,
+    /// such as a web server whose workers run elsewhere.
+    pub deliver: bool,
+    /// The name this worker claims under (default: host name, process id and a random suffix).
+    pub worker_id: String,
+}
+
+impl Default for DurableConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            max_in_flight: 512,
+            poll_interval: Duration::from_millis(500),
+            max_payload: 256 * 1024,
+            key_retention: Duration::from_secs(7 * 24 * 3600),
+            extra_claims: 5,
+            deliver: true,
+            worker_id: default_worker_id(),
+        }
+    }
+}
+
+impl DurableConfig {
+    /// The lease of a claim.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The most deliveries run at once by this process.
+    pub fn max_in_flight(mut self, deliveries: usize) -> Self {
+        self.max_in_flight = deliveries.max(1);
+        self
+    }
+
+    /// How often to look for due deliveries without a wake-up.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The largest encoded event accepted, in bytes.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// How long idempotency keys are remembered.
+    pub fn key_retention(mut self, retention: Duration) -> Self {
+        self.key_retention = retention;
+        self
+    }
+
+    /// How many claims beyond the listener's attempts before a crash loop is dead-lettered.
+    pub fn extra_claims(mut self, claims: u32) -> Self {
+        self.extra_claims = claims;
+        self
+    }
+
+    /// Whether this process runs listeners.
+    pub fn deliver(mut self, deliver: bool) -> Self {
+        self.deliver = deliver;
+        self
+    }
+
+    /// The name this worker claims under.
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.worker_id = id.into();
+        self
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!("{host}-{}-{}", std::process::id(), EmitId::unique())
+}
