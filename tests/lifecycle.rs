@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use emitter::{listener, listeners, Capacity, EmitError, Emitter, Event, ShutdownError, State};
-use emitter_tests::Gate;
-use tokio::sync::oneshot;
+use emitter_tests::{DropProbe, Gate};
 
 /// How long a test waits for something that should happen well before: a liveness bound.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -135,36 +134,15 @@ fn an_emit_after_the_runtime_that_ran_start_is_gone_is_an_error() {
     }
 }
 
-/// Tells a channel when the last clone of it is dropped.
-#[derive(Clone)]
-struct DropSignal(Arc<Mutex<Option<oneshot::Sender<()>>>>);
-
-impl DropSignal {
-    fn new() -> (Self, oneshot::Receiver<()>) {
-        let (sender, receiver) = oneshot::channel();
-        (Self(Arc::new(Mutex::new(Some(sender)))), receiver)
-    }
-}
-
-impl Drop for DropSignal {
-    fn drop(&mut self) {
-        if Arc::strong_count(&self.0) == 1 {
-            if let Some(sender) = self.0.lock().unwrap_or_else(PoisonError::into_inner).take() {
-                let _ = sender.send(());
-            }
-        }
-    }
-}
-
 #[listener(events = [Follow])]
-async fn hang(n: u64, gate: State<Gate>, _signal: State<DropSignal>) {
+async fn hang(n: u64, gate: State<Gate>, _signal: State<DropProbe>) {
     let _ = n;
     let _ = gate.pass().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_every_handle_without_shutdown_frees_the_emitter() {
-    let (signal, freed) = DropSignal::new();
+    let (signal, freed) = DropProbe::new();
     let (_open, gate) = Gate::closed();
     let emitter = Emitter::builder()
         .listeners(listeners![hang])

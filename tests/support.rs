@@ -80,3 +80,26 @@ impl Gate {
         Ok(())
     }
 }
+
+/// A value that says, through the paired receiver, when the last clone of it is dropped: how
+/// tests see that an emitter freed its state.
+#[derive(Clone)]
+pub struct DropProbe(Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>);
+
+impl DropProbe {
+    /// A probe and the receiver that hears when its last clone is dropped.
+    pub fn new() -> (Self, tokio::sync::oneshot::Receiver<()>) {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        (Self(Arc::new(Mutex::new(Some(sender)))), receiver)
+    }
+}
+
+impl Drop for DropProbe {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.0) == 1 {
+            if let Some(sender) = self.0.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                let _ = sender.send(());
+            }
+        }
+    }
+}

@@ -541,27 +541,6 @@ pub async fn shutdown_deadline_names_what_runs(backend: impl EventEmitterBackend
     emit_id.as_u128()
 }
 
-/// A value in an emitter's state that says when the last copy of it is dropped.
-#[derive(Clone)]
-pub struct DropProbe(Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>);
-
-impl DropProbe {
-    pub fn new() -> (Self, tokio::sync::oneshot::Receiver<()>) {
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        (Self(Arc::new(Mutex::new(Some(sender)))), receiver)
-    }
-}
-
-impl Drop for DropProbe {
-    fn drop(&mut self) {
-        if Arc::strong_count(&self.0) == 1 {
-            if let Some(sender) = self.0.lock().unwrap_or_else(PoisonError::into_inner).take() {
-                let _ = sender.send(());
-            }
-        }
-    }
-}
-
 /// Dropping every handle of an emitter without shutting it down stops what it runs and frees
 /// its state (and with it its table and backend), even with a delivery hanging.
 pub async fn dropped_emitter_is_freed(backend: impl EventEmitterBackend) {
@@ -569,7 +548,7 @@ pub async fn dropped_emitter_is_freed(backend: impl EventEmitterBackend) {
     recorder
         .hold_first
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let (probe, freed) = DropProbe::new();
+    let (probe, freed) = emitter_tests::DropProbe::new();
     let emitter = Emitter::builder()
         .listeners(listeners![held])
         .state(recorder.clone())
