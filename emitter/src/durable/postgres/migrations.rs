@@ -1,0 +1,62 @@
+//! Creating the schema, or checking that the one there is this version.
+
+use super::errors::Failure;
+use super::pool::Conn;
+use super::statements::{table, HAS_SCHEMA_VERSION, MIGRATION_LOCK_SQL, SCHEMA_VERSION_SQL};
+
+/// The schema version this code creates and understands.
+pub(super) const SCHEMA_VERSION: i32 = 1;
+/// The first key of the advisory lock that serializes migrations ("emit" in ASCII); the second
+/// is a hash of the schema name.
+const MIGRATION_LOCK: i32 = 0x656d_6974;
+
+pub(super) enum Migration {
+    Newer(i32),
+    Empty,
+}
+
+/// Creates or migrates the schema in one transaction, under the advisory lock; returns the
+/// version found, or why the schema cannot be used.
+pub(super) async fn migrate(
+    conn: &mut Conn,
+    schema: &str,
+    schema_v1: &str,
+) -> Result<Result<i32, Migration>, Failure> {
+    let transaction = conn.client.transaction().await.map_err(Failure::Db)?;
+    transaction
+        .execute(MIGRATION_LOCK_SQL, &[&MIGRATION_LOCK, &schema])
+        .await
+        .map_err(Failure::Db)?;
+    let exists: bool = transaction
+        .query_one(HAS_SCHEMA_VERSION, &[&schema])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(Failure::Db)?;
+    let found = if exists {
+        let version: Option<i32> = transaction
+            .query_one(
+                &SCHEMA_VERSION_SQL.replace("{versions}", &table(schema, "schema_version")),
+                &[],
+            )
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(Failure::Db)?;
+        match version {
+            Some(version) => version,
+            None => return Ok(Err(Migration::Empty)),
+        }
+    } else {
+        0
+    };
+    if found > SCHEMA_VERSION {
+        return Ok(Err(Migration::Newer(found)));
+    }
+    if found < 1 {
+        transaction
+            .batch_execute(schema_v1)
+            .await
+            .map_err(Failure::Db)?;
+    }
+    transaction.commit().await.map_err(Failure::Db)?;
+    Ok(Ok(found))
+}
