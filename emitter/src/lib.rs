@@ -41,7 +41,8 @@ pub use crate::backend::{
 pub use crate::context::{EmitId, EventMeta, State};
 pub use crate::emitter::{EmitOptions, Emitter, EmitterBuilder, ErrorHook, NoListenersPolicy};
 pub use crate::error::{
-    BackendError, BoxError, EmitError, Failure, ListenerError, RejectedEvent, StartError,
+    BackendError, BackendErrorKind, BoxError, EmitError, Failure, ListenerError, RejectedEvent,
+    StartError,
 };
 pub use crate::event::Event;
 pub use crate::listener::Listener;

@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::{Claimed, Counts, DeadLetter, NewEmit, Receipt, Route, Setup, Store, StoredEvent};
+use super::{
+    defaults, Claimed, Counts, DeadLetter, NewEmit, Receipt, Route, Setup, Store, StoredEvent,
+};
 use crate::backend::{Dispatcher, Envelope, EventEmitterBackend};
 use crate::context::{EmitId, EventMeta};
 use crate::delivery::run_attempt;
@@ -51,11 +53,11 @@ pub struct DurableConfig {
 impl Default for DurableConfig {
     fn default() -> Self {
         Self {
-            lease: Duration::from_secs(30),
+            lease: defaults::LEASE,
             max_in_flight: 512,
-            poll_interval: Duration::from_millis(500),
+            poll_interval: defaults::POLL_INTERVAL,
             max_payload: 256 * 1024,
-            key_retention: Duration::from_secs(7 * 24 * 3600),
+            key_retention: defaults::KEY_RETENTION,
             extra_claims: 5,
             deliver: true,
             worker_id: default_worker_id(),

@@ -20,13 +20,19 @@
 //! The stores shipped are `sqlite::SqliteStore` (feature `sqlite`), and, for many processes,
 //! `postgres::PostgresStore` (feature `postgres`) and `redis::RedisStore` (feature `redis`).
 
+mod clock;
+pub(crate) mod defaults;
 mod engine;
+mod ids;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod redact;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod version;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime};
@@ -34,7 +40,13 @@ use std::time::{Duration, SystemTime};
 use crate::context::EmitId;
 use crate::error::BackendError;
 
+pub(crate) use clock::{from_unix_millis, millis, unix_millis};
 pub use engine::{Durable, DurableConfig};
+pub(crate) use ids::claimable;
+pub use ids::ParseEmitIdError;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub(crate) use redact::Secrets;
+pub(crate) use version::check_schema_version;
 
 /// Where durable deliveries are kept: the contract every durable backend implements.
 ///
@@ -267,17 +279,4 @@ impl Counts {
     pub fn unfinished(&self) -> u64 {
         self.waiting + self.leased
     }
-}
-
-/// Milliseconds since the Unix epoch, the unit stores keep times in. Times before the epoch are 0.
-pub fn unix_millis(time: SystemTime) -> i64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-        })
-}
-
-/// The time `millis` milliseconds after the Unix epoch (negative values give the epoch).
-pub fn from_unix_millis(millis: i64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }

@@ -9,20 +9,19 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::connection::{rustls_connector, Connect, Connector};
-use super::errors::{chain, describe_address, describe_target, scrub, secrets_of};
+use super::errors::{chain, describe_address, describe_target};
 use super::params::duration_ms;
 use super::pool::Pool;
 use super::statements::{channel_of, Statements};
 use super::{Inner, PostgresStore};
-use crate::error::BackendError;
+use crate::durable::{defaults, Secrets};
+use crate::error::{BackendError, BackendErrorKind};
 
 /// The default schema.
 const DEFAULT_SCHEMA: &str = "emitter";
 /// The longest schema name: the notification channel `<schema>_deliveries` must fit in
 /// PostgreSQL's 63-byte identifiers.
 const MAX_SCHEMA_LEN: usize = 48;
-/// default).
-const DEFAULT_KEY_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How the store secures its connections. The default follows the URL's `sslmode`:
 /// `require` means [`Tls::Require`], anything else [`Tls::Disable`].
@@ -107,7 +106,7 @@ impl PostgresConfig {
             tls: None,
             pool_size: 4,
             operation_timeout: Duration::from_secs(30),
-            key_retention: DEFAULT_KEY_RETENTION,
+            key_retention: defaults::KEY_RETENTION,
         }
     }
 
@@ -157,12 +156,12 @@ impl PostgresConfig {
     /// When the URL cannot be read, the schema name is invalid, the CA file cannot be read, or
     /// the server cannot be reached or refuses the connection.
     pub async fn connect(self) -> Result<PostgresStore, BackendError> {
-        let secrets = secrets_of(&self.url);
+        let mut secrets = Secrets::of_url(&self.url);
         let mut config: tokio_postgres::Config = self.url.parse().map_err(|error| {
-            BackendError::new(scrub(
-                &format!("invalid PostgreSQL URL: {}", chain(&error)),
-                &secrets,
-            ))
+            BackendError::of(
+                BackendErrorKind::Misconfigured,
+                secrets.scrub(&format!("invalid PostgreSQL URL: {}", chain(&error))),
+            )
         })?;
         validate_schema(&self.schema)?;
         let tls = match self.tls.clone() {
@@ -183,18 +182,16 @@ impl PostgresConfig {
             }
         };
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
+            config.connect_timeout(defaults::CONNECT_TIMEOUT);
         }
         if config.get_keepalives_idle() == Duration::from_secs(2 * 3600) {
             // libpq's default of two hours would leave the wake-up connection dead for that long
             // after a network partition.
             config.keepalives_idle(Duration::from_secs(60));
         }
-        let mut secrets = secrets;
         if let Some(password) = config.get_password() {
-            secrets.push(String::from_utf8_lossy(password).into_owned());
+            secrets.add(&String::from_utf8_lossy(password));
         }
-        secrets.retain(|secret| secret.len() >= 4);
         let connect = Connect {
             address: describe_address(&config).into(),
             config,
@@ -240,10 +237,13 @@ pub(super) fn validate_schema(name: &str) -> Result<(), BackendError> {
     if valid {
         Ok(())
     } else {
-        Err(BackendError::new(format!(
+        Err(BackendError::of(
+            BackendErrorKind::Misconfigured,
+            format!(
             "invalid PostgreSQL schema name {name:?} for the emitter store: use lower-case ASCII \
              letters, digits and `_`, starting with a letter or `_` (not `pg_`), at most \
              {MAX_SCHEMA_LEN} characters"
-        )))
+        ),
+        ))
     }
 }

@@ -14,7 +14,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::config::Tls;
 use super::errors::{describe_failure, Failure};
 use super::statements::quote;
-use crate::error::BackendError;
+use crate::durable::Secrets;
+use crate::error::{BackendError, BackendErrorKind};
 
 /// The longest wait between two attempts of the notification listener to reconnect.
 const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -31,10 +32,13 @@ pub(super) fn rustls_connector(tls: &Tls) -> Result<MakeRustlsConnect, BackendEr
         }
         Tls::CaFile(path) => {
             let unreadable = |error: &dyn fmt::Display| {
-                BackendError::new(format!(
-                    "cannot read the CA file {} for PostgreSQL's TLS: {error}",
-                    path.display()
-                ))
+                BackendError::of(
+                    BackendErrorKind::Misconfigured,
+                    format!(
+                        "cannot read the CA file {} for PostgreSQL's TLS: {error}",
+                        path.display()
+                    ),
+                )
             };
             let certificates = CertificateDer::pem_file_iter(path)
                 .map_err(|error| unreadable(&error))?
@@ -73,7 +77,7 @@ pub(super) struct Connect {
     /// `host:port`, for errors.
     pub(super) address: Arc<str>,
     /// The password, scrubbed from errors.
-    pub(super) secrets: Arc<Vec<String>>,
+    pub(super) secrets: Arc<Secrets>,
 }
 
 impl Connect {

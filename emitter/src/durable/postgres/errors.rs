@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
 
-use crate::error::BackendError;
+use crate::durable::Secrets;
+use crate::error::{BackendError, BackendErrorKind};
 
 /// Why a statement failed, before it is described for the caller.
 pub(super) enum Failure {
@@ -21,30 +22,40 @@ pub(super) enum Failure {
 pub(super) fn describe_failure(
     doing: &str,
     address: Option<&str>,
-    secrets: &[String],
+    secrets: &Secrets,
     failure: &Failure,
 ) -> BackendError {
     let server = match address {
         Some(address) => format!("the PostgreSQL server at {address}"),
         None => "the PostgreSQL server".to_owned(),
     };
-    let message = match failure {
-        Failure::Timeout(timeout) => format!(
+    let (kind, message) = match failure {
+        Failure::Timeout(timeout) => (
+            BackendErrorKind::TimedOut,
+            format!(
             "{doing}: {server} did not answer within {timeout:?} (the operation timeout); it may \
              be unreachable or overloaded"
         ),
-        Failure::Other(what) => format!("{doing}: {what}"),
+        ),
+        Failure::Other(what) => (BackendErrorKind::Other, format!("{doing}: {what}")),
         Failure::Db(error) => {
             if error
                 .to_string()
                 .starts_with("error performing TLS handshake")
             {
-                format!(
-                    "{doing}: the TLS handshake with {server} failed: {}",
-                    chain(error)
+                (
+                    BackendErrorKind::Misconfigured,
+                    format!(
+                        "{doing}: the TLS handshake with {server} failed: {}; check the \
+                         certificate authorities of `PostgresConfig::tls`",
+                        chain(error)
+                    ),
                 )
             } else if is_unreachable(error) {
-                format!("{doing}: {server} is unreachable: {}", chain(error))
+                (
+                    BackendErrorKind::Unreachable,
+                    format!("{doing}: {server} is unreachable: {}", chain(error)),
+                )
             } else if let Some(db) = error.as_db_error() {
                 let mut message = format!(
                     "{doing}: {server} answered {} {}: {}",
@@ -58,13 +69,16 @@ pub(super) fn describe_failure(
                 if let Some(hint) = db.hint() {
                     message.push_str(&format!(" (hint: {hint})"));
                 }
-                message
+                (BackendErrorKind::Other, message)
             } else {
-                format!("{doing}: talking to {server} failed: {}", chain(error))
+                (
+                    BackendErrorKind::Other,
+                    format!("{doing}: talking to {server} failed: {}", chain(error)),
+                )
             }
         }
     };
-    BackendError::new(scrub(&message, secrets))
+    BackendError::of(kind, secrets.scrub(&message))
 }
 
 /// Whether the error means the server could not be reached or the connection broke.
@@ -104,80 +118,6 @@ pub(super) fn chain(error: &(dyn StdError + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-/// The password of a connection string, as written and percent-decoded, found without the
-/// parser (which may be what failed): error messages are scrubbed of them.
-pub(super) fn secrets_of(url: &str) -> Vec<String> {
-    let mut secrets = Vec::new();
-    let rest = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"));
-    if let Some(rest) = rest {
-        let authority = rest.split(['/', '?']).next().unwrap_or("");
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
-            if let Some((_, password)) = userinfo.split_once(':') {
-                secrets.push(password.to_owned());
-                secrets.push(percent_decode(password));
-            }
-        }
-        if let Some((_, query)) = rest.split_once('?') {
-            for pair in query.split('&') {
-                if let Some(password) = pair.strip_prefix("password=") {
-                    secrets.push(password.to_owned());
-                    secrets.push(percent_decode(password));
-                }
-            }
-        }
-    } else {
-        let mut words = url.split_whitespace();
-        while let Some(word) = words.next() {
-            if let Some(value) = word.strip_prefix("password") {
-                let value = value.trim_start_matches([' ', '=']);
-                let value = if value.is_empty() {
-                    words.next().unwrap_or("").trim_start_matches('=')
-                } else {
-                    value
-                };
-                secrets.push(value.trim_matches('\'').to_owned());
-            }
-        }
-    }
-    secrets.retain(|secret| secret.len() >= 4);
-    secrets
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                decoded.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                decoded.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
-}
-
-pub(super) fn scrub(message: &str, secrets: &[String]) -> String {
-    let mut message = message.to_owned();
-    for secret in secrets {
-        if !secret.is_empty() {
-            message = message.replace(secret.as_str(), "<password>");
-        }
-    }
-    message
 }
 
 /// `host:port` of each host, `,`-separated.

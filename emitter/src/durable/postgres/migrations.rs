@@ -5,23 +5,19 @@ use super::pool::Conn;
 use super::statements::{table, HAS_SCHEMA_VERSION, MIGRATION_LOCK_SQL, SCHEMA_VERSION_SQL};
 
 /// The schema version this code creates and understands.
-pub(super) const SCHEMA_VERSION: i32 = 1;
+pub(super) const SCHEMA_VERSION: u32 = 1;
 /// The first key of the advisory lock that serializes migrations ("emit" in ASCII); the second
 /// is a hash of the schema name.
 const MIGRATION_LOCK: i32 = 0x656d_6974;
 
-pub(super) enum Migration {
-    Newer(i32),
-    Empty,
-}
-
-/// Creates or migrates the schema in one transaction, under the advisory lock; returns the
-/// version found, or why the schema cannot be used.
+/// Creates the schema in one transaction, under the advisory lock, unless it exists; returns
+/// the version the schema has (or now has), `None` when its version table is empty, for
+/// [`check_schema_version`](crate::durable::check_schema_version).
 pub(super) async fn migrate(
     conn: &mut Conn,
     schema: &str,
     schema_v1: &str,
-) -> Result<Result<i32, Migration>, Failure> {
+) -> Result<Option<String>, Failure> {
     let transaction = conn.client.transaction().await.map_err(Failure::Db)?;
     transaction
         .execute(MIGRATION_LOCK_SQL, &[&MIGRATION_LOCK, &schema])
@@ -32,7 +28,7 @@ pub(super) async fn migrate(
         .await
         .and_then(|row| row.try_get(0))
         .map_err(Failure::Db)?;
-    let found = if exists {
+    if exists {
         let version: Option<i32> = transaction
             .query_one(
                 &SCHEMA_VERSION_SQL.replace("{versions}", &table(schema, "schema_version")),
@@ -41,22 +37,12 @@ pub(super) async fn migrate(
             .await
             .and_then(|row| row.try_get(0))
             .map_err(Failure::Db)?;
-        match version {
-            Some(version) => version,
-            None => return Ok(Err(Migration::Empty)),
-        }
-    } else {
-        0
-    };
-    if found > SCHEMA_VERSION {
-        return Ok(Err(Migration::Newer(found)));
+        return Ok(version.map(|version| version.to_string()));
     }
-    if found < 1 {
-        transaction
-            .batch_execute(schema_v1)
-            .await
-            .map_err(Failure::Db)?;
-    }
+    transaction
+        .batch_execute(schema_v1)
+        .await
+        .map_err(Failure::Db)?;
     transaction.commit().await.map_err(Failure::Db)?;
-    Ok(Ok(found))
+    Ok(Some(SCHEMA_VERSION.to_string()))
 }

@@ -128,11 +128,11 @@ use tokio::task::AbortHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::{unix_millis, Inserted};
-use crate::error::BackendError;
+use super::{check_schema_version, unix_millis, Inserted};
+use crate::error::{BackendError, BackendErrorKind};
 use connection::{listen, Connect};
 use errors::{describe_failure, Failure};
-use migrations::{migrate, Migration, SCHEMA_VERSION};
+use migrations::{migrate, SCHEMA_VERSION};
 use pool::Pool;
 use statements::{Statement, Statements};
 
@@ -234,21 +234,11 @@ impl PostgresStore {
                 }
             })
             .await?;
-        match version {
-            Ok(_) => Ok(()),
-            Err(Migration::Newer(found)) => Err(BackendError::new(format!(
-                "the schema `{}` of the PostgreSQL database at {} is at version {found} of the \
-                 emitter store, newer than this emitter understands (version {SCHEMA_VERSION}): \
-                 upgrade emitter in this program, or give it another schema",
-                inner.schema, inner.connect.address
-            ))),
-            Err(Migration::Empty) => Err(BackendError::new(format!(
-                "the schema `{}` of the PostgreSQL database at {} has an empty \
-                 `schema_version` table, so its version is unknown: the schema is damaged; \
-                 restore the table's rows, or give this store another schema",
-                inner.schema, inner.connect.address
-            ))),
-        }
+        let store = format!(
+            "the schema `{}` of the PostgreSQL database at {}",
+            inner.schema, inner.connect.address
+        );
+        check_schema_version(&store, version.as_deref(), SCHEMA_VERSION)
     }
 
     fn key_retention_ms(&self) -> i64 {
@@ -277,11 +267,14 @@ impl PostgresStore {
     }
 
     fn corrupt(&self, what: &str) -> BackendError {
-        BackendError::new(format!(
-            "the emitter store in schema `{}` of the PostgreSQL database at {} holds data it \
+        BackendError::of(
+            BackendErrorKind::Corrupt,
+            format!(
+                "the emitter store in schema `{}` of the PostgreSQL database at {} holds data it \
              cannot read: {what}",
-            self.inner.schema, self.inner.connect.address
-        ))
+                self.inner.schema, self.inner.connect.address
+            ),
+        )
     }
 
     /// Runs `work` within the operation timeout, turning its failure into an error that says

@@ -4,8 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_postgres::types::{ToSql, Type};
 
-use crate::context::EmitId;
-use crate::durable::{from_unix_millis, unix_millis, NewEmit, Receipt};
+use crate::durable::{from_unix_millis, millis, unix_millis, NewEmit, Receipt};
 
 /// Offsets from now are clamped to this many milliseconds (about 300 years), within what
 /// PostgreSQL's `timestamptz` and `interval` hold.
@@ -106,20 +105,10 @@ pub(super) fn text(value: &str) -> std::borrow::Cow<'_, str> {
 
 /// The receipts this store could have issued, as (ids, lease tokens); others match no delivery.
 pub(super) fn parse_receipts(receipts: &[Receipt]) -> (Vec<i64>, Vec<i64>) {
-    receipts.iter().filter_map(parse_receipt).unzip()
-}
-
-pub(super) fn parse_receipt(receipt: &Receipt) -> Option<(i64, i64)> {
-    Some((receipt.id.parse().ok()?, receipt.lease.parse().ok()?))
-}
-
-/// An emit id from PostgreSQL's text of a `uuid` (hex with or without dashes).
-pub(super) fn parse_emit_id(text: &str) -> Option<EmitId> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 {
-        return None;
-    }
-    u128::from_str_radix(&hex, 16).ok().map(EmitId::from_u128)
+    receipts
+        .iter()
+        .filter_map(Receipt::parse::<i64, i64>)
+        .unzip()
 }
 
 /// Milliseconds from now on this process's clock until `at` (negative when past), clamped.
@@ -130,7 +119,5 @@ pub(super) fn offset_ms(at: SystemTime) -> i64 {
 }
 
 pub(super) fn duration_ms(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis())
-        .unwrap_or(i64::MAX)
-        .min(MAX_OFFSET_MS)
+    millis(duration).min(MAX_OFFSET_MS)
 }

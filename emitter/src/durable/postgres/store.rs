@@ -8,12 +8,10 @@ use std::time::{Duration, SystemTime};
 use tokio_postgres::Row;
 
 use super::errors::chain;
-use super::params::{
-    duration_ms, offset_ms, parse_emit_id, parse_receipt, parse_receipts, text, InsertBatch,
-};
+use super::params::{duration_ms, offset_ms, parse_receipts, text, InsertBatch};
 use super::PostgresStore;
 use crate::durable::{
-    Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup, Store, StoredEvent,
+    claimable, Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup, Store, StoredEvent,
 };
 use crate::error::BackendError;
 
@@ -48,10 +46,9 @@ impl Store for PostgresStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Claimed>, BackendError> {
-        if listeners.is_empty() || limit == 0 {
+        let Some(names) = claimable(listeners, limit) else {
             return Ok(Vec::new());
-        }
-        let names: Vec<&str> = listeners.to_vec();
+        };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let lease = duration_ms(lease);
         let rows = self
@@ -104,7 +101,7 @@ impl Store for PostgresStore {
         run_at: SystemTime,
         error: &str,
     ) -> Result<(), BackendError> {
-        let Some((id, lease)) = parse_receipt(receipt) else {
+        let Some((id, lease)) = receipt.parse::<i64, i64>() else {
             return Ok(());
         };
         let due_in = offset_ms(run_at);
@@ -119,7 +116,7 @@ impl Store for PostgresStore {
     }
 
     async fn dead_letter(&self, receipt: &Receipt, reason: &str) -> Result<(), BackendError> {
-        let Some((id, lease)) = parse_receipt(receipt) else {
+        let Some((id, lease)) = receipt.parse::<i64, i64>() else {
             return Ok(());
         };
         let reason = text(reason);
@@ -241,7 +238,7 @@ impl PostgresStore {
 
     fn event(&self, row: &Row, id: i64, kind: &str) -> Result<StoredEvent, BackendError> {
         let emit_id: String = self.column(row, Some(id), "emit_id")?;
-        let emit_id = parse_emit_id(&emit_id).ok_or_else(|| {
+        let emit_id = emit_id.parse().map_err(|_| {
             self.corrupt(&format!(
                 "{kind} {id} has emit_id `{emit_id}`, which is not 128 bits in hex"
             ))

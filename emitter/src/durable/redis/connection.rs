@@ -6,7 +6,7 @@ use ::redis::aio::ConnectionManagerConfig;
 use ::redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use super::RedisOptions;
-use crate::error::BackendError;
+use crate::error::{BackendError, BackendErrorKind};
 
 pub(super) fn connection_config(options: &RedisOptions) -> ConnectionManagerConfig {
     // Few retries: while the server is away a call fails within about a second, saying so, and
@@ -20,21 +20,35 @@ pub(super) fn connection_config(options: &RedisOptions) -> ConnectionManagerConf
 
 /// A Redis error as a [`BackendError`] naming the server (never the URL: it may hold a password).
 pub(super) fn redis_error(address: &str, what: &str, error: RedisError) -> BackendError {
-    let message = if is_tls_failure(&error) {
-        format!(
-            "the TLS handshake with the Redis server at {address} failed (could not {what}): \
+    let (kind, message) = if is_tls_failure(&error) {
+        (
+            BackendErrorKind::Misconfigured,
+            format!(
+                "the TLS handshake with the Redis server at {address} failed (could not {what}): \
              {error}; if a private authority signed its certificate, pass it with \
              `RedisOptions::tls_root_certificates`"
+            ),
         )
     } else if error.is_timeout() {
-        format!("the Redis server at {address} did not answer in time (could not {what}): {error}")
+        (
+            BackendErrorKind::TimedOut,
+            format!(
+                "the Redis server at {address} did not answer in time (could not {what}): {error}"
+            ),
+        )
     } else if error.is_io_error() || error.is_connection_refusal() || error.is_connection_dropped()
     {
-        format!("the Redis server at {address} is unreachable (could not {what}): {error}")
+        (
+            BackendErrorKind::Unreachable,
+            format!("the Redis server at {address} is unreachable (could not {what}): {error}"),
+        )
     } else {
-        format!("the Redis server at {address} failed to {what}: {error}")
+        (
+            BackendErrorKind::Other,
+            format!("the Redis server at {address} failed to {what}: {error}"),
+        )
     };
-    BackendError::with_source(message, error)
+    BackendError::of(kind, message).caused_by(error)
 }
 
 /// Whether the server ran a transaction but refused some of its commands, so that the others
@@ -75,9 +89,12 @@ pub(super) fn validate_prefix(prefix: &str) -> Result<(), BackendError> {
     if valid {
         Ok(())
     } else {
-        Err(BackendError::new(format!(
-            "invalid Redis key prefix {prefix:?}: use 1 to 64 characters among ASCII letters, \
+        Err(BackendError::of(
+            BackendErrorKind::Misconfigured,
+            format!(
+                "invalid Redis key prefix {prefix:?}: use 1 to 64 characters among ASCII letters, \
              digits, `_`, `:`, `.` and `-`"
-        )))
+            ),
+        ))
     }
 }

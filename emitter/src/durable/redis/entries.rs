@@ -218,10 +218,10 @@ pub(super) fn number_field<T: std::str::FromStr>(
 
 /// The event an entry carries (a delivery's or a dead letter's); takes its payload.
 pub(super) fn read_event(fields: &mut Fields) -> Result<StoredEvent, String> {
-    let emit = std::str::from_utf8(field(&fields.emit, "emit")?)
+    let emit_id: EmitId = std::str::from_utf8(field(&fields.emit, "emit")?)
         .ok()
         .filter(|hex| hex.len() == 32)
-        .and_then(|hex| u128::from_str_radix(hex, 16).ok())
+        .and_then(|hex| hex.parse().ok())
         .ok_or("its `emit` field is not 32 hexadecimal digits")?;
     let event_id = match fields.event.take() {
         // An id that is not UTF-8 names no event of any binary: the engine dead-letters it.
@@ -231,7 +231,7 @@ pub(super) fn read_event(fields: &mut Fields) -> Result<StoredEvent, String> {
     };
     Ok(StoredEvent {
         event_id,
-        emit_id: EmitId::from_u128(emit),
+        emit_id,
         emitted_at: from_unix_millis(number_field(&fields.at, "at")?),
         payload: fields.payload.take().ok_or("it has no `payload` field")?,
     })

@@ -177,8 +177,8 @@ use ::redis::aio::ConnectionManager;
 use ::redis::{Client, ConnectionAddr, Script, ScriptInvocation, TlsCertificates, Value};
 use tokio::sync::Notify;
 
-use crate::durable::Receipt;
-use crate::error::BackendError;
+use crate::durable::{check_schema_version, defaults, Receipt, Secrets};
+use crate::error::{BackendError, BackendErrorKind};
 use connection::{connection_config, redis_error, validate_prefix};
 use entries::{into_array, into_text, Held};
 use scripts::Scripts;
@@ -186,10 +186,7 @@ use scripts::Scripts;
 pub use options::RedisOptions;
 
 /// The schema version this code writes and reads (`{prefix}:schema`).
-const SCHEMA_VERSION: &str = "1";
-
-/// Key retention until [`Store::open`] says otherwise: the engine's default.
-const DEFAULT_KEY_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
+const SCHEMA_VERSION: u32 = 1;
 
 /// A [`Store`] in Redis Streams. See the [module documentation](self) for the layout.
 ///
@@ -252,8 +249,11 @@ impl RedisStore {
             ),
         }
         .map_err(|error| {
-            // The error names what is wrong with the URL, never the URL itself.
-            BackendError::with_source(format!("invalid Redis URL or TLS settings: {error}"), error)
+            let message = format!("invalid Redis URL or TLS settings: {error}");
+            BackendError::of(
+                BackendErrorKind::Misconfigured,
+                Secrets::of_url(url).scrub(&message),
+            )
         })?;
         let addr = client.get_connection_info().addr();
         let address = addr.to_string();
@@ -274,7 +274,7 @@ impl RedisStore {
             work: Notify::new(),
             address,
             options,
-            key_retention_ms: AtomicU64::new(DEFAULT_KEY_RETENTION_MS),
+            key_retention_ms: AtomicU64::new(entries::duration_millis(defaults::KEY_RETENTION)),
             watched: Mutex::new(Vec::new()),
             delivered: Mutex::new(HashMap::new()),
             ready: Mutex::new(HashSet::new()),
@@ -318,22 +318,30 @@ impl RedisStore {
             .map(into_text)
             .transpose()
             .map_err(|problem| self.unexpected(what, &problem))?;
-        match status.as_deref() {
-            Some("ok") => Ok(items.collect()),
-            Some("refused") => {
-                let message = items
-                    .next()
-                    .map(into_text)
-                    .transpose()
-                    .map_err(|problem| self.unexpected(what, &problem))?
-                    .unwrap_or_default();
-                Err(BackendError::new(format!(
-                    "the Redis store at {} (prefix `{}`) cannot {what}: {message}",
-                    self.address, self.options.prefix
-                )))
-            }
-            _ => Err(self.unexpected(what, "a reply that is neither `ok` nor `refused`")),
+        let kind = match status.as_deref() {
+            Some("ok") => return Ok(items.collect()),
+            Some("refused") => BackendErrorKind::Conflict,
+            Some("corrupt") => BackendErrorKind::Corrupt,
+            Some("version") => BackendErrorKind::Conflict,
+            _ => return Err(self.unexpected(what, "a reply that is neither `ok` nor a refusal")),
+        };
+        let detail = items
+            .next()
+            .map(into_text)
+            .transpose()
+            .map_err(|problem| self.unexpected(what, &problem))?
+            .unwrap_or_default();
+        let store = format!(
+            "the Redis store at {} (prefix `{}`)",
+            self.address, self.options.prefix
+        );
+        if status.as_deref() == Some("version") {
+            check_schema_version(&store, Some(&detail), SCHEMA_VERSION)?;
         }
+        Err(BackendError::of(
+            kind,
+            format!("{store} cannot {what}: {detail}"),
+        ))
     }
 
     async fn command(&self, command: &::redis::Cmd, what: &str) -> Result<Value, BackendError> {
@@ -345,17 +353,23 @@ impl RedisStore {
     }
 
     fn unexpected(&self, what: &str, problem: &str) -> BackendError {
-        BackendError::new(format!(
-            "the Redis server at {} gave an unexpected reply to {what}: {problem}",
-            self.address
-        ))
+        BackendError::of(
+            BackendErrorKind::Other,
+            format!(
+                "the Redis server at {} gave an unexpected reply to {what}: {problem}",
+                self.address
+            ),
+        )
     }
 
     fn corrupt(&self, what: &str, problem: &str) -> BackendError {
-        BackendError::new(format!(
-            "the Redis store at {} (prefix `{}`) holds corrupt data ({what}): {problem}",
-            self.address, self.options.prefix
-        ))
+        BackendError::of(
+            BackendErrorKind::Corrupt,
+            format!(
+                "the Redis store at {} (prefix `{}`) holds corrupt data ({what}): {problem}",
+                self.address, self.options.prefix
+            ),
+        )
     }
 
     fn key(&self, name: &str) -> String {

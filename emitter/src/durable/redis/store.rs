@@ -12,9 +12,9 @@ use super::entries::{
 };
 use super::{RedisStore, SCHEMA_VERSION};
 use crate::durable::{
-    unix_millis, Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup, Store,
+    claimable, unix_millis, Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup, Store,
 };
-use crate::error::BackendError;
+use crate::error::{BackendError, BackendErrorKind};
 
 /// The most due delayed deliveries one claim moves to their streams (the rest go next claim).
 const MOVES_PER_CLAIM: usize = 1000;
@@ -127,17 +127,12 @@ impl Store for RedisStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Claimed>, BackendError> {
-        let mut seen = HashSet::new();
-        let listeners: Vec<&str> = listeners
-            .iter()
-            .copied()
-            .filter(|listener| seen.insert(*listener))
-            .collect();
-        if listeners.is_empty() || limit == 0 {
+        let Some(listeners) = claimable(listeners, limit) else {
             return Ok(Vec::new());
-        }
+        };
         if worker.is_empty() {
-            return Err(BackendError::new(
+            return Err(BackendError::of(
+                BackendErrorKind::Misconfigured,
                 "cannot claim deliveries for a worker with an empty name: give it a name",
             ));
         }

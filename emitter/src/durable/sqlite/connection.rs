@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode};
 
-use crate::error::BackendError;
+use crate::error::{BackendError, BackendErrorKind};
 
 /// How long a statement waits for another connection's lock before failing.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,7 +41,17 @@ pub(super) fn setup_connection(path: &Path, conn: &mut Connection) -> Result<(),
 /// causes, what to do.
 pub(super) fn sql_error(path: &Path, doing: &str, error: rusqlite::Error) -> BackendError {
     let path = path.display();
-    let message = match error.sqlite_error_code() {
+    let code = error.sqlite_error_code();
+    let kind = match code {
+        Some(ErrorCode::NotADatabase) => BackendErrorKind::Conflict,
+        Some(ErrorCode::DatabaseCorrupt) => BackendErrorKind::Corrupt,
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => BackendErrorKind::TimedOut,
+        Some(ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::CannotOpen) => {
+            BackendErrorKind::Misconfigured
+        }
+        _ => BackendErrorKind::Other,
+    };
+    let message = match code {
         Some(ErrorCode::NotADatabase) => format!(
             "cannot {doing}: {path} is not a SQLite database (or it is encrypted): open a new \
              file or an emitter store"
@@ -64,5 +74,5 @@ pub(super) fn sql_error(path: &Path, doing: &str, error: rusqlite::Error) -> Bac
         }
         _ => format!("cannot {doing} in the SQLite store {path}: {error}"),
     };
-    BackendError::with_source(message, error)
+    BackendError::of(kind, message).caused_by(error)
 }

@@ -6,10 +6,11 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::connection::sql_error;
 use super::statements::{FIND_TABLE, READ_VERSION, RECORD_VERSION, SCHEMA, TABLES};
-use crate::error::BackendError;
+use crate::durable::check_schema_version;
+use crate::error::{BackendError, BackendErrorKind};
 
 /// The schema version this code writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 pub(super) fn create_schema(path: &Path, conn: &mut Connection) -> Result<(), BackendError> {
     let tx = conn
@@ -32,59 +33,40 @@ pub(super) fn create_schema(path: &Path, conn: &mut Connection) -> Result<(), Ba
             .map_err(|error| sql_error(path, "record the schema version", error))?;
     } else {
         if !existing.contains(&"emitter_meta") {
-            return Err(BackendError::new(format!(
-                "the SQLite file {} has tables named like the emitter store's ({}) but no \
+            return Err(BackendError::of(
+                BackendErrorKind::Conflict,
+                format!(
+                    "the SQLite file {} has tables named like the emitter store's ({}) but no \
                  `emitter_meta` table with a schema version: it was not created by this store; \
                  use another file",
-                path.display(),
-                existing.join(", ")
-            )));
+                    path.display(),
+                    existing.join(", ")
+                ),
+            ));
         }
         let version: Option<String> = tx
             .query_row(READ_VERSION, [], |row| row.get(0))
             .optional()
             .map_err(|error| sql_error(path, "read the schema version", error))?;
-        let version = version.ok_or_else(|| {
-            BackendError::new(format!(
-                "the SQLite store {} has no schema version in `emitter_meta`: the file is \
-                 corrupt or was not created by this store",
-                path.display()
-            ))
-        })?;
-        let number: i64 = version.trim().parse().map_err(|_| {
-            BackendError::new(format!(
-                "the SQLite store {} has a corrupt schema version `{version}` in `emitter_meta` \
-                 (expected a number)",
-                path.display()
-            ))
-        })?;
-        if number > SCHEMA_VERSION {
-            return Err(BackendError::new(format!(
-                "the SQLite store {} has schema version {number}, newer than version \
-                 {SCHEMA_VERSION} that this emitter knows: it was written by a newer emitter; \
-                 upgrade emitter to open it",
-                path.display()
-            )));
-        }
-        if number < SCHEMA_VERSION {
-            // Version 1 is the first: nothing older can exist.
-            return Err(BackendError::new(format!(
-                "the SQLite store {} has schema version {number}, which no emitter wrote: the \
-                 file is corrupt",
-                path.display()
-            )));
-        }
+        check_schema_version(
+            &format!("the SQLite store {}", path.display()),
+            version.as_deref(),
+            SCHEMA_VERSION,
+        )?;
         let missing: Vec<&str> = TABLES
             .iter()
             .copied()
             .filter(|table| !existing.contains(table))
             .collect();
         if !missing.is_empty() {
-            return Err(BackendError::new(format!(
-                "the SQLite store {} lacks the table(s) {}: the file is corrupt",
-                path.display(),
-                missing.join(", ")
-            )));
+            return Err(BackendError::of(
+                BackendErrorKind::Corrupt,
+                format!(
+                    "the SQLite store {} lacks the table(s) {}: the file is corrupt",
+                    path.display(),
+                    missing.join(", ")
+                ),
+            ));
         }
     }
     tx.commit()

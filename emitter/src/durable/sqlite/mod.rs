@@ -98,12 +98,10 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
+use crate::durable::{defaults, millis};
 use crate::error::BackendError;
 use connection::setup_connection;
 use migrations::create_schema;
-
-/// Key retention until [`Store::open`](super::Store::open) says otherwise: the engine's default.
-const DEFAULT_KEY_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// A [`Store`] in one SQLite file: see the [module documentation](self) for the schema, the
 /// durability it promises and its use by one process.
@@ -165,7 +163,9 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 state: Mutex::new(state),
-                key_retention_ms: AtomicU64::new(DEFAULT_KEY_RETENTION_MS),
+                key_retention_ms: AtomicU64::new(
+                    u64::try_from(millis(defaults::KEY_RETENTION)).unwrap_or(u64::MAX),
+                ),
                 next_key_purge: AtomicI64::new(0),
                 work: Notify::new(),
             }),

@@ -46,13 +46,8 @@ fn read_event(row: &Row<'_>, first: usize) -> Result<StoredEvent, String> {
 
 fn parse_emit_id(text: &[u8]) -> Result<EmitId, String> {
     let shown = String::from_utf8_lossy(text);
-    if text.len() != 32 || !text.iter().all(u8::is_ascii_hexdigit) {
-        return Err(format!(
-            "its emit id `{shown}` is not 32 hexadecimal digits"
-        ));
-    }
-    u128::from_str_radix(&shown, 16)
-        .map(EmitId::from_u128)
+    shown
+        .parse()
         .map_err(|_| format!("its emit id `{shown}` is not 32 hexadecimal digits"))
 }
 

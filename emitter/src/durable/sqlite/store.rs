@@ -16,12 +16,10 @@ use super::statements::{
 };
 use super::{Inner, SqliteStore};
 use crate::durable::{
-    unix_millis, Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup, Store,
+    claimable, defaults, millis, unix_millis, Claimed, Counts, DeadLetter, Inserted, NewEmit,
+    Receipt, Setup, Store,
 };
 use crate::error::BackendError;
-
-/// How often expired idempotency keys are deleted.
-const KEY_PURGE_INTERVAL_MS: i64 = 60_000;
 
 /// How many listeners one claim statement names; more are claimed in several statements of one
 /// transaction (SQLite limits the terms of a compound `SELECT`).
@@ -31,20 +29,8 @@ fn now_millis() -> i64 {
     unix_millis(SystemTime::now())
 }
 
-fn duration_millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
 fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// A store id as SQLite's integer, or `None` for text no delivery of this store has as id.
-pub(super) fn parse_id(id: &str) -> Option<i64> {
-    if id.is_empty() || !id.bytes().all(|byte| byte.is_ascii_digit()) {
-        return None;
-    }
-    id.parse().ok()
 }
 
 /// A token unique to one claim, across processes: a random per-process part and a counter.
@@ -116,8 +102,10 @@ impl Inner {
                 tx.prepare_cached(PURGE_KEYS)
                     .and_then(|mut purge| purge.execute([now]))
                     .map_err(|error| sql_error(path, "delete expired idempotency keys", error))?;
-                self.next_key_purge
-                    .store(now.saturating_add(KEY_PURGE_INTERVAL_MS), Ordering::Relaxed);
+                self.next_key_purge.store(
+                    now.saturating_add(millis(defaults::KEY_PURGE_INTERVAL)),
+                    Ordering::Relaxed,
+                );
             }
         }
         tx.commit().map_err(error)?;
@@ -136,7 +124,7 @@ impl Inner {
         let error = |error| sql_error(path, "claim deliveries", error);
         let token = lease_token();
         let now = now_millis();
-        let until = now.saturating_add(duration_millis(lease));
+        let until = now.saturating_add(millis(lease));
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(error)?;
@@ -182,7 +170,7 @@ impl Inner {
             bury(&tx, id, None, &reason, now).map_err(error)?;
         }
         tx.commit().map_err(error)?;
-        claimed.sort_by_key(|claim| parse_id(&claim.receipt.id));
+        claimed.sort_by_key(|claim| claim.receipt.id.parse::<i64>().ok());
         Ok(claimed)
     }
 
@@ -204,12 +192,12 @@ impl Inner {
         {
             let mut statement = tx.prepare_cached(statement).map_err(error)?;
             for receipt in receipts {
-                let Some(id) = parse_id(&receipt.id) else {
+                let Some((id, lease)) = receipt.parse::<i64, String>() else {
                     continue;
                 };
                 match extra {
-                    Some(extra) => statement.execute(params![id, receipt.lease, extra]),
-                    None => statement.execute(params![id, receipt.lease]),
+                    Some(extra) => statement.execute(params![id, lease, extra]),
+                    None => statement.execute(params![id, lease]),
                 }
                 .map_err(error)?;
             }
@@ -268,15 +256,9 @@ impl Store for SqliteStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Claimed>, BackendError> {
-        let mut unique = HashSet::new();
-        let listeners: Vec<&'static str> = listeners
-            .iter()
-            .copied()
-            .filter(|name| unique.insert(*name))
-            .collect();
-        if listeners.is_empty() || limit == 0 {
+        let Some(listeners) = claimable(listeners, limit) else {
             return Ok(Vec::new());
-        }
+        };
         let worker = worker.to_owned();
         self.run(move |inner, conn| inner.claim(conn, &worker, &listeners, limit, lease))
             .await
@@ -288,7 +270,7 @@ impl Store for SqliteStore {
         }
         let receipts = receipts.to_vec();
         self.run(move |inner, conn| {
-            let until = now_millis().saturating_add(duration_millis(lease));
+            let until = now_millis().saturating_add(millis(lease));
             inner.per_receipt(conn, "extend leases", EXTEND, &receipts, Some(until))
         })
         .await
@@ -311,10 +293,9 @@ impl Store for SqliteStore {
         run_at: SystemTime,
         error: &str,
     ) -> Result<(), BackendError> {
-        let Some(id) = parse_id(&receipt.id) else {
+        let Some((id, lease)) = receipt.parse::<i64, String>() else {
             return Ok(());
         };
-        let lease = receipt.lease.clone();
         let failure = error.to_owned();
         let run_at = unix_millis(run_at);
         let retried = self
@@ -333,10 +314,9 @@ impl Store for SqliteStore {
     }
 
     async fn dead_letter(&self, receipt: &Receipt, reason: &str) -> Result<(), BackendError> {
-        let Some(id) = parse_id(&receipt.id) else {
+        let Some((id, lease)) = receipt.parse::<i64, String>() else {
             return Ok(());
         };
-        let lease = receipt.lease.clone();
         let reason = reason.to_owned();
         self.run(move |inner, conn| {
             let error = |error| sql_error(&inner.path, "dead-letter a delivery", error);
@@ -377,7 +357,7 @@ impl Store for SqliteStore {
     }
 
     async fn replay(&self, id: &str) -> Result<bool, BackendError> {
-        let Some(id) = parse_id(id) else {
+        let Ok(id) = id.parse::<i64>() else {
             return Ok(false);
         };
         let replayed = self
@@ -406,7 +386,7 @@ impl Store for SqliteStore {
     }
 
     async fn discard(&self, id: &str) -> Result<bool, BackendError> {
-        let Some(id) = parse_id(id) else {
+        let Ok(id) = id.parse::<i64>() else {
             return Ok(false);
         };
         self.run(move |inner, conn| {

@@ -1,4 +1,6 @@
 -- `ARGV`: prefix, schema version, listeners...
+--
+-- Returns `{'version', found}` without a write when the keys have another schema version.
 local schema_key = prefix .. ':schema'
 local found = type_problem(schema_key, 'string')
 if found then
@@ -6,8 +8,7 @@ if found then
 end
 local version = redis.call('GET', schema_key)
 if version and version ~= ARGV[2] then
-  return { 'refused', 'its keys have schema version ' .. version .. ' and this build reads version '
-    .. ARGV[2] .. ': run a build of the same version, or use another prefix' }
+  return { 'version', version }
 end
 local names = {}
 for i = 3, #ARGV do

@@ -10,7 +10,7 @@ if #entries == 0 then
 end
 local m = field_map(entries[1][2])
 if type(m.listener) ~= 'string' or m.listener == '' then
-  return { 'refused', 'dead letter ' .. id .. ' names no listener to send it back to: discard it' }
+  return { 'corrupt', 'dead letter ' .. id .. ' names no listener to send it back to: discard it' }
 end
 found = check_types({ m.listener })
 if found then
