@@ -32,6 +32,8 @@ mod redact;
 pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "store-contract")]
+pub mod testing;
 mod version;
 
 use std::future::Future;
@@ -57,6 +59,16 @@ pub(crate) use version::check_schema_version;
 ///
 /// Times are wall-clock [`SystemTime`]s, compared by the store (a database's clock or the
 /// worker's: a store documents which).
+///
+/// A receipt acts (acknowledges, extends, retries, dead-letters) only while its claim is the
+/// delivery's last one: once the lease ran out *and* someone claimed the delivery again, the
+/// old receipt changes nothing. Receipts the store did not issue change nothing either. Workers
+/// sharing a store pass the same `lease`; a store may measure a lease's expiry by the lease the
+/// next claimer passes (the Redis store does).
+///
+/// The store contract suite (feature `store-contract`, [`testing`] and
+/// [`store_contract!`](crate::store_contract)) checks every guarantee written here, on any
+/// store.
 pub trait Store: Send + Sync + 'static {
     /// Creates the schema (tables, streams, consumer groups) if missing, checks or migrates its
     /// version, and records the routes. Called once at start, before any other method.

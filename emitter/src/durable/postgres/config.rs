@@ -126,7 +126,7 @@ impl PostgresConfig {
     }
 
     /// How many connections serve the store's methods (default 4, at least 1). Calls beyond that
-    /// wait for a connection. [`Store::wait_for_work`] uses one more, of its own.
+    /// wait for a connection. [`Store::wait_for_work`](crate::durable::Store::wait_for_work) uses one more, of its own.
     pub fn pool_size(mut self, connections: usize) -> Self {
         self.pool_size = connections.max(1);
         self
@@ -140,7 +140,7 @@ impl PostgresConfig {
         self
     }
 
-    /// How long idempotency keys are kept until [`Store::open`] sets it from the engine's
+    /// How long idempotency keys are kept until [`Store::open`](crate::durable::Store::open) sets it from the engine's
     /// configuration (default 7 days). For a store used without the engine.
     pub fn key_retention(mut self, retention: Duration) -> Self {
         self.key_retention = retention;
@@ -148,7 +148,7 @@ impl PostgresConfig {
     }
 
     /// Checks the configuration, connects to the server once to see that it answers, and
-    /// returns the store. The schema is created or migrated by [`Store::open`] (the engine calls
+    /// returns the store. The schema is created or migrated by [`Store::open`](crate::durable::Store::open) (the engine calls
     /// it when the emitter starts) or [`PostgresStore::migrate`].
     ///
     /// # Errors

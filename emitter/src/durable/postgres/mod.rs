@@ -4,7 +4,7 @@
 //! # What it stores where
 //!
 //! Five objects in one schema of the database (default `emitter`; see
-//! [`PostgresConfig::schema`]), created by [`Store::open`] (or [`PostgresStore::migrate`]) when
+//! [`PostgresConfig::schema`]), created by [`Store::open`](crate::durable::Store::open) (or [`PostgresStore::migrate`]) when
 //! missing:
 //!
 //! ```sql
@@ -44,7 +44,7 @@
 //! go in as arrays (`unnest`), their idempotency keys are claimed with `INSERT ... ON CONFLICT`
 //! in the same statement, and `pg_notify` wakes the workers when it commits.
 //!
-//! The version is in `schema_version`. [`Store::open`] creates or migrates the schema in one
+//! The version is in `schema_version`. [`Store::open`](crate::durable::Store::open) creates or migrates the schema in one
 //! transaction under `pg_advisory_xact_lock`, so that workers starting together do not race; a
 //! schema of a newer version of this store is refused with an error rather than misread.
 //!
@@ -65,7 +65,7 @@
 //! # Wake-ups
 //!
 //! Inserts and replays `NOTIFY` the channel `<schema>_deliveries` when they commit.
-//! [`Store::wait_for_work`] listens on it over a connection of its own (reconnecting, with a
+//! [`Store::wait_for_work`](crate::durable::Store::wait_for_work) listens on it over a connection of its own (reconnecting, with a
 //! backoff, whenever that connection drops), so a worker hears about new work from any process
 //! at once instead of at its next poll.
 //!
@@ -145,7 +145,7 @@ const KEY_PURGE_EVERY_MS: i64 = 60_000;
 /// How many expired keys one purge deletes, at most (more wait for the next one).
 const KEY_PURGE_BATCH: i64 = 10_000;
 
-/// A [`Store`] in PostgreSQL: see the [module documentation](self) for the schema, the clocks,
+/// A [`Store`](crate::durable::Store) in PostgreSQL: see the [module documentation](self) for the schema, the clocks,
 /// the durability it promises and how workers are woken.
 ///
 /// Cheap to clone: clones share the connections. Keep a clone for
@@ -212,7 +212,7 @@ impl PostgresStore {
 
     /// Creates the schema and its tables if missing, or migrates them to this version, in one
     /// transaction that holds an advisory lock, so that processes starting together do not
-    /// race. [`Store::open`] does this; call it yourself to migrate at deploy time.
+    /// race. [`Store::open`](crate::durable::Store::open) does this; call it yourself to migrate at deploy time.
     ///
     /// # Errors
     ///

@@ -56,9 +56,12 @@ impl<'a> InsertBatch<'a> {
             batch
                 .keys
                 .push(emit.key.as_deref().map(|key| text(key).into_owned()));
-            for listener in &emit.listeners {
-                batch.listener_emit.push(n);
-                batch.listeners.push(listener);
+            // One delivery per distinct listener.
+            for (index, listener) in emit.listeners.iter().enumerate() {
+                if !emit.listeners[..index].contains(listener) {
+                    batch.listener_emit.push(n);
+                    batch.listeners.push(listener);
+                }
             }
         }
         batch

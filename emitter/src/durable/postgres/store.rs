@@ -1,4 +1,4 @@
-//! The [`Store`] implementation: one statement per call, on a pooled connection.
+//! The [`Store`](crate::durable::Store) implementation: one statement per call, on a pooled connection.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -59,8 +59,31 @@ impl Store for PostgresStore {
             )
             .await?;
         let mut claimed = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
         for row in &rows {
-            claimed.push(self.claimed(row)?);
+            match self.claimed(row) {
+                Ok(claim) => claimed.push(claim),
+                Err(error) => {
+                    // A row this store cannot read would be claimed again and again, blocking
+                    // nothing but failing every claim that meets it: dead-letter it instead,
+                    // under the lease just taken. Without its id and lease it cannot be.
+                    let (Ok(id), Ok(lease)) =
+                        (row.try_get::<_, i64>("id"), row.try_get::<_, i64>("lease"))
+                    else {
+                        return Err(error);
+                    };
+                    unreadable.push((Receipt::new(id, lease), error));
+                }
+            }
+        }
+        for (receipt, error) in unreadable {
+            tracing::error!(
+                "delivery {} in schema `{}` is corrupt and was dead-lettered: {error}",
+                receipt.id,
+                self.inner.schema
+            );
+            let reason = format!("the PostgreSQL store could not read this delivery: {error}");
+            self.dead_letter(&receipt, &reason).await?;
         }
         claimed.sort_by_key(|(due, id, _)| (*due, *id));
         Ok(claimed.into_iter().map(|(_, _, claimed)| claimed).collect())

@@ -11,7 +11,7 @@ use crate::error::BackendError;
 
 impl PostgresStore {
     /// Stores emits on `client`, the caller's connection or transaction: the same statement as
-    /// [`Store::insert`], run in the caller's transaction, so that the emits are stored if and
+    /// [`Store::insert`](crate::durable::Store::insert), run in the caller's transaction, so that the emits are stored if and
     /// only if it commits (workers are notified at the commit). Keys are deduplicated as by
     /// `insert`; the schema must exist (see [`PostgresStore::migrate`]).
     ///

@@ -10,7 +10,7 @@ use crate::durable::{unix_millis, NewEmit};
 
 impl RedisStore {
     /// Whether `emits` only append deliveries (no idempotency key, nothing delayed) to the
-    /// streams of listeners that [`Store::open`] set up, so that
+    /// streams of listeners that [`Store::open`](crate::durable::Store::open) set up, so that
     /// [`append_in_transaction`](Self::append_in_transaction) may store them.
     pub(super) fn only_appends_to_ready_streams(&self, emits: &[NewEmit]) -> bool {
         let ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);

@@ -3,18 +3,18 @@
 //! # What it stores where
 //!
 //! Every key starts with the prefix (default `emitter`; see [`RedisOptions::prefix`]), so one
-//! Redis database can hold several independent stores. Schema version 1 ([`Store::open`] writes
+//! Redis database can hold several independent stores. Schema version 1 ([`Store::open`](crate::durable::Store::open) writes
 //! it, and refuses keys of another version, or keys of the wrong type, rather than misread them):
 //!
 //! | key | type | holds |
 //! |---|---|---|
 //! | `{prefix}:schema` | string | the schema version, `1` |
 //! | `{prefix}:listener:{listener}` | stream | the deliveries addressed to one listener, with one consumer group named after the listener; each worker claims as a consumer named by its worker id |
-//! | `{prefix}:listeners` | set | the listeners that have a stream (for [`counts`](Store::counts)) |
+//! | `{prefix}:listeners` | set | the listeners that have a stream (for [`counts`](crate::durable::Store::counts)) |
 //! | `{prefix}:delayed` | sorted set | deliveries due later (delayed emits, retries), scored by their due time in Unix milliseconds |
 //! | `{prefix}:dead` | stream | the dead letters, oldest first; an entry's id is the dead letter's id |
 //! | `{prefix}:key:{key}` | string | an idempotency key, expiring after the key retention |
-//! | `{prefix}:lease` | string | the lease of the last claim, in milliseconds (for [`counts`](Store::counts)) |
+//! | `{prefix}:lease` | string | the lease of the last claim, in milliseconds (for [`counts`](crate::durable::Store::counts)) |
 //! | `{prefix}:seq` | string | a counter that makes members of `{prefix}:delayed` unique |
 //!
 //! A delivery is a stream entry with the fields `event` (the event's id), `emit` (the emit id, 32
@@ -31,7 +31,7 @@
 //!   every check, such as a key of the wrong type, comes before the first write), and a key seen
 //!   twice in one batch counts as a duplicate. A batch with neither idempotency keys nor delays
 //!   whose listeners all had their stream and group set up (and their key's type checked) by
-//!   this process's [`Store::open`] skips the script: its `XADD`s (and one `SADD` of the
+//!   this process's [`Store::open`](crate::durable::Store::open) skips the script: its `XADD`s (and one `SADD` of the
 //!   listeners) go in one `MULTI`/`EXEC` transaction, which costs the server a fraction of the
 //!   script's time per delivery (the script's arguments, tables and calls from Lua are most of
 //!   its cost). The trade-off: nothing checks the keys before the transaction writes, and Redis
@@ -133,7 +133,7 @@
 //!
 //! # Waking up
 //!
-//! [`wait_for_work`](Store::wait_for_work) blocks on `XREAD BLOCK` over the streams of this
+//! [`wait_for_work`](crate::durable::Store::wait_for_work) blocks on `XREAD BLOCK` over the streams of this
 //! process's listeners, from where their groups were at this worker's last claim, on a second
 //! connection of its own; it returns as soon as any process appends a delivery for them, when the
 //! next delayed delivery falls due, or after the timeout. Leases that expire do not wake it: the
@@ -188,25 +188,25 @@ pub use options::RedisOptions;
 /// The schema version this code writes and reads (`{prefix}:schema`).
 const SCHEMA_VERSION: u32 = 1;
 
-/// A [`Store`] in Redis Streams. See the [module documentation](self) for the layout.
+/// A [`Store`](crate::durable::Store) in Redis Streams. See the [module documentation](self) for the layout.
 ///
 /// Cheap to share: every call goes through one multiplexed connection that reconnects by itself
 /// after the server went away.
 pub struct RedisStore {
     connection: ConnectionManager,
     client: Client,
-    /// The connection that blocks in `XREAD` for [`Store::wait_for_work`], made on first use.
+    /// The connection that blocks in `XREAD` for [`Store::wait_for_work`](crate::durable::Store::wait_for_work), made on first use.
     waiter: tokio::sync::Mutex<Option<ConnectionManager>>,
     /// Wakes this process's waiters when it stores work, or when the blocking read returned.
     work: Notify,
     address: String,
     options: RedisOptions,
     key_retention_ms: AtomicU64,
-    /// The listeners of this process (from [`Store::open`]), whose streams a waiter watches.
+    /// The listeners of this process (from [`Store::open`](crate::durable::Store::open)), whose streams a waiter watches.
     watched: Mutex<Vec<String>>,
     /// Where each listener's group was at this worker's last claim.
     delivered: Mutex<HashMap<String, String>>,
-    /// The listeners whose stream and group [`Store::open`] set up and whose key it found of the
+    /// The listeners whose stream and group [`Store::open`](crate::durable::Store::open) set up and whose key it found of the
     /// right type: an insert that only appends to these may skip the script (see the module
     /// docs). Emptied when such an insert fails on the server, until the next `open`.
     ready: Mutex<HashSet<String>>,

@@ -9,7 +9,7 @@ const DEFAULT_PREFIX: &str = "emitter";
 /// Deliveries without an outcome before a claim dead-letters an entry (see the module docs).
 const DEFAULT_MAX_DELIVERIES: u32 = 100;
 
-/// Options of [`RedisStore::connect_with`]; [`RedisOptions::new`] (or `default`) gives the
+/// Options of [`RedisStore::connect_with`](super::RedisStore::connect_with); [`RedisOptions::new`] (or `default`) gives the
 /// defaults documented on each method.
 #[derive(Clone)]
 #[non_exhaustive]

@@ -1,4 +1,4 @@
-//! The [`Store`] implementation: each call one script (or one transaction).
+//! The [`Store`](crate::durable::Store) implementation: each call one script (or one transaction).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;

@@ -38,7 +38,7 @@
 //! `emitter_deliveries_due` per listener, stops after `limit` rows, and costs the same with a
 //! backlog of a hundred or of a million deliveries. A delivery keeps its id when it is
 //! dead-lettered and replayed. Idempotency keys live in `emitter_keys` until they expire
-//! ([`Setup::key_retention`], counted from the insert), whether or not their deliveries are done;
+//! ([`Setup::key_retention`](crate::durable::Setup::key_retention), counted from the insert), whether or not their deliveries are done;
 //! expired keys are deleted once a minute. Times are the **process's clock** (milliseconds since
 //! the Unix epoch).
 //!
@@ -103,7 +103,7 @@ use crate::error::BackendError;
 use connection::setup_connection;
 use migrations::create_schema;
 
-/// A [`Store`] in one SQLite file: see the [module documentation](self) for the schema, the
+/// A [`Store`](crate::durable::Store) in one SQLite file: see the [module documentation](self) for the schema, the
 /// durability it promises and its use by one process.
 ///
 /// Cheap to clone: clones share one connection.
@@ -209,7 +209,7 @@ impl SqliteStore {
         }
     }
 
-    /// Wakes workers of this process waiting in [`Store::wait_for_work`].
+    /// Wakes workers of this process waiting in [`Store::wait_for_work`](crate::durable::Store::wait_for_work).
     fn wake(&self) {
         self.inner.work.notify_waiters();
         // No waiter right now: leave a permit, so that a worker about to wait claims once more.

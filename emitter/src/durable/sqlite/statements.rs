@@ -20,6 +20,7 @@ pub(super) const EXTEND: &str = include_str!("sql/extend.sql");
 pub(crate) const ACK: &str = include_str!("sql/ack.sql");
 pub(super) const RETRY: &str = include_str!("sql/retry.sql");
 pub(super) const BURY: &str = include_str!("sql/bury.sql");
+pub(super) const BURY_UNREADABLE: &str = include_str!("sql/bury_unreadable.sql");
 pub(super) const DELETE_DELIVERY: &str = include_str!("sql/delete_delivery.sql");
 pub(super) const DEAD_LETTERS: &str = include_str!("sql/dead_letters.sql");
 pub(super) const REPLAY: &str = include_str!("sql/replay.sql");

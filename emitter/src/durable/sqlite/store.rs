@@ -1,4 +1,4 @@
-//! The [`Store`] implementation: one transaction per call, on the blocking pool.
+//! The [`Store`](crate::durable::Store) implementation: one transaction per call, on the blocking pool.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,8 +11,8 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use super::connection::sql_error;
 use super::rows::{read_claimed, read_dead_letter};
 use super::statements::{
-    self, ACK, BURY, COUNT_DEAD, COUNT_DELIVERIES, COUNT_LEASED, DEAD_LETTERS, DELETE_DELIVERY,
-    DISCARD, EXTEND, INSERT_DELIVERY, INSERT_KEY, PURGE_KEYS, REPLAY, RETRY,
+    self, ACK, BURY, BURY_UNREADABLE, COUNT_DEAD, COUNT_DELIVERIES, COUNT_LEASED, DEAD_LETTERS,
+    DELETE_DELIVERY, DISCARD, EXTEND, INSERT_DELIVERY, INSERT_KEY, PURGE_KEYS, REPLAY, RETRY,
 };
 use super::{Inner, SqliteStore};
 use crate::durable::{
@@ -206,8 +206,8 @@ impl Inner {
     }
 }
 
-/// Moves delivery `id` to the dead letters, if its lease is `lease` (any lease when `None`).
-/// Returns whether it moved.
+/// Moves delivery `id` to the dead letters, if its lease is `lease`; with `None`, whatever its
+/// lease, as one the store cannot read (see `bury_unreadable.sql`). Returns whether it moved.
 fn bury(
     tx: &rusqlite::Transaction<'_>,
     id: i64,
@@ -215,9 +215,14 @@ fn bury(
     reason: &str,
     now: i64,
 ) -> Result<bool, rusqlite::Error> {
-    let moved = tx
-        .prepare_cached(BURY)?
-        .execute(params![id, lease, reason, now])?;
+    let moved = match lease {
+        Some(lease) => tx
+            .prepare_cached(BURY)?
+            .execute(params![id, lease, reason, now])?,
+        None => tx
+            .prepare_cached(BURY_UNREADABLE)?
+            .execute(params![id, reason, now])?,
+    };
     if moved > 0 {
         tx.prepare_cached(DELETE_DELIVERY)?.execute([id])?;
     }

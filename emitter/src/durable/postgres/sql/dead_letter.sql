@@ -3,4 +3,6 @@ WITH gone AS (
     RETURNING id, event_id, emit_id, emitted_at, payload, listener, attempt
 )
 INSERT INTO {dead_letters} (id, event_id, emit_id, emitted_at, payload, listener, attempts, reason, failed_at)
-SELECT id, event_id, emit_id, emitted_at, payload, listener, attempt, $3::text, now() FROM gone
+-- A corrupt row's negative attempt count (see `claim`) is kept as 0.
+SELECT id, event_id, emit_id, emitted_at, payload, listener, greatest(attempt, 0), $3::text, now()
+FROM gone
