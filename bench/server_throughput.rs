@@ -73,7 +73,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use emitter::durable::postgres::{PostgresConfig, PostgresStore};
 use emitter::durable::redis::{RedisOptions, RedisStore};
-use emitter::durable::{unix_millis, Durable, DurableConfig, Store};
+use emitter::durable::{Durable, DurableConfig, Store};
 use emitter::{listener, listeners, EmitError, Emitter, Event, State};
 use emitter_bench::profile::{Profile, Profiled, Stats};
 use emitter_tests::servers::{Postgres, Redis};
@@ -1355,7 +1355,9 @@ async fn redis_produce(url: &str, namespace: &str, events: u64) -> Result<Produc
         let mut next = 0;
         while next < events {
             let end = (next + INSERT_BATCH as u64).min(events);
-            let at = unix_millis(SystemTime::now());
+            let at = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as i64);
             let mut pipe = redis::pipe();
             for n in next..end {
                 let payload = serde_json::to_vec(&Tick { n })

@@ -419,7 +419,9 @@ const LISTENER: &str = "sqlite_throughput.count";
 const LEASE_MS: i64 = 30_000;
 
 fn now_millis() -> i64 {
-    emitter::durable::unix_millis(SystemTime::now())
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
 }
 
 fn sql(doing: &'static str) -> impl Fn(rusqlite::Error) -> String {

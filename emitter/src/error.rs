@@ -145,10 +145,13 @@ pub enum StartError {
     Backend(#[source] BackendError),
 }
 
-/// An error reported by a backend.
+/// An error reported by a backend. [`BackendError::kind`] says what went wrong, for a caller
+/// that acts on it (retry later, alert, fix the configuration); the message says it in words,
+/// with what to do.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct BackendError {
+    kind: BackendErrorKind,
     message: String,
     #[source]
     source: Option<BoxError>,
@@ -156,33 +159,73 @@ pub struct BackendError {
     too_large: Option<(usize, usize)>,
 }
 
+/// What kind of failure a [`BackendError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendErrorKind {
+    /// The server could not be reached, or the connection to it broke: retry later.
+    Unreachable,
+    /// The server did not answer within the configured time: it may be overloaded, or a lock
+    /// holds the call up.
+    TimedOut,
+    /// The storage belongs to another version of the store or to another program: a newer
+    /// schema version, or tables or keys named like the store's that it did not create.
+    Conflict,
+    /// The store holds data it cannot read: damaged, or edited by hand.
+    Corrupt,
+    /// An encoded event is larger than the backend accepts ([`BackendError::too_large`] says by
+    /// how much).
+    TooLarge,
+    /// The store's configuration is wrong: an invalid URL, schema name or key prefix, an
+    /// unreadable certificate file.
+    Misconfigured,
+    /// Anything else: the server refused a statement, the backend stopped, a bug.
+    Other,
+}
+
 impl BackendError {
-    /// A backend error with a message.
+    /// A backend error with a message, of kind [`BackendErrorKind::Other`].
     pub fn new(message: impl Into<String>) -> Self {
+        Self::of(BackendErrorKind::Other, message)
+    }
+
+    /// A backend error of `kind` with a message.
+    pub fn of(kind: BackendErrorKind, message: impl Into<String>) -> Self {
         Self {
+            kind,
             message: message.into(),
             source: None,
             too_large: None,
         }
     }
 
-    /// A backend error with a message and the error that caused it.
+    /// A backend error with a message and the error that caused it, of kind
+    /// [`BackendErrorKind::Other`].
     pub fn with_source(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        Self {
-            message: message.into(),
-            source: Some(source.into()),
-            too_large: None,
-        }
+        Self::new(message).caused_by(source)
+    }
+
+    /// This error, with the error that caused it.
+    pub fn caused_by(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
     }
 
     /// An encoded event of `size` bytes is over the backend's `limit`: the emitter turns this
     /// into [`EmitError::PayloadTooLarge`].
     pub fn payload_too_large(size: usize, limit: usize) -> Self {
         Self {
-            message: format!("the encoded event is {size} bytes, over the limit of {limit}"),
-            source: None,
             too_large: Some((size, limit)),
+            ..Self::of(
+                BackendErrorKind::TooLarge,
+                format!("the encoded event is {size} bytes, over the limit of {limit}"),
+            )
         }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> BackendErrorKind {
+        self.kind
     }
 
     /// `(size, limit)` if this error refused an event for its size.

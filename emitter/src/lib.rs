@@ -50,7 +50,8 @@ pub use crate::emitter::{
 };
 pub use crate::envelope::{EmitOptions, Envelope};
 pub use crate::error::{
-    BackendError, BoxError, EmitError, Failure, ListenerError, RejectedEvent, StartError,
+    BackendError, BackendErrorKind, BoxError, EmitError, Failure, ListenerError, RejectedEvent,
+    StartError,
 };
 pub use crate::event::Event;
 pub use crate::listener::Listener;

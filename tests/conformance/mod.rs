@@ -423,7 +423,9 @@ pub async fn cron_once_per_tick<B: EventEmitterBackend>(backends: Vec<B>) {
     let mut emitters = Vec::new();
     for backend in backends {
         let schedule = Schedule::cron("conformance-every-second", "* * * * * *", |tick| Ticked {
-            tick_ms: emitter::durable::unix_millis(tick) as u64,
+            tick_ms: tick
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as u64),
         })
         .expect("a valid expression");
         emitters.push(

@@ -20,13 +20,21 @@
 //! The stores shipped are `sqlite::SqliteStore` (feature `sqlite`), and, for many processes,
 //! `postgres::PostgresStore` (feature `postgres`) and `redis::RedisStore` (feature `redis`).
 
+mod clock;
+pub(crate) mod defaults;
 mod engine;
+mod ids;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod redact;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "store-contract")]
+pub mod testing;
+mod version;
 
 use std::future::Future;
 use std::ops::RangeInclusive;
@@ -35,7 +43,13 @@ use std::time::{Duration, SystemTime};
 use crate::emit_id::EmitId;
 use crate::error::BackendError;
 
+pub(crate) use clock::{from_unix_millis, millis, unix_millis};
 pub use engine::{Durable, DurableConfig};
+pub(crate) use ids::claimable;
+pub use ids::ParseEmitIdError;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub(crate) use redact::Secrets;
+pub(crate) use version::check_schema_version;
 
 /// Where durable deliveries are kept: the contract every durable backend implements.
 ///
@@ -46,6 +60,16 @@ pub use engine::{Durable, DurableConfig};
 ///
 /// Times are wall-clock [`SystemTime`]s, compared by the store (a database's clock or the
 /// worker's: a store documents which).
+///
+/// A receipt acts (acknowledges, extends, retries, dead-letters) only while its claim is the
+/// delivery's last one: once the lease ran out *and* someone claimed the delivery again, the
+/// old receipt changes nothing. Receipts the store did not issue change nothing either. Workers
+/// sharing a store pass the same `lease`; a store may measure a lease's expiry by the lease the
+/// next claimer passes (the Redis store does).
+///
+/// The store contract suite (feature `store-contract`, [`testing`] and
+/// [`store_contract!`](crate::store_contract)) checks every guarantee written here, on any
+/// store.
 pub trait Store: Send + Sync + 'static {
     /// Creates the schema (tables, streams, consumer groups) if missing, checks or migrates its
     /// version, and records the routes. Called once at start, before any other method.
@@ -300,17 +324,4 @@ impl Counts {
     pub fn unfinished(&self) -> u64 {
         self.waiting + self.leased
     }
-}
-
-/// Milliseconds since the Unix epoch, the unit stores keep times in. Times before the epoch are 0.
-pub fn unix_millis(time: SystemTime) -> i64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-        })
-}
-
-/// The time `millis` milliseconds after the Unix epoch (negative values give the epoch).
-pub fn from_unix_millis(millis: i64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::durable::defaults;
 use crate::emit_id::EmitId;
 
 /// How a [`Durable`] backend claims, leases and limits. The defaults suit most uses.
@@ -36,11 +37,11 @@ pub struct DurableConfig {
 impl Default for DurableConfig {
     fn default() -> Self {
         Self {
-            lease: Duration::from_secs(30),
+            lease: defaults::LEASE,
             max_in_flight: 512,
-            poll_interval: Duration::from_millis(500),
+            poll_interval: defaults::POLL_INTERVAL,
             max_payload: 256 * 1024,
-            key_retention: Duration::from_secs(7 * 24 * 3600),
+            key_retention: defaults::KEY_RETENTION,
             extra_claims: 5,
             deliver: true,
             worker_id: default_worker_id(),

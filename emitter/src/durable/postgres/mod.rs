@@ -1,0 +1,383 @@
+//! [`PostgresStore`]: durable deliveries in PostgreSQL, shared by any number of processes on any
+//! number of machines.
+//!
+//! # What it stores where
+//!
+//! Five objects in one schema of the database (default `emitter`; see
+//! [`PostgresConfig::schema`]), created by [`Store::open`](crate::durable::Store::open) (or [`PostgresStore::migrate`]) when
+//! missing:
+//!
+//! ```sql
+//! -- Schema version 1.
+//! CREATE TABLE emitter.schema_version (
+//!     version    integer PRIMARY KEY,               -- one row per migration applied
+//!     applied_at timestamptz NOT NULL DEFAULT now()
+//! );
+//! CREATE TABLE emitter.deliveries (
+//!     id          bigserial PRIMARY KEY,  -- kept as the dead letter's id, and back on replay
+//!     event_id    text NOT NULL,
+//!     emit_id     uuid NOT NULL,          -- the EmitId's 128 bits
+//!     emitted_at  timestamptz NOT NULL,   -- to the millisecond
+//!     payload     bytea NOT NULL,         -- the event as JSON, byte for byte
+//!     listener    text NOT NULL,
+//!     attempt     integer NOT NULL DEFAULT 0 CHECK (attempt >= 0),  -- claims so far
+//!     run_at      timestamptz NOT NULL,   -- due at; while leased: when the lease expires
+//!     lease       bigint,                 -- the token of the last claim; NULL when released
+//!     lease_until timestamptz,            -- when that claim expires; NULL when released
+//!     worker      text,                   -- who claimed it last (for inspection)
+//!     last_error  text                    -- the last failure, kept across retries
+//! );
+//! CREATE INDEX deliveries_due ON emitter.deliveries (run_at, id);
+//! CREATE SEQUENCE emitter.leases;         -- lease tokens
+//! CREATE TABLE emitter.dead_letters (
+//!     id, event_id, emit_id, emitted_at, payload, listener,  -- as above
+//!     attempts integer NOT NULL, reason text NOT NULL, failed_at timestamptz NOT NULL
+//! );
+//! CREATE TABLE emitter.idempotency_keys (key text PRIMARY KEY, expires_at timestamptz NOT NULL);
+//! ```
+//!
+//! A claim is one statement: it picks due deliveries with `FOR UPDATE SKIP LOCKED` (concurrent
+//! claimers skip each other's rows instead of waiting for them, and never get the same one),
+//! counts the attempt, and sets `lease_until` *and* `run_at` to the lease's expiry, so that
+//! "due, and not leased or lease expired" is the range `run_at <= now()` of the `deliveries_due`
+//! index whatever the number of running deliveries. An insert is one statement too: the emits
+//! go in as arrays (`unnest`), their idempotency keys are claimed with `INSERT ... ON CONFLICT`
+//! in the same statement, and `pg_notify` wakes the workers when it commits.
+//!
+//! The version is in `schema_version`. [`Store::open`](crate::durable::Store::open) creates or migrates the schema in one
+//! transaction under `pg_advisory_xact_lock`, so that workers starting together do not race; a
+//! schema of a newer version of this store is refused with an error rather than misread.
+//!
+//! # Clocks
+//!
+//! Due times and leases are the **database's clock** (`now()`), so that workers on several
+//! machines agree on who holds a lease however their own clocks drift. A time the engine gives
+//! (an emit's `run_at`, a retry's) is read as an offset from the worker's clock at the call and
+//! applied to the database's: "in 5 seconds" means 5 seconds on the database's clock. Only the
+//! recorded `emitted_at` is the emitting process's clock.
+//!
+//! # Durability
+//!
+//! What a call returned `Ok` for is committed: it survives the server's restart or crash, as far
+//! as the server's own settings (`fsync`, `synchronous_commit`, replication) promise. Each method
+//! is one statement, atomic on its own; a batch of emits is stored whole or not at all.
+//!
+//! # Wake-ups
+//!
+//! Inserts and replays `NOTIFY` the channel `<schema>_deliveries` when they commit.
+//! [`Store::wait_for_work`](crate::durable::Store::wait_for_work) listens on it over a connection of its own (reconnecting, with a
+//! backoff, whenever that connection drops), so a worker hears about new work from any process
+//! at once instead of at its next poll.
+//!
+//! # Transactional emits
+//!
+//! [`PostgresStore::insert_in`] stores emits on the caller's connection or transaction, so that
+//! they exist if and only if the caller's transaction commits: the outbox pattern, without an
+//! outbox.
+//!
+//! # Connections
+//!
+//! A small pool of connections (default 4, [`PostgresConfig::pool_size`]) serves the methods;
+//! a connection that broke is dropped and replaced on a later call, so the store comes back by
+//! itself when the server does. (A pooled connection found dead at its next use, its server
+//! restarted meanwhile, is not an error: the statement, which cannot have run, runs once more
+//! on a new connection.) While the server is unreachable every method fails with an error that
+//! says so and names the server's `host:port` (never the password); a call that gets no answer
+//! within [`PostgresConfig::operation_timeout`] fails too. TLS is through rustls ([`Tls`]).
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use emitter::durable::postgres::{PostgresConfig, PostgresStore, Tls};
+//! use emitter::durable::Durable;
+//! use emitter::Emitter;
+//!
+//! let store = PostgresStore::connect("postgres://app:secret@db.internal/app").await?;
+//! // Or, with options:
+//! let store = PostgresConfig::new("postgres://app:secret@db.internal/app")
+//!     .schema("events")
+//!     .tls(Tls::Require)
+//!     .pool_size(8)
+//!     .connect()
+//!     .await?;
+//! let emitter = Emitter::builder().backend(Durable::new(store)).start().await?;
+//! # emitter.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod connection;
+mod errors;
+mod migrations;
+mod params;
+mod pool;
+mod statements;
+mod store;
+mod transactional;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::{check_schema_version, unix_millis, Inserted};
+use crate::error::{BackendError, BackendErrorKind};
+use connection::{listen, Connect};
+use errors::{describe_failure, Failure};
+use migrations::{migrate, SCHEMA_VERSION};
+use pool::Pool;
+use statements::{Statement, Statements};
+
+pub use config::{PostgresConfig, Tls};
+/// The `tokio-postgres` this store is built on, for [`PostgresStore::insert_in`]'s clients.
+pub use tokio_postgres;
+
+/// How often expired idempotency keys are deleted, at most.
+const KEY_PURGE_EVERY_MS: i64 = 60_000;
+/// How many expired keys one purge deletes, at most (more wait for the next one).
+const KEY_PURGE_BATCH: i64 = 10_000;
+
+/// A [`Store`](crate::durable::Store) in PostgreSQL: see the [module documentation](self) for the schema, the clocks,
+/// the durability it promises and how workers are woken.
+///
+/// Cheap to clone: clones share the connections. Keep a clone for
+/// [`PostgresStore::insert_in`] while the engine owns another.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("server", &self.inner.connect.address)
+            .field("schema", &self.inner.schema)
+            .field("pool_size", &self.inner.pool.size)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    schema: String,
+    /// The notification channel of inserts: `<schema>_deliveries`.
+    channel: String,
+    sql: Statements,
+    connect: Connect,
+    pool: Pool,
+    timeout: Duration,
+    key_retention_ms: AtomicI64,
+    /// When expired keys are next deleted (milliseconds on this process's clock).
+    next_key_purge: AtomicI64,
+    /// Woken by notifications on the channel.
+    work: Arc<Notify>,
+    /// The task that listens for notifications, once started.
+    listener: Mutex<Option<AbortHandle>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let listener = self
+            .listener
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(task) = listener.take() {
+            task.abort();
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the server at `url` with the default configuration (schema `emitter`, TLS
+    /// from the URL's `sslmode`, 4 connections): [`PostgresConfig::new`]`(url).connect()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresConfig::connect`].
+    pub async fn connect(url: &str) -> Result<PostgresStore, BackendError> {
+        PostgresConfig::new(url).connect().await
+    }
+
+    /// The schema that holds the store's tables.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// Creates the schema and its tables if missing, or migrates them to this version, in one
+    /// transaction that holds an advisory lock, so that processes starting together do not
+    /// race. [`Store::open`](crate::durable::Store::open) does this; call it yourself to migrate at deploy time.
+    ///
+    /// # Errors
+    ///
+    /// When the server is unreachable, the user may not create the schema, or the schema holds
+    /// a newer version of the store (or a damaged version table).
+    pub async fn migrate(&self) -> Result<(), BackendError> {
+        let inner = &self.inner;
+        let version = self
+            .attempt("create or migrate the schema", async {
+                let mut retried = false;
+                loop {
+                    let mut pooled = inner.pool.get().await?;
+                    let result = migrate(pooled.conn()?, &inner.schema, &inner.sql.schema_v1).await;
+                    if pooled.done(&result, retried) {
+                        retried = true;
+                        continue;
+                    }
+                    return result;
+                }
+            })
+            .await?;
+        let store = format!(
+            "the schema `{}` of the PostgreSQL database at {}",
+            inner.schema, inner.connect.address
+        );
+        check_schema_version(&store, version.as_deref(), SCHEMA_VERSION)
+    }
+
+    fn key_retention_ms(&self) -> i64 {
+        self.inner.key_retention_ms.load(Ordering::Relaxed)
+    }
+
+    fn inserted(&self, emits: usize, rows: &[Row]) -> Result<Inserted, BackendError> {
+        let stored: i64 = rows
+            .first()
+            .and_then(|row| row.try_get(0).ok())
+            .ok_or_else(|| {
+                self.corrupt("the insert statement returned no count of stored emits")
+            })?;
+        let stored = usize::try_from(stored)
+            .ok()
+            .filter(|stored| *stored <= emits)
+            .ok_or_else(|| {
+                self.corrupt(&format!(
+                    "the insert statement counted {stored} stored emits out of {emits}"
+                ))
+            })?;
+        Ok(Inserted {
+            stored,
+            duplicates: emits - stored,
+        })
+    }
+
+    fn corrupt(&self, what: &str) -> BackendError {
+        BackendError::of(
+            BackendErrorKind::Corrupt,
+            format!(
+                "the emitter store in schema `{}` of the PostgreSQL database at {} holds data it \
+             cannot read: {what}",
+                self.inner.schema, self.inner.connect.address
+            ),
+        )
+    }
+
+    /// Runs `work` within the operation timeout, turning its failure into an error that says
+    /// what `op` was doing.
+    async fn attempt<T>(
+        &self,
+        op: &str,
+        work: impl Future<Output = Result<T, Failure>>,
+    ) -> Result<T, BackendError> {
+        let inner = &self.inner;
+        let result = match tokio::time::timeout(inner.timeout, work).await {
+            Ok(result) => result,
+            // The pooled connection was dropped mid-statement, and closed (see `Pooled::drop`).
+            Err(_) => Err(Failure::Timeout(inner.timeout)),
+        };
+        result.map_err(|failure| {
+            describe_failure(
+                &format!("could not {op}"),
+                Some(&inner.connect.address),
+                &inner.connect.secrets,
+                &failure,
+            )
+        })
+    }
+
+    /// Runs `statement`, prepared, with `params` on a pooled connection.
+    async fn run(
+        &self,
+        op: &str,
+        statement: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, BackendError> {
+        self.attempt(op, async {
+            let mut retried = false;
+            loop {
+                let mut pooled = self.inner.pool.get().await?;
+                let conn = pooled.conn()?;
+                let result = match conn.prepare(statement).await {
+                    Ok(statement) => conn
+                        .client
+                        .query(&statement, params)
+                        .await
+                        .map_err(Failure::Db),
+                    Err(failure) => Err(failure),
+                };
+                if pooled.done(&result, retried) {
+                    retried = true;
+                    continue;
+                }
+                return result;
+            }
+        })
+        .await
+    }
+
+    /// Starts the task that listens for notifications, unless it runs.
+    fn ensure_listening(&self) {
+        let mut listener = self
+            .inner
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if listener.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let task = runtime.spawn(listen(
+            self.inner.connect.clone(),
+            self.inner.channel.clone(),
+            Arc::clone(&self.inner.work),
+        ));
+        *listener = Some(task.abort_handle());
+    }
+
+    /// Deletes expired idempotency keys, at most once a minute per process.
+    async fn purge_keys(&self) {
+        let now = unix_millis(SystemTime::now());
+        let next = self.inner.next_key_purge.load(Ordering::Relaxed);
+        if now < next
+            || self
+                .inner
+                .next_key_purge
+                .compare_exchange(
+                    next,
+                    now + KEY_PURGE_EVERY_MS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        if let Err(error) = self
+            .run(
+                "delete expired idempotency keys",
+                &self.inner.sql.purge_keys,
+                &[&KEY_PURGE_BATCH],
+            )
+            .await
+        {
+            tracing::debug!("{error}");
+        }
+    }
+}

@@ -1,0 +1,34 @@
+WITH emits AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[],
+                         $5::int8[], $6::text[])
+        WITH ORDINALITY AS e(event_id, emit_id, emitted_at, payload, due_in, key, n)
+),
+first_keys AS (
+    SELECT DISTINCT ON (key) key, n FROM emits WHERE key IS NOT NULL ORDER BY key, n
+),
+new_keys AS (
+    INSERT INTO {keys} AS old (key, expires_at)
+    SELECT key, now() + $9::int8 * interval '1 millisecond' FROM first_keys
+    ORDER BY key
+    ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
+        WHERE old.expires_at <= now()
+    RETURNING key
+),
+accepted AS (
+    SELECT e.* FROM emits AS e
+    WHERE e.key IS NULL
+       OR e.n IN (SELECT f.n FROM first_keys AS f JOIN new_keys USING (key))
+),
+stored AS (
+    INSERT INTO {deliveries} (event_id, emit_id, emitted_at, payload, listener, run_at)
+    SELECT a.event_id, a.emit_id::uuid, a.emitted_at, a.payload, l.listener,
+           now() + a.due_in * interval '1 millisecond'
+    FROM accepted AS a
+    JOIN unnest($7::int8[], $8::text[]) WITH ORDINALITY AS l(n, listener, position)
+        ON l.n = a.n
+    ORDER BY l.position
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM accepted) AS stored,
+       (SELECT count(*) FROM (SELECT pg_notify('{channel}', '')
+                              WHERE EXISTS (SELECT 1 FROM stored)) AS woken) AS woken

@@ -1,0 +1,83 @@
+//! The store's SQL, one statement per file of `sql/`, by name, rendered for one schema.
+
+/// Takes the advisory lock that serializes migrations: `$1` the lock's first key, `$2` the schema.
+pub(super) const MIGRATION_LOCK_SQL: &str = include_str!("sql/migration_lock.sql");
+/// Whether schema `$1` has a version table.
+pub(super) const HAS_SCHEMA_VERSION: &str = include_str!("sql/has_schema_version.sql");
+/// The newest version applied (`{versions}` rendered with [`table`]).
+pub(super) const SCHEMA_VERSION_SQL: &str = include_str!("sql/schema_version.sql");
+
+/// A statement's text for one schema, and the name the pool caches it under.
+#[derive(Debug)]
+pub(crate) struct Statement {
+    pub(crate) name: &'static str,
+    pub(crate) text: String,
+}
+
+/// Every statement of the store, rendered for one schema.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    /// Schema version 1, as one batch.
+    pub(crate) schema_v1: String,
+    pub(crate) insert: Statement,
+    pub(crate) claim: Statement,
+    pub(crate) extend: Statement,
+    pub(crate) ack: Statement,
+    pub(crate) retry: Statement,
+    pub(crate) dead_letter: Statement,
+    pub(crate) dead_letters: Statement,
+    pub(crate) replay: Statement,
+    pub(crate) discard: Statement,
+    pub(crate) counts: Statement,
+    pub(crate) purge_keys: Statement,
+}
+
+impl Statements {
+    pub(crate) fn new(schema: &str) -> Self {
+        let statement = |name: &'static str, template: &str| Statement {
+            name,
+            text: render(template, schema),
+        };
+        Statements {
+            schema_v1: render(include_str!("sql/schema_v1.sql"), schema),
+            insert: statement("insert", include_str!("sql/insert.sql")),
+            claim: statement("claim", include_str!("sql/claim.sql")),
+            extend: statement("extend", include_str!("sql/extend.sql")),
+            ack: statement("ack", include_str!("sql/ack.sql")),
+            retry: statement("retry", include_str!("sql/retry.sql")),
+            dead_letter: statement("dead_letter", include_str!("sql/dead_letter.sql")),
+            dead_letters: statement("dead_letters", include_str!("sql/dead_letters.sql")),
+            replay: statement("replay", include_str!("sql/replay.sql")),
+            discard: statement("discard", include_str!("sql/discard.sql")),
+            counts: statement("counts", include_str!("sql/counts.sql")),
+            purge_keys: statement("purge_keys", include_str!("sql/purge_keys.sql")),
+        }
+    }
+}
+
+/// `template` with the names of the schema's objects filled in: `{schema}`, `{deliveries}`,
+/// `{dead_letters}`, `{keys}`, `{leases}`, `{versions}` and the notification `{channel}`.
+pub(super) fn render(template: &str, schema: &str) -> String {
+    template
+        .replace("{schema}", &quote(schema))
+        .replace("{deliveries}", &table(schema, "deliveries"))
+        .replace("{dead_letters}", &table(schema, "dead_letters"))
+        .replace("{keys}", &table(schema, "idempotency_keys"))
+        .replace("{leases}", &table(schema, "leases"))
+        .replace("{versions}", &table(schema, "schema_version"))
+        .replace("{channel}", &channel_of(schema))
+}
+
+/// `"schema".name`: validated names, quoted all the same so that reserved words work.
+pub(super) fn table(schema: &str, name: &str) -> String {
+    format!("{}.{name}", quote(schema))
+}
+
+pub(super) fn quote(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+/// The notification channel of inserts: `<schema>_deliveries`.
+pub(super) fn channel_of(schema: &str) -> String {
+    format!("{schema}_deliveries")
+}

@@ -1,0 +1,291 @@
+//! The [`Store`](crate::durable::Store) implementation: one statement per call, on a pooled connection.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio_postgres::Row;
+
+use super::errors::chain;
+use super::params::{duration_ms, offset_ms, parse_receipts, text, InsertBatch};
+use super::PostgresStore;
+use crate::durable::{
+    claimable, Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup, Store, StoredEvent,
+};
+use crate::error::BackendError;
+
+impl Store for PostgresStore {
+    async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
+        self.inner
+            .key_retention_ms
+            .store(duration_ms(setup.key_retention), Ordering::Relaxed);
+        self.migrate().await?;
+        self.ensure_listening();
+        Ok(())
+    }
+
+    async fn insert(&self, emits: &[NewEmit]) -> Result<Inserted, BackendError> {
+        if emits.is_empty() {
+            return Ok(Inserted::default());
+        }
+        let batch = InsertBatch::new(emits, self.key_retention_ms());
+        let params = batch.params();
+        let rows = self
+            .run("store emits", &self.inner.sql.insert, &params)
+            .await?;
+        let inserted = self.inserted(emits.len(), &rows)?;
+        self.purge_keys().await;
+        Ok(inserted)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        listeners: &[&'static str],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, BackendError> {
+        let Some(names) = claimable(listeners, limit) else {
+            return Ok(Vec::new());
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let lease = duration_ms(lease);
+        let rows = self
+            .run(
+                "claim deliveries",
+                &self.inner.sql.claim,
+                &[&names, &limit, &lease, &text(worker)],
+            )
+            .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for row in &rows {
+            match self.claimed(row) {
+                Ok(claim) => claimed.push(claim),
+                Err(error) => {
+                    // A row this store cannot read would be claimed again and again, blocking
+                    // nothing but failing every claim that meets it: dead-letter it instead,
+                    // under the lease just taken. Without its id and lease it cannot be.
+                    let (Ok(id), Ok(lease)) =
+                        (row.try_get::<_, i64>("id"), row.try_get::<_, i64>("lease"))
+                    else {
+                        return Err(error);
+                    };
+                    unreadable.push((Receipt::new(id, lease), error));
+                }
+            }
+        }
+        for (receipt, error) in unreadable {
+            tracing::error!(
+                "delivery {} in schema `{}` is corrupt and was dead-lettered: {error}",
+                receipt.id,
+                self.inner.schema
+            );
+            let reason = format!("the PostgreSQL store could not read this delivery: {error}");
+            self.dead_letter(&receipt, &reason).await?;
+        }
+        claimed.sort_by_key(|(due, id, _)| (*due, *id));
+        Ok(claimed.into_iter().map(|(_, _, claimed)| claimed).collect())
+    }
+
+    async fn extend(&self, receipts: &[Receipt], lease: Duration) -> Result<(), BackendError> {
+        let (ids, leases) = parse_receipts(receipts);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let lease = duration_ms(lease);
+        self.run(
+            "extend leases",
+            &self.inner.sql.extend,
+            &[&ids, &leases, &lease],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn ack(&self, receipts: &[Receipt]) -> Result<(), BackendError> {
+        let (ids, leases) = parse_receipts(receipts);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.run(
+            "acknowledge deliveries",
+            &self.inner.sql.ack,
+            &[&ids, &leases],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn retry(
+        &self,
+        receipt: &Receipt,
+        run_at: SystemTime,
+        error: &str,
+    ) -> Result<(), BackendError> {
+        let Some((id, lease)) = receipt.parse::<i64, i64>() else {
+            return Ok(());
+        };
+        let due_in = offset_ms(run_at);
+        let error = text(error);
+        self.run(
+            "release a delivery for a retry",
+            &self.inner.sql.retry,
+            &[&id, &lease, &due_in, &error],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, receipt: &Receipt, reason: &str) -> Result<(), BackendError> {
+        let Some((id, lease)) = receipt.parse::<i64, i64>() else {
+            return Ok(());
+        };
+        let reason = text(reason);
+        self.run(
+            "dead-letter a delivery",
+            &self.inner.sql.dead_letter,
+            &[&id, &lease, &reason],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BackendError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .run("list dead letters", &self.inner.sql.dead_letters, &[&limit])
+            .await?;
+        rows.iter().map(|row| self.dead(row)).collect()
+    }
+
+    async fn replay(&self, id: &str) -> Result<bool, BackendError> {
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(false);
+        };
+        let rows = self
+            .run("replay a dead letter", &self.inner.sql.replay, &[&id])
+            .await?;
+        let replayed: i64 = rows
+            .first()
+            .and_then(|row| row.try_get(0).ok())
+            .ok_or_else(|| self.corrupt("the replay statement returned no count"))?;
+        Ok(replayed > 0)
+    }
+
+    async fn discard(&self, id: &str) -> Result<bool, BackendError> {
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(false);
+        };
+        let rows = self
+            .run("discard a dead letter", &self.inner.sql.discard, &[&id])
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn counts(&self) -> Result<Counts, BackendError> {
+        let rows = self
+            .run("count deliveries", &self.inner.sql.counts, &[])
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| self.corrupt("the count statement returned no row"))?;
+        let count = |index: usize| -> Result<u64, BackendError> {
+            let count: i64 = row
+                .try_get(index)
+                .map_err(|error| self.corrupt(&format!("a count is unreadable: {error}")))?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        };
+        Ok(Counts {
+            waiting: count(0)?,
+            leased: count(1)?,
+            dead: count(2)?,
+        })
+    }
+
+    fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send {
+        self.ensure_listening();
+        let work = Arc::clone(&self.inner.work);
+        async move {
+            // Resolves at once on a notification that came while nobody waited (see `listen`).
+            let _ = tokio::time::timeout(timeout, work.notified()).await;
+        }
+    }
+}
+
+impl PostgresStore {
+    /// A claimed row: (its due time before the claim, its id, the claim).
+    fn claimed(&self, row: &Row) -> Result<(SystemTime, i64, Claimed), BackendError> {
+        let id: i64 = self.column(row, None, "id")?;
+        let lease: i64 = self.column(row, Some(id), "lease")?;
+        let attempt: i32 = self.column(row, Some(id), "attempt")?;
+        let attempt = u32::try_from(attempt).map_err(|_| {
+            self.corrupt(&format!(
+                "delivery {id} has attempt {attempt}, a negative number of claims"
+            ))
+        })?;
+        let due: SystemTime = self.column(row, Some(id), "due")?;
+        let claimed = Claimed {
+            receipt: Receipt {
+                id: id.to_string(),
+                lease: lease.to_string(),
+            },
+            listener: self.column(row, Some(id), "listener")?,
+            event: self.event(row, id, "delivery")?,
+            attempt,
+        };
+        Ok((due, id, claimed))
+    }
+
+    fn dead(&self, row: &Row) -> Result<DeadLetter, BackendError> {
+        let id: i64 = self.column(row, None, "id")?;
+        let attempts: i32 = self.column(row, Some(id), "attempts")?;
+        let attempts = u32::try_from(attempts).map_err(|_| {
+            self.corrupt(&format!(
+                "dead letter {id} has {attempts} attempts, a negative number"
+            ))
+        })?;
+        Ok(DeadLetter {
+            id: id.to_string(),
+            listener: self.column(row, Some(id), "listener")?,
+            event: self.event(row, id, "dead letter")?,
+            attempts,
+            reason: self.column(row, Some(id), "reason")?,
+            failed_at: self.column(row, Some(id), "failed_at")?,
+        })
+    }
+
+    fn event(&self, row: &Row, id: i64, kind: &str) -> Result<StoredEvent, BackendError> {
+        let emit_id: String = self.column(row, Some(id), "emit_id")?;
+        let emit_id = emit_id.parse().map_err(|_| {
+            self.corrupt(&format!(
+                "{kind} {id} has emit_id `{emit_id}`, which is not 128 bits in hex"
+            ))
+        })?;
+        Ok(StoredEvent {
+            event_id: self.column(row, Some(id), "event_id")?,
+            emit_id,
+            emitted_at: self.column(row, Some(id), "emitted_at")?,
+            payload: self.column(row, Some(id), "payload")?,
+        })
+    }
+
+    fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+        &self,
+        row: &'a Row,
+        id: Option<i64>,
+        name: &str,
+    ) -> Result<T, BackendError> {
+        row.try_get(name).map_err(|error| {
+            let row = id.map_or_else(|| "a row".to_owned(), |id| format!("row {id}"));
+            self.corrupt(&format!(
+                "column `{name}` of {row} is unreadable: {}",
+                chain(&error)
+            ))
+        })
+    }
+}

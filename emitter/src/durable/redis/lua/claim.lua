@@ -1,0 +1,209 @@
+-- `ARGV`: prefix, worker, limit, lease in ms, max deliveries, max moves, listeners...
+--
+-- Returns `{'ok', {{listener, delivery count, {{id, fields}...}}...}, {listener, last delivered
+-- id...}}`: the claimed entries in batches, oldest first, not checked (the client dead-letters
+-- corrupt ones), and where each listener's group is now.
+local worker = ARGV[2]
+local limit = tonumber(ARGV[3])
+local lease = tonumber(ARGV[4])
+local max_deliveries = tonumber(ARGV[5])
+local names = {}
+for i = 7, #ARGV do
+  names[#names + 1] = ARGV[i]
+end
+local found = check_types(names)
+if found then
+  return { 'refused', found }
+end
+local now = now_ms()
+move_due(now, tonumber(ARGV[6]))
+redis.call('SET', prefix .. ':lease', ARGV[4])
+
+local function parse_id(id)
+  local millis, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(millis), tonumber(seq)
+end
+local function id_less(a, b)
+  local am, as = parse_id(a)
+  local bm, bs = parse_id(b)
+  if am ~= bm then
+    return am < bm
+  end
+  return as < bs
+end
+
+-- One source per listener: its expired pending entries, and where its group is.
+local sources = {}
+local any_expired = false
+for _, listener in ipairs(names) do
+  local key = listener_key(listener)
+  local last = nil
+  local groups = redis.pcall('XINFO', 'GROUPS', key)
+  if type(groups) == 'table' and not groups.err then
+    for _, group in ipairs(groups) do
+      local info = field_map(group)
+      if info['name'] == listener then
+        last = info['last-delivered-id']
+      end
+    end
+  end
+  local expired = {}
+  if last then
+    local pending = redis.call('XPENDING', key, listener, 'IDLE', lease, '-', '+', limit)
+    for _, entry in ipairs(pending) do
+      expired[#expired + 1] = { id = entry[1], count = tonumber(entry[4]) }
+      any_expired = true
+    end
+  else
+    ensure_group(key, listener)
+    last = '0-0'
+  end
+  sources[#sources + 1] = { listener = listener, key = key, after = last, last = last, buf = {},
+    pos = 1, done = false, expired = expired, epos = 1, new = 0 }
+end
+
+-- The claimed entries, in batches of one listener and delivery count: `{listener, count,
+-- {{id, fields}...}}`. The client checks their fields (and dead-letters corrupt ones).
+local out = {}
+local function hand_out(source, count, entry)
+  local batch = out[#out]
+  if batch == nil or batch[1] ~= source.listener or batch[2] ~= count then
+    batch = { source.listener, count, {} }
+    out[#out + 1] = batch
+  end
+  batch[3][#batch[3] + 1] = entry
+end
+
+-- Gives the consumer the next `count` new entries of a source's stream: `{{id, fields}...}`.
+local function read_new(source, count)
+  local reply = redis.call('XREADGROUP', 'GROUP', source.listener, worker, 'COUNT', count,
+    'STREAMS', source.key, '>')
+  if type(reply) ~= 'table' then
+    return {}
+  end
+  local entries = reply[1][2]
+  if #entries > 0 then
+    source.last = entries[#entries][1]
+  end
+  return entries
+end
+
+-- Where each listener's group is now, for the waiter.
+local function lasts()
+  local list = {}
+  for _, source in ipairs(sources) do
+    list[#list + 1] = source.listener
+    list[#list + 1] = source.last
+  end
+  return list
+end
+
+-- The usual case: no lease expired, and at most one listener has new entries. Its oldest
+-- `limit` new entries are then the answer, read once.
+if not any_expired then
+  local with_new = sources
+  if #sources > 1 then
+    with_new = {}
+    for _, source in ipairs(sources) do
+      if #redis.call('XRANGE', source.key, '(' .. source.last, '+', 'COUNT', 1) > 0 then
+        with_new[#with_new + 1] = source
+      end
+    end
+  end
+  if #with_new <= 1 then
+    local source = with_new[1]
+    if source then
+      local entries = read_new(source, limit)
+      if #entries > 0 then
+        out[1] = { source.listener, 1, entries }
+      end
+    end
+    return { 'ok', out, lasts() }
+  end
+end
+
+-- Otherwise, oldest entry id first across the listeners' expired entries and new entries, the
+-- new ones looked at a page at a time.
+local page = math.min(limit, 32)
+local function fetch(source)
+  source.buf = {}
+  source.pos = 1
+  if source.done then
+    return
+  end
+  local entries = redis.call('XRANGE', source.key, '(' .. source.after, '+', 'COUNT', page)
+  for i, entry in ipairs(entries) do
+    source.buf[i] = entry[1]
+  end
+  if #entries < page then
+    source.done = true
+  else
+    source.after = entries[#entries][1]
+  end
+end
+for _, source in ipairs(sources) do
+  fetch(source)
+end
+
+local picked = {}
+while #picked < limit do
+  local best, best_id, best_expired = nil, nil, false
+  for _, source in ipairs(sources) do
+    if source.pos > #source.buf and not source.done then
+      fetch(source)
+    end
+    local expired = source.expired[source.epos]
+    if expired and (best_id == nil or id_less(expired.id, best_id)) then
+      best, best_id, best_expired = source, expired.id, true
+    end
+    local new = source.buf[source.pos]
+    if new and (best_id == nil or id_less(new, best_id)) then
+      best, best_id, best_expired = source, new, false
+    end
+  end
+  if best == nil then
+    break
+  end
+  if best_expired then
+    local expired = best.expired[best.epos]
+    best.epos = best.epos + 1
+    local claimed = redis.call('XCLAIM', best.key, best.listener, worker, lease, expired.id)
+    local entry = claimed[1]
+    if type(entry) ~= 'table' or type(entry[2]) ~= 'table' then
+      -- Deleted while pending: nothing to deliver.
+      redis.call('XACK', best.key, best.listener, expired.id)
+    elseif expired.count + 1 > max_deliveries then
+      local m = field_map(entry[2])
+      bury(best.listener, m, attempts_of(m) + expired.count + 1,
+        'delivered ' .. int(expired.count + 1) .. ' times without an outcome: every worker that ' ..
+        'claimed it died or lost its lease (a crash loop?); the Redis store dead-letters an ' ..
+        'entry after ' .. int(max_deliveries) .. ' deliveries', now)
+      redis.call('XACK', best.key, best.listener, expired.id)
+      redis.call('XDEL', best.key, expired.id)
+    else
+      picked[#picked + 1] = { source = best, id = expired.id, count = expired.count + 1,
+        entry = entry }
+    end
+  else
+    best.pos = best.pos + 1
+    best.new = best.new + 1
+    picked[#picked + 1] = { source = best, id = best_id, count = 1 }
+  end
+end
+
+for _, source in ipairs(sources) do
+  source.read = {}
+  if source.new > 0 then
+    for _, entry in ipairs(read_new(source, source.new)) do
+      source.read[entry[1]] = entry
+    end
+  end
+end
+
+for _, pick in ipairs(picked) do
+  local entry = pick.entry or pick.source.read[pick.id]
+  if entry then
+    hand_out(pick.source, pick.count, entry)
+  end
+end
+return { 'ok', out, lasts() }

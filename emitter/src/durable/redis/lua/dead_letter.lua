@@ -1,0 +1,18 @@
+-- `ARGV`: prefix, listener, entry id, consumer, delivery count, reason.
+local listener, id, count = ARGV[2], ARGV[3], ARGV[5]
+local key = listener_key(listener)
+if not holds(key, listener, id, ARGV[4], count) then
+  return { 'ok', 0 }
+end
+local found = check_types({ listener })
+if found then
+  return { 'refused', found }
+end
+local entries = redis.call('XRANGE', key, id, id)
+if #entries > 0 then
+  local m = field_map(entries[1][2])
+  bury(listener, m, attempts_of(m) + tonumber(count), ARGV[6], now_ms())
+end
+redis.call('XACK', key, listener, id)
+redis.call('XDEL', key, id)
+return { 'ok', 1 }

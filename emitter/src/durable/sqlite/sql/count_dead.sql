@@ -1,0 +1,1 @@
+SELECT COUNT(*) FROM emitter_dead_letters

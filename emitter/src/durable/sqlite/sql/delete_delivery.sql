@@ -1,0 +1,1 @@
+DELETE FROM emitter_deliveries WHERE id = ?1

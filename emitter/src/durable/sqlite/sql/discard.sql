@@ -1,0 +1,1 @@
+DELETE FROM emitter_dead_letters WHERE id = ?1

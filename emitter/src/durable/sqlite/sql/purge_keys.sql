@@ -1,0 +1,1 @@
+DELETE FROM emitter_keys WHERE expires_at <= ?1

@@ -1,0 +1,1 @@
+SELECT value FROM emitter_meta WHERE key = 'schema_version'

@@ -1,0 +1,3 @@
+UPDATE emitter_deliveries
+SET run_at = ?3, last_error = ?4, lease = NULL, worker = NULL
+WHERE id = ?1 AND lease = ?2

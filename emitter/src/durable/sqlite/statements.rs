@@ -1,0 +1,55 @@
+//! The store's SQL, one statement per file of `sql/`, by name.
+
+/// Schema version 1: the tables and indexes, created in one batch.
+pub(crate) const SCHEMA: &str = include_str!("sql/schema.sql");
+/// The tables of the schema, which a file either has all of or none of.
+pub(super) const TABLES: [&str; 4] = [
+    "emitter_deliveries",
+    "emitter_dead_letters",
+    "emitter_keys",
+    "emitter_meta",
+];
+pub(super) const FIND_TABLE: &str = include_str!("sql/find_table.sql");
+pub(super) const READ_VERSION: &str = include_str!("sql/read_version.sql");
+pub(super) const RECORD_VERSION: &str = include_str!("sql/record_version.sql");
+
+pub(crate) const INSERT_KEY: &str = include_str!("sql/insert_key.sql");
+pub(crate) const INSERT_DELIVERY: &str = include_str!("sql/insert_delivery.sql");
+pub(super) const PURGE_KEYS: &str = include_str!("sql/purge_keys.sql");
+pub(super) const EXTEND: &str = include_str!("sql/extend.sql");
+pub(crate) const ACK: &str = include_str!("sql/ack.sql");
+pub(super) const RETRY: &str = include_str!("sql/retry.sql");
+pub(super) const BURY: &str = include_str!("sql/bury.sql");
+pub(super) const BURY_UNREADABLE: &str = include_str!("sql/bury_unreadable.sql");
+pub(super) const DELETE_DELIVERY: &str = include_str!("sql/delete_delivery.sql");
+pub(super) const DEAD_LETTERS: &str = include_str!("sql/dead_letters.sql");
+pub(super) const REPLAY: &str = include_str!("sql/replay.sql");
+pub(super) const DISCARD: &str = include_str!("sql/discard.sql");
+pub(super) const COUNT_DELIVERIES: &str = include_str!("sql/count_deliveries.sql");
+pub(super) const COUNT_LEASED: &str = include_str!("sql/count_leased.sql");
+pub(super) const COUNT_DEAD: &str = include_str!("sql/count_dead.sql");
+
+/// The claim, around the due deliveries of each listener (`{due}`).
+const CLAIM: &str = include_str!("sql/claim.sql");
+/// The due deliveries of one listener, the one bound as `?{listener}`.
+const CLAIM_DUE: &str = include_str!("sql/claim_due.sql");
+
+/// The claim statement for `listeners` listeners: the oldest due deliveries of each listener (an
+/// index range each, at most `limit`), the oldest `limit` of those, leased in the same statement.
+///
+/// Parameters: `?1` lease token, `?2` worker, `?3` lease expiry, `?4` now, `?5` limit, `?6`...
+/// the listeners. Only placeholder numbers are written into the text.
+pub(crate) fn claim(listeners: usize) -> String {
+    let mut due = String::new();
+    for index in 0..listeners {
+        if index > 0 {
+            due.push_str(" UNION ALL ");
+        }
+        due.push_str(
+            &CLAIM_DUE
+                .trim_end()
+                .replace("{listener}", &(index + 6).to_string()),
+        );
+    }
+    CLAIM.trim_end().replace("{due}", &due)
+}

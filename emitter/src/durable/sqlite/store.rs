@@ -1,0 +1,437 @@
+//! The [`Store`](crate::durable::Store) implementation: one transaction per call, on the blocking pool.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use super::connection::sql_error;
+use super::rows::{read_claimed, read_dead_letter};
+use super::statements::{
+    self, ACK, BURY, BURY_UNREADABLE, COUNT_DEAD, COUNT_DELIVERIES, COUNT_LEASED, DEAD_LETTERS,
+    DELETE_DELIVERY, DISCARD, EXTEND, INSERT_DELIVERY, INSERT_KEY, PURGE_KEYS, REPLAY, RETRY,
+};
+use super::{Inner, SqliteStore};
+use crate::durable::{
+    claimable, defaults, millis, unix_millis, Claimed, Counts, DeadLetter, Inserted, NewEmit,
+    Receipt, Setup, Store,
+};
+use crate::error::BackendError;
+
+/// How many listeners one claim statement names; more are claimed in several statements of one
+/// transaction (SQLite limits the terms of a compound `SELECT`).
+const LISTENERS_PER_CLAIM: usize = 32;
+
+fn now_millis() -> i64 {
+    unix_millis(SystemTime::now())
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// A token unique to one claim, across processes: a random per-process part and a counter.
+fn lease_token() -> String {
+    static PROCESS: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let process = *PROCESS.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |since| since.as_nanos()),
+        );
+        hasher.finish()
+    });
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{process:016x}{count:016x}")
+}
+
+impl Inner {
+    fn key_retention_ms(&self) -> i64 {
+        i64::try_from(self.key_retention_ms.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+    }
+
+    fn insert(&self, conn: &mut Connection, emits: &[NewEmit]) -> Result<Inserted, BackendError> {
+        let path = &self.path;
+        let error = |error| sql_error(path, "store emits", error);
+        let now = now_millis();
+        let expires_at = now.saturating_add(self.key_retention_ms());
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(error)?;
+        let mut inserted = Inserted::default();
+        {
+            let mut keys = tx.prepare_cached(INSERT_KEY).map_err(error)?;
+            let mut deliveries = tx.prepare_cached(INSERT_DELIVERY).map_err(error)?;
+            for emit in emits {
+                if let Some(key) = &emit.key {
+                    if keys.execute(params![key, expires_at, now]).map_err(error)? == 0 {
+                        inserted.duplicates += 1;
+                        continue;
+                    }
+                }
+                let event = &emit.event;
+                let emit_id = format!("{:032x}", event.emit_id.as_u128());
+                let emitted_at = unix_millis(event.emitted_at);
+                let run_at = unix_millis(emit.run_at);
+                let mut seen = HashSet::new();
+                for listener in &emit.listeners {
+                    if !seen.insert(*listener) {
+                        continue;
+                    }
+                    deliveries
+                        .execute(params![
+                            listener,
+                            event.event_id,
+                            emit_id,
+                            emitted_at,
+                            event.payload,
+                            run_at
+                        ])
+                        .map_err(error)?;
+                }
+                inserted.stored += 1;
+            }
+            if now >= self.next_key_purge.load(Ordering::Relaxed) {
+                tx.prepare_cached(PURGE_KEYS)
+                    .and_then(|mut purge| purge.execute([now]))
+                    .map_err(|error| sql_error(path, "delete expired idempotency keys", error))?;
+                self.next_key_purge.store(
+                    now.saturating_add(millis(defaults::KEY_PURGE_INTERVAL)),
+                    Ordering::Relaxed,
+                );
+            }
+        }
+        tx.commit().map_err(error)?;
+        Ok(inserted)
+    }
+
+    fn claim(
+        &self,
+        conn: &mut Connection,
+        worker: &str,
+        listeners: &[&'static str],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, BackendError> {
+        let path = &self.path;
+        let error = |error| sql_error(path, "claim deliveries", error);
+        let token = lease_token();
+        let now = now_millis();
+        let until = now.saturating_add(millis(lease));
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(error)?;
+        let mut claimed = Vec::new();
+        let mut corrupt = Vec::new();
+        for chunk in listeners.chunks(LISTENERS_PER_CLAIM) {
+            let remaining = limit.saturating_sub(claimed.len() + corrupt.len());
+            if remaining == 0 {
+                break;
+            }
+            let mut values = vec![
+                Value::Text(token.clone()),
+                Value::Text(worker.to_owned()),
+                Value::Integer(until),
+                Value::Integer(now),
+                Value::Integer(sql_limit(remaining)),
+            ];
+            values.extend(chunk.iter().map(|name| Value::Text((*name).to_owned())));
+            let mut statement = tx
+                .prepare_cached(&statements::claim(chunk.len()))
+                .map_err(error)?;
+            let mut rows = statement
+                .query(rusqlite::params_from_iter(values))
+                .map_err(error)?;
+            while let Some(row) = rows.next().map_err(error)? {
+                match read_claimed(row, &token) {
+                    Ok(claim) => claimed.push(claim),
+                    Err(problem) => {
+                        let id: i64 = row.get(0).map_err(error)?;
+                        corrupt.push((id, problem));
+                    }
+                }
+            }
+        }
+        // A row this store cannot read would be claimed again and again, blocking the deliveries
+        // behind it: dead-letter it with what is wrong instead (`dead_letters` names it).
+        for (id, problem) in corrupt {
+            tracing::error!(
+                "delivery {id} in the SQLite store {} is corrupt and was dead-lettered: {problem}",
+                path.display()
+            );
+            let reason = format!("the SQLite store could not read this delivery: {problem}");
+            bury(&tx, id, None, &reason, now).map_err(error)?;
+        }
+        tx.commit().map_err(error)?;
+        claimed.sort_by_key(|claim| claim.receipt.id.parse::<i64>().ok());
+        Ok(claimed)
+    }
+
+    /// Runs `statement` once per receipt in one transaction; receipts of no delivery of this
+    /// store are skipped. `extra` is bound as `?3`, when given.
+    fn per_receipt(
+        &self,
+        conn: &mut Connection,
+        doing: &str,
+        statement: &str,
+        receipts: &[Receipt],
+        extra: Option<i64>,
+    ) -> Result<(), BackendError> {
+        let path = &self.path;
+        let error = |error| sql_error(path, doing, error);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(error)?;
+        {
+            let mut statement = tx.prepare_cached(statement).map_err(error)?;
+            for receipt in receipts {
+                let Some((id, lease)) = receipt.parse::<i64, String>() else {
+                    continue;
+                };
+                match extra {
+                    Some(extra) => statement.execute(params![id, lease, extra]),
+                    None => statement.execute(params![id, lease]),
+                }
+                .map_err(error)?;
+            }
+        }
+        tx.commit().map_err(error)
+    }
+}
+
+/// Moves delivery `id` to the dead letters, if its lease is `lease`; with `None`, whatever its
+/// lease, as one the store cannot read (see `bury_unreadable.sql`). Returns whether it moved.
+fn bury(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    lease: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> Result<bool, rusqlite::Error> {
+    let moved = match lease {
+        Some(lease) => tx
+            .prepare_cached(BURY)?
+            .execute(params![id, lease, reason, now])?,
+        None => tx
+            .prepare_cached(BURY_UNREADABLE)?
+            .execute(params![id, reason, now])?,
+    };
+    if moved > 0 {
+        tx.prepare_cached(DELETE_DELIVERY)?.execute([id])?;
+    }
+    Ok(moved > 0)
+}
+
+impl Store for SqliteStore {
+    async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
+        let retention = u64::try_from(setup.key_retention.as_millis()).unwrap_or(u64::MAX);
+        self.inner
+            .key_retention_ms
+            .store(retention, Ordering::Relaxed);
+        // Expired keys go at the first insert.
+        self.inner.next_key_purge.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn insert(&self, emits: &[NewEmit]) -> Result<Inserted, BackendError> {
+        if emits.is_empty() {
+            return Ok(Inserted::default());
+        }
+        let emits = emits.to_vec();
+        let inserted = self
+            .run(move |inner, conn| inner.insert(conn, &emits))
+            .await?;
+        if inserted.stored > 0 {
+            self.wake();
+        }
+        Ok(inserted)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        listeners: &[&'static str],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, BackendError> {
+        let Some(listeners) = claimable(listeners, limit) else {
+            return Ok(Vec::new());
+        };
+        let worker = worker.to_owned();
+        self.run(move |inner, conn| inner.claim(conn, &worker, &listeners, limit, lease))
+            .await
+    }
+
+    async fn extend(&self, receipts: &[Receipt], lease: Duration) -> Result<(), BackendError> {
+        if receipts.is_empty() {
+            return Ok(());
+        }
+        let receipts = receipts.to_vec();
+        self.run(move |inner, conn| {
+            let until = now_millis().saturating_add(millis(lease));
+            inner.per_receipt(conn, "extend leases", EXTEND, &receipts, Some(until))
+        })
+        .await
+    }
+
+    async fn ack(&self, receipts: &[Receipt]) -> Result<(), BackendError> {
+        if receipts.is_empty() {
+            return Ok(());
+        }
+        let receipts = receipts.to_vec();
+        self.run(move |inner, conn| {
+            inner.per_receipt(conn, "acknowledge deliveries", ACK, &receipts, None)
+        })
+        .await
+    }
+
+    async fn retry(
+        &self,
+        receipt: &Receipt,
+        run_at: SystemTime,
+        error: &str,
+    ) -> Result<(), BackendError> {
+        let Some((id, lease)) = receipt.parse::<i64, String>() else {
+            return Ok(());
+        };
+        let failure = error.to_owned();
+        let run_at = unix_millis(run_at);
+        let retried = self
+            .run(move |inner, conn| {
+                conn.prepare_cached(RETRY)
+                    .and_then(|mut statement| {
+                        statement.execute(params![id, lease, run_at, failure])
+                    })
+                    .map_err(|error| sql_error(&inner.path, "release a delivery to retry", error))
+            })
+            .await?;
+        if retried > 0 {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(&self, receipt: &Receipt, reason: &str) -> Result<(), BackendError> {
+        let Some((id, lease)) = receipt.parse::<i64, String>() else {
+            return Ok(());
+        };
+        let reason = reason.to_owned();
+        self.run(move |inner, conn| {
+            let error = |error| sql_error(&inner.path, "dead-letter a delivery", error);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(error)?;
+            bury(&tx, id, Some(&lease), &reason, now_millis()).map_err(error)?;
+            tx.commit().map_err(error)
+        })
+        .await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BackendError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.run(move |inner, conn| {
+            let path = &inner.path;
+            let error = |error| sql_error(path, "list dead letters", error);
+            let mut statement = conn.prepare_cached(DEAD_LETTERS).map_err(error)?;
+            let mut rows = statement.query([sql_limit(limit)]).map_err(error)?;
+            let mut letters = Vec::new();
+            while let Some(row) = rows.next().map_err(error)? {
+                let id: i64 = row.get(0).map_err(error)?;
+                let mut letter = read_dead_letter(row).map_err(|problem| {
+                    BackendError::new(format!(
+                        "dead letter {id} in the SQLite store {} is corrupt: {problem}; \
+                         discard it (`discard(\"{id}\")`) to list the others",
+                        path.display()
+                    ))
+                })?;
+                letter.id = id.to_string();
+                letters.push(letter);
+            }
+            Ok(letters)
+        })
+        .await
+    }
+
+    async fn replay(&self, id: &str) -> Result<bool, BackendError> {
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(false);
+        };
+        let replayed = self
+            .run(move |inner, conn| {
+                let error = |error| sql_error(&inner.path, "replay a dead letter", error);
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(error)?;
+                let moved = tx
+                    .prepare_cached(REPLAY)
+                    .and_then(|mut statement| statement.execute(params![id, now_millis()]))
+                    .map_err(error)?;
+                if moved > 0 {
+                    tx.prepare_cached(DISCARD)
+                        .and_then(|mut statement| statement.execute([id]))
+                        .map_err(error)?;
+                }
+                tx.commit().map_err(error)?;
+                Ok(moved > 0)
+            })
+            .await?;
+        if replayed {
+            self.wake();
+        }
+        Ok(replayed)
+    }
+
+    async fn discard(&self, id: &str) -> Result<bool, BackendError> {
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(false);
+        };
+        self.run(move |inner, conn| {
+            conn.prepare_cached(DISCARD)
+                .and_then(|mut statement| statement.execute([id]))
+                .map(|deleted| deleted > 0)
+                .map_err(|error| sql_error(&inner.path, "discard a dead letter", error))
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<Counts, BackendError> {
+        self.run(|inner, conn| {
+            let path = &inner.path;
+            let error = |error| sql_error(path, "count deliveries", error);
+            let tx = conn.transaction().map_err(error)?;
+            let total: i64 = tx
+                .prepare_cached(COUNT_DELIVERIES)
+                .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+                .map_err(error)?;
+            let leased: i64 = tx
+                .prepare_cached(COUNT_LEASED)
+                .and_then(|mut statement| statement.query_row([now_millis()], |row| row.get(0)))
+                .map_err(error)?;
+            let dead: i64 = tx
+                .prepare_cached(COUNT_DEAD)
+                .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+                .map_err(error)?;
+            tx.commit().map_err(error)?;
+            let count = |value: i64| u64::try_from(value).unwrap_or(0);
+            Ok(Counts {
+                waiting: count(total - leased),
+                leased: count(leased),
+                dead: count(dead),
+            })
+        })
+        .await
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.inner.work.notified()).await;
+    }
+}

@@ -1,0 +1,278 @@
+//! The store contract suite: every guarantee of [`Store`] as one test, for any store.
+//!
+//! A store passes the contract when every case passes on it. The stores of this crate run it,
+//! and so can a store of your own: implement [`Harness`] (fresh storage, and store handles
+//! on it), then let [`store_contract!`](crate::store_contract) write one `#[test]` per case:
+//!
+//! ```ignore
+//! // tests/store_contract.rs of a crate with its own store, `MyStore`
+//! // (Cargo.toml: emitter = { version = "...", features = ["store-contract"] }).
+//! use emitter::durable::testing::Harness;
+//! use emitter::BackendError;
+//!
+//! struct MyHarness;
+//!
+//! impl Harness for MyHarness {
+//!     type Store = MyStore;
+//!     type Storage = tempfile::TempDir;
+//!
+//!     async fn storage(&self) -> Option<tempfile::TempDir> {
+//!         tempfile::tempdir().ok()
+//!     }
+//!
+//!     async fn open(&self, dir: &tempfile::TempDir) -> Result<MyStore, BackendError> {
+//!         MyStore::open(dir.path())
+//!     }
+//! }
+//!
+//! emitter::store_contract!(MyHarness);
+//! ```
+//!
+//! Each case builds a multi-thread tokio runtime of its own, opens fresh storage, and checks
+//! one guarantee through direct calls of the [`Store`] methods (no engine). Cases about leases,
+//! delays and key expiry wait for real time (about a second each), with margins that only a
+//! stall of the machine longer than a lease could upset. Adding a case is adding one `pub async
+//! fn` taking `&impl Harness` to one of this module's files and its name to the macro.
+//!
+//! Available with the cargo feature `store-contract`.
+
+mod claims;
+mod damage;
+mod keys;
+mod leases;
+mod outcomes;
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+pub use claims::*;
+pub use damage::*;
+pub use keys::*;
+pub use leases::*;
+pub use outcomes::*;
+
+use super::{Claimed, Counts, NewEmit, Receipt, Route, Setup, Store, StoredEvent};
+use crate::emit_id::EmitId;
+use crate::error::BackendError;
+
+/// What the contract suite needs of a store: fresh storage for each case, and store handles on
+/// it. Two handles on one storage stand for two processes sharing a store.
+pub trait Harness: Sync {
+    /// The store under test.
+    type Store: Store;
+    /// One isolated storage: a file, a database schema, a key prefix, an in-memory map.
+    type Storage: Send + Sync;
+
+    /// Storage nobody else uses, or `None` when what it needs (a server, say) is missing: the
+    /// case then returns at once, saying so on stderr.
+    fn storage(&self) -> impl Future<Output = Option<Self::Storage>> + Send;
+
+    /// A new store handle on `storage`, not yet [opened](crate::durable::Store::open).
+    fn open(
+        &self,
+        storage: &Self::Storage,
+    ) -> impl Future<Output = Result<Self::Store, BackendError>> + Send;
+
+    /// Stores, for `listener`, a due delivery that the store cannot read (as damage, or another
+    /// program writing into its storage, would leave). `false` when the store cannot hold such
+    /// a delivery (its storage is typed, say): the case about it is then skipped.
+    fn corrupt(
+        &self,
+        storage: &Self::Storage,
+        listener: &'static str,
+    ) -> impl Future<Output = bool> + Send {
+        let _ = (storage, listener);
+        async { false }
+    }
+
+    /// Marks `storage`, which the store has opened once, as written by a newer version of the
+    /// store. `false` when the store keeps no schema version: the case about it is skipped.
+    fn write_newer_schema_version(
+        &self,
+        storage: &Self::Storage,
+    ) -> impl Future<Output = bool> + Send {
+        let _ = storage;
+        async { false }
+    }
+}
+
+/// Writes one `#[test]` per case of the contract suite for a [`Harness`]:
+/// `emitter::store_contract!(MyHarness);` (the expression is evaluated once per test).
+#[macro_export]
+macro_rules! store_contract {
+    ($harness:expr) => {
+        $crate::store_contract!(@cases $harness;
+            insert_stores_one_delivery_per_distinct_listener,
+            claim_takes_due_deliveries_of_the_named_listeners_up_to_the_limit,
+            empty_calls_do_nothing,
+            ack_removes_deliveries_and_ignores_receipts_it_did_not_issue,
+            an_expired_lease_is_claimed_again_as_the_next_attempt,
+            a_stale_receipt_changes_nothing,
+            a_receipt_whose_lease_ran_out_unclaimed_still_acknowledges,
+            extend_keeps_a_claim_past_its_first_lease,
+            concurrent_claimers_take_each_delivery_exactly_once,
+            retry_releases_the_delivery_until_its_time_keeping_its_attempts,
+            dead_letters_keep_the_event_and_are_replayed_or_discarded,
+            a_dead_letter_counts_every_claim,
+            a_delayed_delivery_is_claimed_once_due,
+            idempotency_keys_skip_duplicates_within_and_across_batches,
+            an_expired_idempotency_key_is_accepted_again,
+            a_delivery_the_store_cannot_read_is_dead_lettered_not_handed_out,
+            storage_of_a_newer_schema_version_is_refused,
+            wait_for_work_returns_by_its_timeout,
+        );
+    };
+    (@cases $harness:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let harness = $harness;
+                $crate::durable::testing::block_on($crate::durable::testing::$case(&harness));
+            }
+        )*
+    };
+}
+
+/// Runs a case on a multi-thread tokio runtime of its own (two workers: claimers of the
+/// concurrency case run in parallel).
+pub fn block_on<F: Future<Output = ()>>(case: F) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(case),
+        Err(error) => panic!("cannot build a tokio runtime for the store contract: {error}"),
+    }
+}
+
+/// The listeners the cases deliver to; [`Store::open`](crate::durable::Store::open) is told about the first two.
+const A: &str = "contract.a";
+const B: &str = "contract.b";
+const C: &str = "contract.c";
+
+/// A lease a case waits out: long enough that a loaded machine makes its next call within it.
+const SHORT: Duration = Duration::from_millis(800);
+/// A lease no case waits out.
+const LONG: Duration = Duration::from_secs(600);
+/// How much longer than a lease or a delay a case waits before it counts on it having passed.
+const MARGIN: Duration = Duration::from_millis(300);
+/// Key retention of every case but the one about expiry.
+const RETENTION: Duration = Duration::from_secs(3600);
+
+/// A store on fresh storage, opened with the routes of `A` and `B` and `retention`, and the
+/// storage; `None` when the harness has no storage (the case is skipped).
+async fn fresh<H: Harness>(harness: &H, retention: Duration) -> Option<(H::Storage, H::Store)> {
+    let Some(storage) = harness.storage().await else {
+        eprintln!("*** SKIPPED: the harness has no storage for this case ***");
+        return None;
+    };
+    let store = opened(harness, &storage, retention).await;
+    Some((storage, store))
+}
+
+/// Another handle on `storage`, opened as [`fresh`] opens.
+async fn opened<H: Harness>(harness: &H, storage: &H::Storage, retention: Duration) -> H::Store {
+    let store = harness
+        .open(storage)
+        .await
+        .unwrap_or_else(|error| panic!("the harness cannot open its storage: {error}"));
+    store
+        .open(&setup(retention))
+        .await
+        .unwrap_or_else(|error| panic!("Store::open failed on fresh storage: {error}"));
+    store
+}
+
+fn setup(retention: Duration) -> Setup {
+    Setup {
+        routes: vec![Route {
+            event_id: "contract.event",
+            listeners: vec![A, B],
+        }],
+        key_retention: retention,
+    }
+}
+
+/// Event `n`: a payload that is not even UTF-8 (stores keep bytes), an emit id with its high
+/// bits set, and an emit time to the millisecond (what stores keep).
+fn event(n: u64) -> StoredEvent {
+    let mut payload = format!("{{\"n\":{n}}}").into_bytes();
+    payload.extend([0xff, 0x00, 0xfe]);
+    StoredEvent {
+        event_id: "contract.event".to_owned(),
+        emit_id: EmitId::from_u128((u128::from(u64::MAX - n) << 64) | u128::from(n)),
+        emitted_at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + n),
+        payload,
+    }
+}
+
+/// An emit of event `n` to `listeners`, due at `run_at`, with an optional idempotency key.
+fn emit(n: u64, listeners: &[&'static str], run_at: SystemTime, key: Option<&str>) -> NewEmit {
+    NewEmit::new(event(n), listeners.to_vec(), run_at, key.map(str::to_owned))
+}
+
+/// An emit of event `n` to `A`, due now.
+fn due(n: u64) -> NewEmit {
+    emit(n, &[A], SystemTime::now(), None)
+}
+
+/// Which event a claim carries: the `n` of [`event`].
+fn n_of(claimed: &Claimed) -> u64 {
+    u64::try_from(claimed.event.emit_id.as_u128() & u128::from(u64::MAX)).unwrap_or(u64::MAX)
+}
+
+/// The `n`s of `claims`, sorted.
+fn ns(claims: &[Claimed]) -> Vec<u64> {
+    let mut ns: Vec<u64> = claims.iter().map(n_of).collect();
+    ns.sort_unstable();
+    ns
+}
+
+fn receipts(claims: &[Claimed]) -> Vec<Receipt> {
+    claims
+        .iter()
+        .map(|claimed| claimed.receipt.clone())
+        .collect()
+}
+
+async fn insert(store: &impl Store, emits: &[NewEmit]) -> (usize, usize) {
+    let inserted = store
+        .insert(emits)
+        .await
+        .unwrap_or_else(|error| panic!("insert failed: {error}"));
+    (inserted.stored, inserted.duplicates)
+}
+
+async fn claim(
+    store: &impl Store,
+    worker: &str,
+    listeners: &[&'static str],
+    limit: usize,
+    lease: Duration,
+) -> Vec<Claimed> {
+    store
+        .claim(worker, listeners, limit, lease)
+        .await
+        .unwrap_or_else(|error| panic!("claim failed: {error}"))
+}
+
+/// (waiting, leased, dead).
+async fn counts(store: &impl Store) -> (u64, u64, u64) {
+    let Counts {
+        waiting,
+        leased,
+        dead,
+    } = store
+        .counts()
+        .await
+        .unwrap_or_else(|error| panic!("counts failed: {error}"));
+    (waiting, leased, dead)
+}
+
+/// Unwraps a call that returns nothing, naming it when it failed.
+fn ok(call: &str, result: Result<(), BackendError>) {
+    if let Err(error) = result {
+        panic!("{call} failed: {error}");
+    }
+}

@@ -1,0 +1,279 @@
+//! A store of your own: durable delivery's `Store` contract, implemented in a page.
+//!
+//! `Durable<S>` (retries, leases, dead letters, idempotency keys, delayed emits) works over any
+//! type implementing `emitter::durable::Store`. This one keeps its deliveries in a `BTreeMap`
+//! in memory: it survives nothing, but it shows every method a store must provide, and
+//! `tests/example_custom_store.rs` runs the store contract suite on it
+//! (`emitter::store_contract!`, feature `store-contract`), the same suite as the SQLite,
+//! PostgreSQL and Redis stores pass. A store of files, of another database or of a message
+//! broker follows the same shape.
+//!
+//! `cargo run --example custom_store`
+
+use std::collections::{BTreeMap, HashMap};
+use std::error::Error;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use emitter::durable::{
+    Claimed, Counts, DeadLetter, Durable, Inserted, NewEmit, Receipt, Setup, Store, StoredEvent,
+};
+use emitter::{emit, listener, listeners, BackendError, Emitter, Event, EventMeta};
+use tokio::sync::Notify;
+
+/// Deliveries in a map, shared by its clones: two clones are two workers on one store.
+#[derive(Clone, Default)]
+pub struct MapStore {
+    state: Arc<Mutex<State>>,
+    work: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The last delivery id and lease token handed out.
+    last_id: u64,
+    last_lease: u64,
+    deliveries: BTreeMap<u64, Delivery>,
+    /// Dead letters in the order they died.
+    dead: Vec<DeadLetter>,
+    /// Idempotency keys and when they expire.
+    keys: HashMap<String, SystemTime>,
+    key_retention: Duration,
+}
+
+struct Delivery {
+    listener: String,
+    event: StoredEvent,
+    /// Due at; while leased, when the lease runs out.
+    due: SystemTime,
+    /// Claims so far.
+    attempts: u32,
+    /// The token of the last claim; `None` once released for a retry.
+    lease: Option<u64>,
+}
+
+impl MapStore {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn add(&mut self, listener: &str, event: StoredEvent, due: SystemTime) {
+        self.last_id += 1;
+        let delivery = Delivery {
+            listener: listener.to_owned(),
+            event,
+            due,
+            attempts: 0,
+            lease: None,
+        };
+        self.deliveries.insert(self.last_id, delivery);
+    }
+
+    /// The delivery `receipt` holds, if its claim is still the last one.
+    fn held(&mut self, receipt: &Receipt) -> Option<(u64, &mut Delivery)> {
+        let (id, lease) = receipt.parse::<u64, u64>()?;
+        let delivery = self.deliveries.get_mut(&id)?;
+        (delivery.lease == Some(lease)).then_some((id, delivery))
+    }
+}
+
+impl Store for MapStore {
+    async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
+        self.state().key_retention = setup.key_retention;
+        Ok(())
+    }
+
+    async fn insert(&self, emits: &[NewEmit]) -> Result<Inserted, BackendError> {
+        let now = SystemTime::now();
+        let mut state = self.state();
+        state.keys.retain(|_, expires| *expires > now);
+        let mut inserted = Inserted::default();
+        for emit in emits {
+            if let Some(key) = &emit.key {
+                if state.keys.contains_key(key) {
+                    inserted.duplicates += 1;
+                    continue;
+                }
+                let expires = now + state.key_retention;
+                state.keys.insert(key.clone(), expires);
+            }
+            for (index, listener) in emit.listeners.iter().enumerate() {
+                if !emit.listeners[..index].contains(listener) {
+                    state.add(listener, emit.event.clone(), emit.run_at);
+                }
+            }
+            inserted.stored += 1;
+        }
+        drop(state);
+        self.work.notify_waiters();
+        Ok(inserted)
+    }
+
+    async fn claim(
+        &self,
+        _worker: &str,
+        listeners: &[&'static str],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, BackendError> {
+        let now = SystemTime::now();
+        let mut state = self.state();
+        let mut due: Vec<(SystemTime, u64)> = state
+            .deliveries
+            .iter()
+            .filter(|(_, d)| d.due <= now && listeners.contains(&d.listener.as_str()))
+            .map(|(id, d)| (d.due, *id))
+            .collect();
+        due.sort_unstable();
+        let mut claimed = Vec::new();
+        for (_, id) in due.into_iter().take(limit) {
+            state.last_lease += 1;
+            let token = state.last_lease;
+            let Some(delivery) = state.deliveries.get_mut(&id) else {
+                continue;
+            };
+            delivery.attempts += 1;
+            delivery.lease = Some(token);
+            delivery.due = now + lease;
+            claimed.push(Claimed {
+                receipt: Receipt::new(id, token),
+                listener: delivery.listener.clone(),
+                event: delivery.event.clone(),
+                attempt: delivery.attempts,
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn extend(&self, receipts: &[Receipt], lease: Duration) -> Result<(), BackendError> {
+        let mut state = self.state();
+        for receipt in receipts {
+            if let Some((_, delivery)) = state.held(receipt) {
+                delivery.due = SystemTime::now() + lease;
+            }
+        }
+        Ok(())
+    }
+
+    async fn ack(&self, receipts: &[Receipt]) -> Result<(), BackendError> {
+        let mut state = self.state();
+        for receipt in receipts {
+            if let Some((id, _)) = state.held(receipt) {
+                state.deliveries.remove(&id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn retry(
+        &self,
+        receipt: &Receipt,
+        run_at: SystemTime,
+        _error: &str,
+    ) -> Result<(), BackendError> {
+        if let Some((_, delivery)) = self.state().held(receipt) {
+            delivery.due = run_at;
+            delivery.lease = None;
+        }
+        self.work.notify_waiters();
+        Ok(())
+    }
+
+    async fn dead_letter(&self, receipt: &Receipt, reason: &str) -> Result<(), BackendError> {
+        let mut state = self.state();
+        let Some((id, _)) = state.held(receipt) else {
+            return Ok(());
+        };
+        if let Some(delivery) = state.deliveries.remove(&id) {
+            state.dead.push(DeadLetter {
+                id: id.to_string(),
+                listener: delivery.listener,
+                event: delivery.event,
+                attempts: delivery.attempts,
+                reason: reason.to_owned(),
+                failed_at: SystemTime::now(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BackendError> {
+        Ok(self.state().dead.iter().take(limit).cloned().collect())
+    }
+
+    async fn replay(&self, id: &str) -> Result<bool, BackendError> {
+        let mut state = self.state();
+        let Some(at) = state.dead.iter().position(|letter| letter.id == id) else {
+            return Ok(false);
+        };
+        let letter = state.dead.remove(at);
+        state.add(&letter.listener, letter.event, SystemTime::now());
+        drop(state);
+        self.work.notify_waiters();
+        Ok(true)
+    }
+
+    async fn discard(&self, id: &str) -> Result<bool, BackendError> {
+        let mut state = self.state();
+        let before = state.dead.len();
+        state.dead.retain(|letter| letter.id != id);
+        Ok(state.dead.len() < before)
+    }
+
+    async fn counts(&self) -> Result<Counts, BackendError> {
+        let now = SystemTime::now();
+        let state = self.state();
+        let leased = state
+            .deliveries
+            .values()
+            .filter(|delivery| delivery.lease.is_some() && delivery.due > now)
+            .count() as u64;
+        Ok(Counts {
+            waiting: state.deliveries.len() as u64 - leased,
+            leased,
+            dead: state.dead.len() as u64,
+        })
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.work.notified()).await;
+    }
+}
+
+#[derive(Event, Debug, Clone)]
+pub struct OrderShipped {
+    pub order: u64,
+}
+
+#[listener(events = [OrderShipped])]
+async fn notify_customer(order: u64, meta: EventMeta) {
+    println!("order {order} shipped (attempt {})", meta.attempt());
+}
+
+/// Ships three orders through an emitter on a `MapStore`, waits until the store holds nothing
+/// unfinished, and returns its counts.
+pub async fn run() -> Result<Counts, Box<dyn Error>> {
+    let backend = Durable::new(MapStore::default());
+    let emitter = Emitter::builder()
+        .backend(backend.clone())
+        .listeners(listeners![notify_customer])
+        .start()
+        .await?;
+    for order in 1..=3u64 {
+        emit!(emitter, OrderShipped, order = order)?;
+    }
+    emitter.wait_idle().await;
+    backend.wait_settled().await?;
+    let counts = backend.counts().await?;
+    emitter.shutdown().await?;
+    Ok(counts)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let counts = run().await?;
+    println!("left in the store: {counts:?}");
+    Ok(())
+}
