@@ -12,13 +12,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
+use std::num::NonZeroU32;
+use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use emitter::durable::{
     Claimed, Counts, DeadLetter, Durable, Inserted, NewEmit, Receipt, Setup, Store, StoredEvent,
 };
-use emitter::{emit, listener, listeners, BackendError, Emitter, Event, EventMeta};
+use emitter::{emit, listener, listeners, BackendError, EmitId, Emitter, Event, EventMeta};
 use tokio::sync::Notify;
 
 /// Deliveries in a map, shared by its clones: two clones are two workers on one store.
@@ -39,6 +41,8 @@ struct State {
     /// Idempotency keys and when they expire.
     keys: HashMap<String, SystemTime>,
     key_retention: Duration,
+    /// Listeners with a concurrency limit, and their limit.
+    concurrency: BTreeMap<&'static str, NonZeroU32>,
 }
 
 struct Delivery {
@@ -46,6 +50,8 @@ struct Delivery {
     event: StoredEvent,
     /// Due at; while leased, when the lease runs out.
     due: SystemTime,
+    /// When it was first due: with its id, its place in its listener's emit order.
+    first_due: SystemTime,
     /// Claims so far.
     attempts: u32,
     /// The token of the last claim; `None` once released for a retry.
@@ -65,6 +71,7 @@ impl State {
             listener: listener.to_owned(),
             event,
             due,
+            first_due: due,
             attempts: 0,
             lease: None,
         };
@@ -81,7 +88,9 @@ impl State {
 
 impl Store for MapStore {
     async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
-        self.state().key_retention = setup.key_retention;
+        let mut state = self.state();
+        state.key_retention = setup.key_retention;
+        state.concurrency = setup.concurrency.clone();
         Ok(())
     }
 
@@ -120,12 +129,36 @@ impl Store for MapStore {
     ) -> Result<Vec<Claimed>, BackendError> {
         let now = SystemTime::now();
         let mut state = self.state();
-        let mut due: Vec<(SystemTime, u64)> = state
-            .deliveries
-            .iter()
-            .filter(|(_, d)| d.due <= now && listeners.contains(&d.listener.as_str()))
-            .map(|(id, d)| (d.due, *id))
-            .collect();
+        let mut due: Vec<(SystemTime, u64)> = Vec::new();
+        for listener in listeners {
+            let mine = state
+                .deliveries
+                .iter()
+                .filter(|(_, d)| d.listener == *listener);
+            match state.concurrency.get(listener) {
+                // Due ones of all its deliveries.
+                None => due.extend(
+                    mine.filter(|(_, d)| d.due <= now)
+                        .map(|(id, d)| (d.due, *id)),
+                ),
+                // Due ones among its first `limit` in emit order: leased ones and those waiting
+                // for a retry hold their place.
+                Some(limit) => {
+                    let mut order: Vec<(SystemTime, u64, SystemTime)> = mine
+                        .filter(|(_, d)| d.first_due <= now)
+                        .map(|(id, d)| (d.first_due, *id, d.due))
+                        .collect();
+                    order.sort_unstable();
+                    due.extend(
+                        order
+                            .into_iter()
+                            .take(limit.get() as usize)
+                            .filter(|(_, _, at)| *at <= now)
+                            .map(|(_, id, at)| (at, id)),
+                    );
+                }
+            }
+        }
         due.sort_unstable();
         let mut claimed = Vec::new();
         for (_, id) in due.into_iter().take(limit) {
@@ -155,6 +188,29 @@ impl Store for MapStore {
             }
         }
         Ok(())
+    }
+
+    async fn release(&self, receipts: &[Receipt]) -> Result<(), BackendError> {
+        let mut state = self.state();
+        for receipt in receipts {
+            if let Some((_, delivery)) = state.held(receipt) {
+                delivery.due = SystemTime::now();
+                delivery.lease = None;
+                delivery.attempts = delivery.attempts.saturating_sub(1);
+            }
+        }
+        drop(state);
+        self.work.notify_waiters();
+        Ok(())
+    }
+
+    async fn unfinished(&self, emits: RangeInclusive<EmitId>) -> Result<u64, BackendError> {
+        let state = self.state();
+        Ok(state
+            .deliveries
+            .values()
+            .filter(|delivery| emits.contains(&delivery.event.emit_id))
+            .count() as u64)
     }
 
     async fn ack(&self, receipts: &[Receipt]) -> Result<(), BackendError> {

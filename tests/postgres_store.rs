@@ -49,12 +49,12 @@ async fn client(url: &str) -> tokio_postgres::Client {
 }
 
 fn event(n: u64) -> StoredEvent {
-    StoredEvent {
-        event_id: "user_signed_up".to_owned(),
-        emit_id: EmitId::from_u128((u128::from(u64::MAX - n) << 64) | u128::from(n)),
-        emitted_at: SystemTime::now(),
-        payload: format!("{{\"n\":{n}}}").into_bytes(),
-    }
+    StoredEvent::new(
+        "user_signed_up".to_owned(),
+        EmitId::from_u128((u128::from(u64::MAX - n) << 64) | u128::from(n)),
+        SystemTime::now(),
+        format!("{{\"n\":{n}}}").into_bytes(),
+    )
 }
 
 fn emit(n: u64) -> NewEmit {
@@ -567,6 +567,46 @@ async fn schema_names_are_validated_and_reserved_words_work() {
     longest.wait_for_work(Duration::from_millis(10)).await;
 }
 
+/// A schema written by version 1 of the store (as its statements created it) is migrated on
+/// open: its deliveries are kept and claimed as before.
+#[tokio::test]
+async fn a_version_1_schema_is_migrated_keeping_its_deliveries() {
+    let Some(server) = shared() else { return };
+    let schema = "old_version";
+    let table = |name: &str| format!("\"{schema}\".{name}");
+    let v1 = include_str!("../emitter/src/durable/postgres/sql/schema_v1.sql")
+        .replace("{schema}", &format!("\"{schema}\""))
+        .replace("{deliveries}", &table("deliveries"))
+        .replace("{dead_letters}", &table("dead_letters"))
+        .replace("{keys}", &table("idempotency_keys"))
+        .replace("{leases}", &table("leases"))
+        .replace("{versions}", &table("schema_version"));
+    let sql = client(&server.url()).await;
+    sql.batch_execute(&v1).await.expect("version 1 is created");
+    sql.batch_execute(&format!(
+        "INSERT INTO {} (event_id, emit_id, emitted_at, payload, listener, run_at)
+         VALUES ('user_signed_up', '00000000-0000-0000-0000-000000000007', now(), '\\x7b7d',
+                 'send_welcome_email', now())",
+        table("deliveries")
+    ))
+    .await
+    .expect("a delivery of version 1 is stored");
+    let store = open(PostgresConfig::new(server.url()).schema(schema)).await;
+    let version: i32 = sql
+        .query_one(
+            &format!("SELECT max(version) FROM {}", table("schema_version")),
+            &[],
+        )
+        .await
+        .expect("the version is read")
+        .get(0);
+    assert_eq!(version, 2);
+    let claimed = claim(&store, 10, LONG_LEASE).await;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].event.emit_id, EmitId::from_u128(7));
+    assert_eq!(claimed[0].event.trace, None);
+}
+
 #[tokio::test]
 async fn a_schema_of_a_newer_version_or_without_one_is_refused() {
     let Some(server) = shared() else { return };
@@ -574,7 +614,7 @@ async fn a_schema_of_a_newer_version_or_without_one_is_refused() {
     store.migrate().await.expect("migrating twice is fine");
     let sql = client(&server.url()).await;
 
-    sql.batch_execute("INSERT INTO versions.schema_version (version) VALUES (2)")
+    sql.batch_execute("INSERT INTO versions.schema_version (version) VALUES (3)")
         .await
         .expect("the version is set");
     let error = store
@@ -583,7 +623,7 @@ async fn a_schema_of_a_newer_version_or_without_one_is_refused() {
         .expect_err("a newer schema is refused");
     let message = error.to_string();
     assert!(
-        message.contains("version 2")
+        message.contains("version 3")
             && message.contains("newer")
             && message.contains("`versions`"),
         "{message}"
@@ -620,12 +660,17 @@ async fn concurrent_opens_create_the_schema_once() {
             .expect("every open succeeds");
     }
     let sql = client(&server.url()).await;
-    let versions: i64 = sql
-        .query_one("SELECT count(*) FROM racing_opens.schema_version", &[])
+    let versions: Vec<i32> = sql
+        .query(
+            "SELECT version FROM racing_opens.schema_version ORDER BY version",
+            &[],
+        )
         .await
         .expect("the versions are read")
-        .get(0);
-    assert_eq!(versions, 1);
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, [1, 2], "each migration applied once");
 }
 
 #[tokio::test]

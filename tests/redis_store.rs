@@ -24,13 +24,12 @@ async fn store(redis: &Redis) -> RedisStore {
 }
 
 fn event(n: u64) -> StoredEvent {
-    StoredEvent {
-        event_id: "job".to_owned(),
-        // High bits set too, so that the id's 128 bits round-trip.
-        emit_id: EmitId::from_u128((0xfeed_u128 << 112) | u128::from(n)),
-        emitted_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + n),
-        payload: format!("{{\"n\":{n}}}").into_bytes(),
-    }
+    StoredEvent::new(
+        "job".to_owned(),
+        EmitId::from_u128((0xfeed_u128 << 112) | u128::from(n)),
+        UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + n),
+        format!("{{\"n\":{n}}}").into_bytes(),
+    )
 }
 
 fn emit(n: u64, listeners: &[&'static str], run_at: SystemTime, key: Option<&str>) -> NewEmit {
@@ -1015,4 +1014,44 @@ async fn a_rediss_url_connects_over_tls_trusting_the_given_authority() {
     let plain = redis.url().replace("redis://", "rediss://");
     let quick = StoreOptions::new().connection_timeout(Duration::from_millis(300));
     assert!(RedisStore::connect_with(&plain, quick).await.is_err());
+}
+
+/// Keys written by version 1 of the store are version 2's too: opening them upgrades the
+/// version in place, and the deliveries stored before (entries without a trace context, a
+/// delayed member of eight fields) are claimed as they were.
+#[tokio::test]
+async fn keys_of_version_1_are_opened_and_their_deliveries_claimed() {
+    let Some(redis) = Redis::start() else { return };
+    redis.command(&["SET", "emitter:schema", "1"]);
+    redis.command(&[
+        "XGROUP",
+        "CREATE",
+        "emitter:listener:a",
+        "a",
+        "0",
+        "MKSTREAM",
+    ]);
+    redis.command(&["SADD", "emitter:listeners", "a"]);
+    let emit = format!("{:032x}", 7);
+    redis.command(&[
+        "XADD",
+        "emitter:listener:a",
+        "*",
+        "event",
+        "job",
+        "emit",
+        &emit,
+        "at",
+        "1",
+        "payload",
+        "{}",
+        "attempts",
+        "0",
+    ]);
+    let store = opened_for_a_and_b(&redis).await;
+    assert_eq!(redis.command(&["GET", "emitter:schema"]), "$1\r\n2\r\n");
+    let claimed = store.claim("w", &["a"], 10, LONG).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].event.emit_id, EmitId::from_u128(7));
+    assert_eq!(claimed[0].event.trace, None);
 }

@@ -42,8 +42,9 @@ impl Harness for PostgresHarness {
         server.psql(&format!(
             "ALTER TABLE {schema}.deliveries DROP CONSTRAINT deliveries_attempt_check;
              INSERT INTO {schema}.deliveries
-                 (event_id, emit_id, emitted_at, payload, listener, attempt, run_at)
-             VALUES ('contract.event', gen_random_uuid(), now(), '\\x00', '{listener}', -5, now())"
+                 (event_id, emit_id, emitted_at, payload, listener, attempt, run_at, first_due)
+             VALUES ('contract.event', gen_random_uuid(), now(), '\\x00', '{listener}', -5, now(),
+                     now())"
         ));
         true
     }
@@ -51,7 +52,7 @@ impl Harness for PostgresHarness {
     async fn write_newer_schema_version(&self, schema: &String) -> bool {
         let server = server().expect("the server runs");
         server.psql(&format!(
-            "INSERT INTO {schema}.schema_version (version) VALUES (2)"
+            "INSERT INTO {schema}.schema_version (version) VALUES (99)"
         ));
         true
     }

@@ -35,8 +35,8 @@ impl Harness for SqliteHarness {
         connection(dir)
             .execute(
                 "INSERT INTO emitter_deliveries
-                 (listener, event_id, emit_id, emitted_at, payload, run_at, attempt)
-                 VALUES (?1, 'contract.event', 'not hex at all', 0, x'00', 0, 0)",
+                 (listener, event_id, emit_id, emitted_at, payload, run_at, first_due, attempt)
+                 VALUES (?1, 'contract.event', 'not hex at all', 0, x'00', 0, 0, 0)",
                 [listener],
             )
             .expect("the row is written");
@@ -46,7 +46,7 @@ impl Harness for SqliteHarness {
     async fn write_newer_schema_version(&self, dir: &TempDir) -> bool {
         connection(dir)
             .execute(
-                "UPDATE emitter_meta SET value = '2' WHERE key = 'schema_version'",
+                "UPDATE emitter_meta SET value = '99' WHERE key = 'schema_version'",
                 [],
             )
             .expect("the version is written");

@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 /// A log line as a test sees it: its level and its message with its fields.
@@ -100,6 +102,106 @@ impl Drop for DropProbe {
             if let Some(sender) = self.0.lock().unwrap_or_else(PoisonError::into_inner).take() {
                 let _ = sender.send(());
             }
+        }
+    }
+}
+
+/// A span as a test sees it: its name, its parent's name, and its fields (those recorded after
+/// it was created too).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenSpan {
+    /// The span's id, as the subscriber gave it.
+    pub id: u64,
+    /// The span's name.
+    pub name: &'static str,
+    /// The name of its parent, if it has one.
+    pub parent: Option<&'static str>,
+    /// Its fields, as `(name, value)`.
+    pub fields: Vec<(String, String)>,
+}
+
+impl SeenSpan {
+    /// The value of field `name`, if the span has it.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A tracing layer that keeps every span, to check the spans the emitter makes.
+#[derive(Clone, Default)]
+pub struct SpanLog(Arc<Mutex<Vec<SeenSpan>>>);
+
+impl SpanLog {
+    /// The log of the subscriber that this call makes the global default of the process (once),
+    /// for tests whose spans are made on several threads. It sees every span of every test of
+    /// the binary: tell yours apart by their fields.
+    pub fn global() -> SpanLog {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        static GLOBAL: std::sync::OnceLock<SpanLog> = std::sync::OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let log = SpanLog::default();
+                let subscriber = tracing_subscriber::registry().with(log.clone());
+                if tracing::subscriber::set_global_default(subscriber).is_err() {
+                    panic!("another global tracing subscriber was set in this test binary");
+                }
+                log
+            })
+            .clone()
+    }
+
+    /// Every span named `name` so far.
+    pub fn named(&self, name: &str) -> Vec<SeenSpan> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|span| span.name == name)
+            .cloned()
+            .collect()
+    }
+}
+
+struct Fields(Vec<(String, String)>);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        self.0.push((field.name().to_owned(), format!("{value:?}")));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.push((field.name().to_owned(), value.to_owned()));
+    }
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for SpanLog {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let parent = ctx
+            .span(id)
+            .and_then(|span| span.parent())
+            .map(|parent| parent.name());
+        let mut fields = Fields(Vec::new());
+        attrs.record(&mut fields);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(SeenSpan {
+                id: id.into_u64(),
+                name: attrs.metadata().name(),
+                parent,
+                fields: fields.0,
+            });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
+        let mut fields = Fields(Vec::new());
+        values.record(&mut fields);
+        let mut spans = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(span) = spans.iter_mut().rev().find(|span| span.id == id.into_u64()) {
+            span.fields.extend(fields.0);
         }
     }
 }

@@ -242,6 +242,21 @@ impl<S: Store> Store for Profiled<S> {
         self.stats.time(Op::Counts, 0, self.store.counts()).await
     }
 
+    async fn release(&self, receipts: &[Receipt]) -> Result<(), BackendError> {
+        self.stats
+            .time(Op::Other, receipts.len(), self.store.release(receipts))
+            .await
+    }
+
+    async fn unfinished(
+        &self,
+        emits: std::ops::RangeInclusive<emitter::EmitId>,
+    ) -> Result<u64, BackendError> {
+        self.stats
+            .time(Op::Counts, 0, self.store.unfinished(emits))
+            .await
+    }
+
     async fn wait_for_work(&self, timeout: Duration) {
         self.stats
             .time(Op::Wait, 0, self.store.wait_for_work(timeout))

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use crate::emit_id::EmitId;
 use crate::lifecycle::EventToken;
+use crate::trace::Trace;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -24,8 +25,9 @@ pub struct Header {
     pub(crate) event_id: &'static str,
     pub(crate) emit_id: EmitId,
     pub(crate) emitted_at: SystemTime,
-    /// Boxed: only emitters that propagate spans pay for one, and the event stays small.
-    pub(crate) parent: Option<Box<tracing::Span>>,
+    /// The emit's trace context. Boxed: only emitters that propagate spans pay for one, and
+    /// the event stays small.
+    pub(crate) trace: Option<Box<Trace>>,
     /// Counts the event in the emitter's pending events; `None` for a delivery a durable
     /// backend loaded from its store (the store, not the emitter, keeps it).
     pub(crate) _token: Option<EventToken>,

@@ -32,6 +32,7 @@ mod lifecycle;
 mod listener;
 mod policy;
 mod table;
+mod trace;
 // What the emitter tells its users: errors, counters, the shutdown report, test helpers.
 mod error;
 mod report;

@@ -94,6 +94,26 @@ pub struct Held {
     pub n: u64,
 }
 
+#[derive(Event, Debug, Clone, PartialEq)]
+#[event(id = "conformance.slow")]
+pub struct Slow {
+    pub n: u64,
+}
+
+#[derive(Event, Debug, Clone, PartialEq)]
+#[event(id = "conformance.limited")]
+pub struct Limited {
+    pub n: u64,
+}
+
+#[derive(Event, Debug, Clone, PartialEq)]
+#[event(id = "conformance.ordered")]
+pub struct Ordered {
+    pub n: u64,
+    /// Whether its first attempt fails.
+    pub fail_first: bool,
+}
+
 /// One run of a listener.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -114,6 +134,11 @@ pub struct Recorder {
     pub hold_first: Arc<std::sync::atomic::AtomicBool>,
     /// When set, `always_fails` succeeds.
     pub heal: Arc<std::sync::atomic::AtomicBool>,
+    /// Attempts of `slow` whose future was dropped before it finished.
+    cancelled: Arc<std::sync::atomic::AtomicU64>,
+    /// Deliveries of `limited` and `ordered` running now, and the most at once.
+    running: Arc<std::sync::atomic::AtomicU64>,
+    peak: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Recorder {
@@ -129,6 +154,21 @@ impl Recorder {
                 at: Instant::now(),
             });
         self.recorded.notify_waiters();
+    }
+
+    /// Counts a delivery in while `work` runs, keeping the peak.
+    async fn counted<T>(&self, work: impl Future<Output = T>) -> T {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(now, SeqCst);
+        let result = work.await;
+        self.running.fetch_sub(1, SeqCst);
+        result
+    }
+
+    /// The most deliveries of `limited` or `ordered` that ran at once.
+    pub fn peak(&self) -> u64 {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn runs(&self) -> Vec<Run> {
@@ -228,6 +268,59 @@ async fn held(n: u64, meta: EventMeta, State(recorder): State<Recorder>) {
     }
 }
 
+/// Counts an attempt of `slow` as cancelled unless it finished.
+struct Unfinished(Arc<std::sync::atomic::AtomicU64>, bool);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// Its first attempt outlasts its timeout; the second is quick.
+#[listener(events = [Slow], name = "conformance.slow", timeout = "150ms", attempts = 2, backoff = "10ms..10ms")]
+async fn slow(n: u64, meta: EventMeta, State(recorder): State<Recorder>) {
+    recorder.record(&meta, n);
+    let mut guard = Unfinished(Arc::clone(&recorder.cancelled), false);
+    if meta.attempt() == 1 {
+        std::future::pending::<()>().await;
+    }
+    guard.1 = true;
+}
+
+/// At most two at once, across every worker.
+#[listener(events = [Limited], name = "conformance.limited", concurrency = 2)]
+async fn limited(n: u64, meta: EventMeta, State(recorder): State<Recorder>) {
+    recorder
+        .counted(async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            recorder.record(&meta, n);
+        })
+        .await;
+}
+
+/// One at a time, in emit order, retries included.
+#[listener(events = [Ordered], name = "conformance.ordered", concurrency = 1, attempts = 3, backoff = "100ms..100ms")]
+async fn ordered(
+    n: u64,
+    fail_first: bool,
+    meta: EventMeta,
+    State(recorder): State<Recorder>,
+) -> Result<(), String> {
+    recorder
+        .counted(async {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            recorder.record(&meta, n);
+            if fail_first && meta.attempt() == 1 {
+                return Err(format!("#{n} fails its first attempt"));
+            }
+            Ok(())
+        })
+        .await
+}
+
 async fn start(backend: impl EventEmitterBackend, recorder: &Recorder) -> Emitter {
     Emitter::builder()
         .listeners(listeners![
@@ -238,7 +331,10 @@ async fn start(backend: impl EventEmitterBackend, recorder: &Recorder) -> Emitte
             always_fails,
             tick,
             blob,
-            held
+            held,
+            limited,
+            ordered,
+            slow
         ])
         .state(recorder.clone())
         .backend(backend)
@@ -570,6 +666,170 @@ pub async fn dropped_emitter_is_freed(backend: impl EventEmitterBackend) {
         .expect("the last copy of the state was dropped, not leaked");
 }
 
+/// An attempt that outlasts the listener's timeout is cancelled (its future dropped) and
+/// counts as failed: the next attempt follows.
+pub async fn timeout_cancels_the_attempt(backend: impl EventEmitterBackend) {
+    let recorder = Recorder::default();
+    let emitter = start(backend, &recorder).await;
+    emitter.emit(Slow { n: 1 }).expect("accepted");
+    idle(&emitter).await;
+    emitter.shutdown().await.expect("shutdown");
+    let attempts: Vec<u32> = recorder
+        .runs_of("conformance.slow")
+        .iter()
+        .map(|run| run.attempt)
+        .collect();
+    assert_eq!(attempts, [1, 2], "timed out, then retried");
+    assert_eq!(
+        recorder.cancelled.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the timed-out attempt was cancelled"
+    );
+}
+
+/// A listener with `concurrency = 2` never runs more than two deliveries at once, across
+/// every worker of the backends given (workers sharing one store).
+pub async fn concurrency_limit_holds_across_workers<B: EventEmitterBackend>(backends: Vec<B>) {
+    let recorder = Recorder::default();
+    let mut emitters = Vec::new();
+    for backend in backends {
+        emitters.push(start(backend, &recorder).await);
+    }
+    for n in 0..30u64 {
+        emitters[0].emit(Limited { n }).expect("accepted");
+    }
+    idle(&emitters[0]).await;
+    for emitter in &emitters {
+        emitter.shutdown().await.expect("shutdown");
+    }
+    let seen = emit_ids(&recorder.runs(), "conformance.limited");
+    assert_eq!(seen.len(), 30);
+    assert!(seen.values().all(|&runs| runs == 1), "{seen:?}");
+    let peak = recorder.peak();
+    assert!(
+        peak <= 2,
+        "{peak} deliveries of a listener limited to 2 ran at once"
+    );
+}
+
+/// A listener with `concurrency = 1` runs one delivery at a time in emit order, across every
+/// worker, retries included: a delivery waiting for its retry holds back the later ones.
+pub async fn one_at_a_time_in_emit_order_retries_included<B: EventEmitterBackend>(
+    backends: Vec<B>,
+) {
+    let recorder = Recorder::default();
+    let mut emitters = Vec::new();
+    for backend in backends {
+        emitters.push(start(backend, &recorder).await);
+    }
+    for n in 0..12u64 {
+        emitters[0]
+            .emit(Ordered {
+                n,
+                fail_first: n % 4 == 1,
+            })
+            .expect("accepted");
+    }
+    idle(&emitters[0]).await;
+    for emitter in &emitters {
+        emitter.shutdown().await.expect("shutdown");
+    }
+    let runs: Vec<(u64, u32)> = recorder
+        .runs_of("conformance.ordered")
+        .iter()
+        .map(|run| (run.n, run.attempt))
+        .collect();
+    let mut expected = Vec::new();
+    for n in 0..12u64 {
+        expected.push((n, 1));
+        if n % 4 == 1 {
+            expected.push((n, 2));
+        }
+    }
+    assert_eq!(
+        runs, expected,
+        "in emit order, each retry before the next delivery"
+    );
+    assert_eq!(recorder.peak(), 1, "one at a time");
+}
+
+/// With `propagate_span(true)`, the span current at `emit` is the parent of every delivery
+/// span, retries included, on whichever worker of the backends given runs it. When `stored`,
+/// the event went through a store, and the delivery spans also record the stored W3C
+/// `traceparent`: the emit id as the trace id and the emitting span as the parent (the form
+/// used without the `opentelemetry` feature, or without an OpenTelemetry layer).
+///
+/// The spans are seen by a subscriber global to the test binary (a subscriber of one thread
+/// would not see the deliveries other threads run, and would race with the other tests'
+/// threads over which spans are recorded at all).
+pub async fn spans_follow_the_emit<B: EventEmitterBackend>(backends: Vec<B>, stored: bool) {
+    let spans = emitter_tests::SpanLog::global();
+    let recorder = Recorder::default();
+    let mut emitters = Vec::new();
+    for backend in backends {
+        emitters.push(
+            Emitter::builder()
+                .listeners(listeners![welcome, flaky])
+                .state(recorder.clone())
+                .propagate_span(true)
+                .backend(backend)
+                .start()
+                .await
+                .expect("starts"),
+        );
+    }
+    let request = tracing::info_span!("request");
+    let (welcomed, retried) = request.in_scope(|| {
+        let welcomed = emitters[0]
+            .emit(SignedUp {
+                user: "user-1".into(),
+                n: 1,
+            })
+            .expect("accepted");
+        let retried = emitters[0]
+            .emit(Flaky { n: 2, failures: 1 })
+            .expect("accepted");
+        (welcomed, retried)
+    });
+    let request_id = request
+        .id()
+        .expect("the request span is recorded")
+        .into_u64();
+    drop(request);
+    idle(&emitters[0]).await;
+    for emitter in &emitters {
+        emitter.shutdown().await.expect("shutdown");
+    }
+    let ours = [welcomed.to_string(), retried.to_string()];
+    let deliveries: Vec<_> = spans
+        .named("emitter.delivery")
+        .into_iter()
+        .filter(|span| {
+            span.field("emit_id")
+                .is_some_and(|id| ours.iter().any(|ours| ours == id))
+        })
+        .collect();
+    assert_eq!(deliveries.len(), 3, "one span per attempt: {deliveries:#?}");
+    for span in &deliveries {
+        assert_eq!(span.parent, Some("request"), "{span:#?}");
+        let emit_id = if span.field("listener") == Some("conformance.welcome") {
+            welcomed
+        } else {
+            retried
+        };
+        let traceparent = format!("00-{emit_id}-{request_id:016x}-01");
+        if stored {
+            assert_eq!(
+                span.field("traceparent"),
+                Some(traceparent.as_str()),
+                "{span:#?}"
+            );
+        } else {
+            assert_eq!(span.field("traceparent"), None, "{span:#?}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cases for durable backends.
 
@@ -661,12 +921,12 @@ pub async fn undecodable_payload<K: Kit>(kit: &K) {
     let emitter = start(backend.clone(), &recorder).await;
     let corrupt = |payload: &[u8]| {
         NewEmit::new(
-            StoredEvent {
-                event_id: "conformance.signed_up".into(),
-                emit_id: emitter::EmitId::from_u128(7),
-                emitted_at: SystemTime::now(),
-                payload: payload.to_vec(),
-            },
+            StoredEvent::new(
+                "conformance.signed_up",
+                emitter::EmitId::from_u128(7),
+                SystemTime::now(),
+                payload.to_vec(),
+            ),
             vec!["conformance.welcome"],
             SystemTime::now(),
             None,
@@ -865,6 +1125,20 @@ pub async fn competing_workers<K: Kit>(kit: &K) {
     );
 }
 
+/// `count` durable backends on one storage: workers of different processes, as far as the
+/// store can tell. Their leases are long: on a loaded machine a short one could run out under a
+/// delivery that is still running, and the cases using them count what runs at once.
+pub async fn workers<S: Storage>(storage: &S, count: usize) -> Vec<Durable<S::Store>> {
+    let mut backends = Vec::new();
+    for _ in 0..count {
+        backends.push(Durable::with_config(
+            storage.open().await,
+            quick().lease(Duration::from_secs(30)),
+        ));
+    }
+    backends
+}
+
 /// Waits until everything `emitter` emitted was handled, or panics after [`PATIENCE`].
 pub async fn idle(emitter: &Emitter) {
     tokio::time::timeout(PATIENCE, emitter.wait_idle())
@@ -926,6 +1200,26 @@ macro_rules! memory_cases {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn dropped_emitter_is_freed() {
             conformance::dropped_emitter_is_freed($backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn concurrency_limit_holds() {
+            conformance::concurrency_limit_holds_across_workers(vec![$backend]).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn one_at_a_time_in_emit_order_retries_included() {
+            conformance::one_at_a_time_in_emit_order_retries_included(vec![$backend]).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn spans_follow_the_emit() {
+            conformance::spans_follow_the_emit(vec![$backend], false).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn timeout_cancels_the_attempt() {
+            conformance::timeout_cancels_the_attempt($backend).await;
         }
     };
 }
@@ -1071,6 +1365,56 @@ macro_rules! durable_cases {
             }
             let (_storage, backend) = fresh().await;
             conformance::dropped_emitter_is_freed(backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn concurrency_limit_holds_across_three_workers() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            let storage = conformance::Kit::storage(&$kit).await;
+            conformance::concurrency_limit_holds_across_workers(
+                conformance::workers(&storage, 3).await,
+            )
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn timeout_cancels_the_attempt() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            let (_storage, backend) = fresh().await;
+            conformance::timeout_cancels_the_attempt(backend).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn spans_follow_the_emit_through_the_store_to_another_worker() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            let storage = conformance::Kit::storage(&$kit).await;
+            let emitting = emitter::durable::Durable::with_config(
+                conformance::Storage::open(&storage).await,
+                conformance::quick().deliver(false),
+            );
+            let working = emitter::durable::Durable::with_config(
+                conformance::Storage::open(&storage).await,
+                conformance::quick(),
+            );
+            conformance::spans_follow_the_emit(vec![emitting, working], true).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn one_at_a_time_in_emit_order_retries_included_across_three_workers() {
+            if !conformance::Kit::available(&$kit) {
+                return;
+            }
+            let storage = conformance::Kit::storage(&$kit).await;
+            conformance::one_at_a_time_in_emit_order_retries_included(
+                conformance::workers(&storage, 3).await,
+            )
+            .await;
         }
     };
 }

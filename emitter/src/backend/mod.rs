@@ -42,7 +42,7 @@ pub trait EventEmitterBackend: Send + Sync + 'static {
     fn enqueue(&self, envelope: Envelope) -> Result<(), BackendError>;
 
     /// Whether the backend stores events outside the process. A durable backend reports when an
-    /// envelope is stored ([`Envelope::stored`]), and [`Emitter::emit_async`] waits for that.
+    /// envelope is stored ([`Envelope::stored`]), and [`Emitter::emit_async`](crate::Emitter::emit_async) waits for that.
     fn is_durable(&self) -> bool {
         false
     }

@@ -16,6 +16,7 @@ use crate::event::Payload;
 use crate::listener::{AdapterSlot, BoxFuture, Delivery, Started};
 use crate::policy::DeliveryPolicy;
 use crate::table::ListenerEntry;
+use crate::trace::delivery_span;
 
 /// How the first poll of an attempt went.
 pub(crate) enum Begun {
@@ -57,7 +58,13 @@ pub(crate) fn start_attempt(
     slot: &mut AdapterSlot,
     cx: &mut Context<'_>,
 ) -> Begun {
-    let span = delivery_span(payload, meta);
+    let span = delivery_span(
+        payload.header.trace.as_deref(),
+        meta.event_id,
+        meta.listener,
+        meta.emit_id,
+        meta.attempt,
+    );
     let delivery = Delivery {
         payload: Arc::clone(payload),
         meta: meta.clone(),
@@ -95,17 +102,4 @@ pub(crate) async fn run_attempt(
         Begun::Done(result) => result,
         Begun::Pending(pending) => pending.finish().await,
     }
-}
-
-/// The span of one attempt: a root, or the child of the span that was current at `emit` when
-/// the emitter propagates spans.
-fn delivery_span(payload: &Payload, meta: &EventMeta) -> tracing::Span {
-    tracing::info_span!(
-        parent: payload.header.parent.as_deref().and_then(tracing::Span::id),
-        "emitter.delivery",
-        event_id = meta.event_id,
-        listener = meta.listener,
-        emit_id = %meta.emit_id,
-        attempt = meta.attempt,
-    )
 }

@@ -36,7 +36,9 @@ pub mod sqlite;
 pub mod testing;
 mod version;
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime};
 
@@ -88,6 +90,14 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `limit` deliveries that are due (`run_at` passed) and not leased (or whose
     /// lease expired), for the listeners named in `listeners`, leasing them to `worker` for
     /// `lease`. Each claim counts as one attempt.
+    ///
+    /// A listener with a concurrency limit `N` ([`Setup::concurrency`]) has at most `N`
+    /// deliveries in progress (leased, or waiting for a retry) at once, across every handle of
+    /// the store, and they are its first `N` unfinished deliveries in emit order: the order in
+    /// which they first became due, then the order they were stored. So a delivery waiting for
+    /// its retry holds back the listener's later ones, and with `N = 1` deliveries run one at a
+    /// time in emit order, retries included. A delayed delivery takes its place in that order
+    /// when it becomes due.
     fn claim(
         &self,
         worker: &str,
@@ -139,36 +149,21 @@ pub trait Store: Send + Sync + 'static {
     fn counts(&self) -> impl Future<Output = Result<Counts, BackendError>> + Send;
 
     /// Gives claimed deliveries back without an outcome: their worker is shutting down and
-    /// cancelled them. Each is due again at once, for any worker. A stale receipt is ignored.
-    ///
-    /// The default retries each receipt now (the cancelled claim then counts as an attempt).
+    /// cancelled them. Each is due again at once, for any worker, and the cancelled claim does
+    /// not count as an attempt (the next claim has the attempt number it had). A stale receipt
+    /// is ignored.
     fn release(
         &self,
         receipts: &[Receipt],
-    ) -> impl Future<Output = Result<(), BackendError>> + Send {
-        async move {
-            let now = SystemTime::now();
-            for receipt in receipts {
-                self.retry(receipt, now, "released: its worker shut down while it ran")
-                    .await?;
-            }
-            Ok(())
-        }
-    }
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
-    /// How many unfinished deliveries (waiting, delayed or leased, not dead) the store holds of
-    /// the emits whose ids are in `emits`: an emitter's emits are one range of ids, so this says
-    /// whether everything it emitted was handled.
-    ///
-    /// The default counts every unfinished delivery ([`Counts::unfinished`]): never too few,
-    /// but it also counts other emitters' deliveries.
+    /// How many unfinished deliveries (waiting, delayed, leased or waiting for a retry; not
+    /// dead) the store holds of the emits whose ids are in `emits`. An emitter's emits are one
+    /// range of ids, so this says whether everything it emitted was handled.
     fn unfinished(
         &self,
         emits: RangeInclusive<EmitId>,
-    ) -> impl Future<Output = Result<u64, BackendError>> + Send {
-        let _ = emits;
-        async move { Ok(self.counts().await?.unfinished()) }
-    }
+    ) -> impl Future<Output = Result<u64, BackendError>> + Send;
 
     /// Resolves when new deliveries may be due (a notification from another process, say), or
     /// after `timeout`. Only a wake-up: the engine claims after it whatever happened, and never
@@ -186,15 +181,27 @@ pub struct Setup {
     pub routes: Vec<Route>,
     /// How long idempotency keys are remembered.
     pub key_retention: Duration,
+    /// The listeners with a concurrency limit, and their limit: [`Store::claim`] keeps it
+    /// across every handle of the store. Every process sharing a store gives the same limits
+    /// (the same binary does); a listener not named here has none.
+    pub concurrency: BTreeMap<&'static str, NonZeroU32>,
 }
 
 impl Setup {
-    /// A setup with these routes and key retention, for stores' own tests and tools.
+    /// A setup with these routes and key retention and no concurrency limit, for stores' own
+    /// tests and tools.
     pub fn new(routes: Vec<Route>, key_retention: Duration) -> Self {
         Self {
             routes,
             key_retention,
+            concurrency: BTreeMap::new(),
         }
+    }
+
+    /// Limits `listener` to `limit` deliveries in progress at once, in emit order.
+    pub fn concurrency(mut self, listener: &'static str, limit: NonZeroU32) -> Self {
+        self.concurrency.insert(listener, limit);
+        self
     }
 }
 
@@ -250,6 +257,7 @@ pub struct Inserted {
 
 /// An emitted event as it is stored: the envelope every delivery carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StoredEvent {
     /// The event's id, for example `"user_created"`.
     pub event_id: String,
@@ -259,6 +267,35 @@ pub struct StoredEvent {
     pub emitted_at: SystemTime,
     /// The event, encoded as JSON.
     pub payload: Vec<u8>,
+    /// The trace context of the emit in W3C `traceparent` form
+    /// (`00-<trace id>-<parent span id>-<flags>`), when the emitter propagates spans: a worker
+    /// in any process makes its delivery spans children of it.
+    pub trace: Option<String>,
+}
+
+impl StoredEvent {
+    /// An event `event_id` of emit `emit_id`, emitted at `emitted_at`, encoded as `payload`,
+    /// without a trace context.
+    pub fn new(
+        event_id: impl Into<String>,
+        emit_id: EmitId,
+        emitted_at: SystemTime,
+        payload: Vec<u8>,
+    ) -> Self {
+        Self {
+            event_id: event_id.into(),
+            emit_id,
+            emitted_at,
+            payload,
+            trace: None,
+        }
+    }
+
+    /// The same event with the trace context `trace` (a W3C `traceparent`).
+    pub fn with_trace(mut self, trace: Option<String>) -> Self {
+        self.trace = trace;
+        self
+    }
 }
 
 /// A delivery claimed by a worker.

@@ -6,14 +6,15 @@ use crate::error::{BackendError, BackendErrorKind};
 /// events.db") keeps it, against `known`, the version this code reads and writes. `None` means
 /// the storage exists but records no version.
 ///
-/// Versions start at 1 and only grow, so anything but `known` is refused: a newer version was
-/// written by a newer emitter (a [`Conflict`](BackendErrorKind::Conflict)); no version, an older
-/// one or one that is not a number means damaged storage ([`Corrupt`](BackendErrorKind::Corrupt)).
+/// Versions start at 1 and only grow. A newer version was written by a newer emitter and is
+/// refused (a [`Conflict`](BackendErrorKind::Conflict)); no version, version 0 or one that is
+/// not a number means damaged storage ([`Corrupt`](BackendErrorKind::Corrupt)). An older
+/// version is returned, for the store to migrate from.
 pub(crate) fn check_schema_version(
     store: &str,
     found: Option<&str>,
     known: u32,
-) -> Result<(), BackendError> {
+) -> Result<u32, BackendError> {
     let Some(found) = found else {
         return Err(BackendError::of(
             BackendErrorKind::Corrupt,
@@ -39,12 +40,11 @@ pub(crate) fn check_schema_version(
             ),
         ));
     }
-    if number < u64::from(known) {
-        // Version 1 is the first, and the only one so far: nothing older can exist.
-        return Err(BackendError::of(
+    match u32::try_from(number) {
+        Ok(version) if version >= 1 => Ok(version),
+        _ => Err(BackendError::of(
             BackendErrorKind::Corrupt,
             format!("{store} has schema version {number}, which no emitter wrote: it is damaged"),
-        ));
+        )),
     }
-    Ok(())
 }

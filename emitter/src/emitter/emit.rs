@@ -14,6 +14,7 @@ use crate::event::{Emitted, Event, Header, Payload};
 use crate::lifecycle::{EventToken, Phase, Refusal};
 use crate::stats::export;
 use crate::testing::Capture;
+use crate::trace::Trace;
 
 /// Where an accepted event goes: the entry of its type and how many listeners it has.
 struct Route {
@@ -209,9 +210,11 @@ impl Emitter {
                 event_id: E::ID,
                 emit_id,
                 emitted_at: SystemTime::now(),
-                parent: core
-                    .propagate_span
-                    .then(|| Box::new(tracing::Span::current())),
+                trace: if core.propagate_span {
+                    Trace::current()
+                } else {
+                    None
+                },
                 _token: Some(token),
             },
             event,

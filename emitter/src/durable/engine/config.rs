@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::durable::defaults;
 use crate::emit_id::EmitId;
 
-/// How a [`Durable`] backend claims, leases and limits. The defaults suit most uses.
+/// How a [`Durable`](super::Durable) backend claims, leases and limits. The defaults suit most uses.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DurableConfig {

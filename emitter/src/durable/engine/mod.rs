@@ -10,6 +10,7 @@ mod outage;
 mod worker;
 mod writer;
 
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -25,6 +26,7 @@ use crate::envelope::{EmitOptions, Envelope};
 use crate::error::{BackendError, EmitError};
 use crate::event::Event;
 use crate::report::UnfinishedDelivery;
+use crate::trace::Trace;
 
 /// A durable backend: deliveries kept in a [`Store`], claimed under leases, acknowledged after
 /// their listener succeeded, retried with the listener's backoff and dead-lettered after its last
@@ -232,18 +234,20 @@ impl<S: Store> Durable<S> {
             source: BackendError::with_source("the event could not be encoded as JSON", error),
         })?;
         self.check_size(E::ID, payload.len())?;
-        let listeners = entry
+        let listeners: Vec<&'static str> = entry
             .listeners
             .iter()
             .map(|listener| listener.name)
             .collect();
+        let core = running.dispatcher.core();
+        let emit_id = core.ids.next();
+        let trace = core
+            .propagate_span
+            .then(Trace::current)
+            .flatten()
+            .and_then(|trace| trace.to_store(emit_id, listeners.len()));
         Ok(NewEmit::new(
-            StoredEvent {
-                event_id: E::ID.to_owned(),
-                emit_id: running.dispatcher.core().ids.next(),
-                emitted_at: SystemTime::now(),
-                payload,
-            },
+            StoredEvent::new(E::ID, emit_id, SystemTime::now(), payload).with_trace(trace),
             listeners,
             options.run_at.unwrap_or_else(SystemTime::now),
             options.key,
@@ -300,13 +304,15 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
             })
             .collect();
         let config = &self.inner.config;
-        self.inner
-            .store
-            .open(&Setup {
-                routes,
-                key_retention: config.key_retention,
-            })
-            .await?;
+        let mut setup = Setup::new(routes, config.key_retention);
+        for info in table.listener_infos() {
+            if let Some(limit) = info.policy.concurrency_limit() {
+                let limit = u32::try_from(limit.get()).unwrap_or(u32::MAX);
+                setup =
+                    setup.concurrency(info.name, NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN));
+            }
+        }
+        self.inner.store.open(&setup).await?;
         let (writer, emits) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
         let running = Running {

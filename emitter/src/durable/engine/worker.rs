@@ -1,7 +1,6 @@
 //! The worker: claims due deliveries, runs each through the delivery core, and tells the store
 //! how it went (acknowledge, retry at a time, dead-letter).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +16,7 @@ use crate::durable::{Claimed, Store};
 use crate::event::Header;
 use crate::report::UnfinishedDelivery;
 use crate::stats::DeliveryStats;
+use crate::trace::{Live, Trace};
 
 /// How long the claimer waits to gather room for a batch when it has only a little.
 const GATHER: Duration = Duration::from_millis(1);
@@ -134,7 +134,6 @@ impl<S: Store> Worker<S> {
         running: &mut JoinSet<()>,
     ) {
         let room = Arc::new(Semaphore::new(self.config.max_in_flight));
-        let limits = self.listener_limits();
         let mut outage = Outage::default();
         let mut wait = Duration::from_millis(50);
         let mut claimed_so_far = 0u64;
@@ -223,7 +222,6 @@ impl<S: Store> Worker<S> {
                         done: false,
                     },
                 );
-                let limit = limits.get(claim.listener.as_str()).cloned();
                 running.spawn(deliver(
                     Arc::clone(&self.store),
                     Arc::clone(&self.core),
@@ -234,7 +232,6 @@ impl<S: Store> Worker<S> {
                     Arc::clone(&self.held),
                     Arc::clone(&self.progress),
                     permit,
-                    limit,
                 ));
             }
         }
@@ -248,20 +245,6 @@ impl<S: Store> Worker<S> {
             .iter()
             .find(|listener| listener.name == claim.listener)?;
         Some((entry.id, listener.name))
-    }
-
-    /// A semaphore per listener that limits its concurrency.
-    fn listener_limits(&self) -> HashMap<&'static str, Arc<Semaphore>> {
-        self.core
-            .table
-            .listener_infos()
-            .iter()
-            .filter_map(|info| {
-                info.policy
-                    .concurrency_limit()
-                    .map(|limit| (info.name, Arc::new(Semaphore::new(limit.get()))))
-            })
-            .collect()
     }
 }
 
@@ -277,12 +260,7 @@ async fn deliver<S: Store>(
     held: Arc<Held>,
     progress: Arc<Notify>,
     room: OwnedSemaphorePermit,
-    limit: Option<Arc<Semaphore>>,
 ) {
-    let _turn = match limit {
-        Some(limit) => limit.acquire_owned().await.ok(),
-        None => None,
-    };
     let ran = run_claimed(&core, &claim, extra_claims).await;
     held.done(number);
     let receipt = &claim.receipt;
@@ -364,7 +342,7 @@ async fn run_claimed(core: &Arc<Core>, claim: &Claimed, extra_claims: u32) -> Ra
         event_id: entry.id,
         emit_id: stored.emit_id,
         emitted_at: stored.emitted_at,
-        parent: None,
+        trace: Trace::restored(stored.emit_id, stored.trace.clone()),
         _token: None,
     };
     let payload = match (codec.decode)(&stored.payload, header) {
@@ -384,7 +362,11 @@ async fn run_claimed(core: &Arc<Core>, claim: &Claimed, extra_claims: u32) -> Ra
         let _in_flight = InFlight::new(&listener.stats);
         run_attempt(core, listener, policy, &payload, &meta).await
     };
-    Ran::from(core.outcomes.conclude(listener, policy, &meta, result))
+    let outcome = core.outcomes.conclude(listener, policy, &meta, result);
+    if !matches!(outcome, Outcome::Retry { .. }) {
+        Live::delivered(stored.emit_id);
+    }
+    Ran::from(outcome)
 }
 
 /// Counts a delivery in flight while it lives, even when its task is cancelled.

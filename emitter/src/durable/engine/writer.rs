@@ -54,13 +54,15 @@ pub(super) fn encode(
     if payload.len() > max_payload {
         return Err(BackendError::payload_too_large(payload.len(), max_payload));
     }
+    let emit_id = envelope.emit_id();
+    let trace = envelope
+        .payload
+        .header
+        .trace
+        .as_deref()
+        .and_then(|trace| trace.to_store(emit_id, entry.listeners.len()));
     Ok(NewEmit::new(
-        StoredEvent {
-            event_id: entry.id.to_owned(),
-            emit_id: envelope.emit_id(),
-            emitted_at: envelope.emitted_at(),
-            payload,
-        },
+        StoredEvent::new(entry.id, emit_id, envelope.emitted_at(), payload).with_trace(trace),
         entry
             .listeners
             .iter()

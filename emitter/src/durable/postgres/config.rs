@@ -210,6 +210,7 @@ impl PostgresConfig {
             next_key_purge: AtomicI64::new(0),
             work: Arc::new(Notify::new()),
             listener: Mutex::new(None),
+            concurrency: Mutex::default(),
         };
         let store = PostgresStore {
             inner: Arc::new(inner),

@@ -2,21 +2,23 @@
 
 use super::errors::Failure;
 use super::pool::Conn;
-use super::statements::{table, HAS_SCHEMA_VERSION, MIGRATION_LOCK_SQL, SCHEMA_VERSION_SQL};
+use super::statements::{
+    table, Statements, HAS_SCHEMA_VERSION, MIGRATION_LOCK_SQL, SCHEMA_VERSION_SQL,
+};
 
-/// The schema version this code creates and understands.
-pub(super) const SCHEMA_VERSION: u32 = 1;
+/// The schema version this code creates and understands; older ones are migrated.
+pub(super) const SCHEMA_VERSION: u32 = 2;
 /// The first key of the advisory lock that serializes migrations ("emit" in ASCII); the second
 /// is a hash of the schema name.
 const MIGRATION_LOCK: i32 = 0x656d_6974;
 
-/// Creates the schema in one transaction, under the advisory lock, unless it exists; returns
-/// the version the schema has (or now has), `None` when its version table is empty, for
-/// [`check_schema_version`](crate::durable::check_schema_version).
+/// Creates the schema (version 1, then the migrations) in one transaction, under the advisory
+/// lock, unless it exists; migrates one of version 1; returns the version the schema has (or now has), `None` when its version
+/// table is empty, for [`check_schema_version`](crate::durable::check_schema_version).
 pub(super) async fn migrate(
     conn: &mut Conn,
     schema: &str,
-    schema_v1: &str,
+    statements: &Statements,
 ) -> Result<Option<String>, Failure> {
     let transaction = conn.client.transaction().await.map_err(Failure::Db)?;
     transaction
@@ -37,10 +39,17 @@ pub(super) async fn migrate(
             .await
             .and_then(|row| row.try_get(0))
             .map_err(Failure::Db)?;
-        return Ok(version.map(|version| version.to_string()));
+        if version != Some(1) {
+            return Ok(version.map(|version| version.to_string()));
+        }
+    } else {
+        transaction
+            .batch_execute(&statements.schema_v1)
+            .await
+            .map_err(Failure::Db)?;
     }
     transaction
-        .batch_execute(schema_v1)
+        .batch_execute(&statements.migrate_v2)
         .await
         .map_err(Failure::Db)?;
     transaction.commit().await.map_err(Failure::Db)?;

@@ -8,7 +8,7 @@
 //! missing:
 //!
 //! ```sql
-//! -- Schema version 1.
+//! -- Schema version 2 (version 1, then `migrate_v2.sql`).
 //! CREATE TABLE emitter.schema_version (
 //!     version    integer PRIMARY KEY,               -- one row per migration applied
 //!     applied_at timestamptz NOT NULL DEFAULT now()
@@ -19,18 +19,21 @@
 //!     emit_id     uuid NOT NULL,          -- the EmitId's 128 bits
 //!     emitted_at  timestamptz NOT NULL,   -- to the millisecond
 //!     payload     bytea NOT NULL,         -- the event as JSON, byte for byte
+//!     trace       text,                   -- the emit's W3C traceparent, if any
 //!     listener    text NOT NULL,
 //!     attempt     integer NOT NULL DEFAULT 0 CHECK (attempt >= 0),  -- claims so far
 //!     run_at      timestamptz NOT NULL,   -- due at; while leased: when the lease expires
+//!     first_due   timestamptz NOT NULL,   -- when first due: the order of a limited listener
 //!     lease       bigint,                 -- the token of the last claim; NULL when released
 //!     lease_until timestamptz,            -- when that claim expires; NULL when released
 //!     worker      text,                   -- who claimed it last (for inspection)
 //!     last_error  text                    -- the last failure, kept across retries
 //! );
 //! CREATE INDEX deliveries_due ON emitter.deliveries (run_at, id);
+//! CREATE INDEX deliveries_order ON emitter.deliveries (listener, first_due, id);
 //! CREATE SEQUENCE emitter.leases;         -- lease tokens
 //! CREATE TABLE emitter.dead_letters (
-//!     id, event_id, emit_id, emitted_at, payload, listener,  -- as above
+//!     id, event_id, emit_id, emitted_at, payload, trace, listener,  -- as above
 //!     attempts integer NOT NULL, reason text NOT NULL, failed_at timestamptz NOT NULL
 //! );
 //! CREATE TABLE emitter.idempotency_keys (key text PRIMARY KEY, expires_at timestamptz NOT NULL);
@@ -43,6 +46,11 @@
 //! index whatever the number of running deliveries. An insert is one statement too: the emits
 //! go in as arrays (`unnest`), their idempotency keys are claimed with `INSERT ... ON CONFLICT`
 //! in the same statement, and `pg_notify` wakes the workers when it commits.
+//!
+//! A listener with a concurrency limit `N` is claimed by a statement of its own: it locks the
+//! listener's first `N` rows in emit order (`deliveries_order`; `FOR UPDATE`, not `SKIP LOCKED`,
+//! so that its claimers take turns and each sees what the one before leased), and leases those
+//! of them that are due.
 //!
 //! The version is in `schema_version`. [`Store::open`](crate::durable::Store::open) creates or migrates the schema in one
 //! transaction under `pg_advisory_xact_lock`, so that workers starting together do not race; a
@@ -117,8 +125,10 @@ mod statements;
 mod store;
 mod transactional;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -180,6 +190,8 @@ struct Inner {
     work: Arc<Notify>,
     /// The task that listens for notifications, once started.
     listener: Mutex<Option<AbortHandle>>,
+    /// The listeners with a concurrency limit, from [`Setup`](crate::durable::Setup).
+    concurrency: Mutex<BTreeMap<&'static str, NonZeroU32>>,
 }
 
 impl Drop for Inner {
@@ -225,7 +237,7 @@ impl PostgresStore {
                 let mut retried = false;
                 loop {
                     let mut pooled = inner.pool.get().await?;
-                    let result = migrate(pooled.conn()?, &inner.schema, &inner.sql.schema_v1).await;
+                    let result = migrate(pooled.conn()?, &inner.schema, &inner.sql).await;
                     if pooled.done(&result, retried) {
                         retried = true;
                         continue;
@@ -238,7 +250,7 @@ impl PostgresStore {
             "the schema `{}` of the PostgreSQL database at {}",
             inner.schema, inner.connect.address
         );
-        check_schema_version(&store, version.as_deref(), SCHEMA_VERSION)
+        check_schema_version(&store, version.as_deref(), SCHEMA_VERSION).map(|_| ())
     }
 
     fn key_retention_ms(&self) -> i64 {

@@ -21,6 +21,7 @@ pub(super) struct InsertBatch<'a> {
     listener_emit: Vec<i64>,
     listeners: Vec<&'a str>,
     retention_ms: i64,
+    traces: Vec<Option<&'a str>>,
 }
 
 impl<'a> InsertBatch<'a> {
@@ -36,6 +37,7 @@ impl<'a> InsertBatch<'a> {
             listener_emit: Vec::new(),
             listeners: Vec::new(),
             retention_ms,
+            traces: Vec::with_capacity(emits.len()),
         };
         for (n, emit) in (1_i64..).zip(emits) {
             batch.event_ids.push(&emit.event.event_id);
@@ -48,6 +50,7 @@ impl<'a> InsertBatch<'a> {
                 .emitted_at
                 .push(from_unix_millis(unix_millis(emit.event.emitted_at)));
             batch.payloads.push(&emit.event.payload);
+            batch.traces.push(emit.event.trace.as_deref());
             batch.due_in.push(
                 unix_millis(emit.run_at)
                     .saturating_sub(now)
@@ -67,7 +70,7 @@ impl<'a> InsertBatch<'a> {
         batch
     }
 
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 10] {
         [
             &self.event_ids,
             &self.emit_ids,
@@ -78,11 +81,12 @@ impl<'a> InsertBatch<'a> {
             &self.listener_emit,
             &self.listeners,
             &self.retention_ms,
+            &self.traces,
         ]
     }
 
-    pub(super) fn typed_params(&self) -> [(&(dyn ToSql + Sync), Type); 9] {
-        let [a, b, c, d, e, f, g, h, i] = self.params();
+    pub(super) fn typed_params(&self) -> [(&(dyn ToSql + Sync), Type); 10] {
+        let [a, b, c, d, e, f, g, h, i, j] = self.params();
         [
             (a, Type::TEXT_ARRAY),
             (b, Type::TEXT_ARRAY),
@@ -93,6 +97,7 @@ impl<'a> InsertBatch<'a> {
             (g, Type::INT8_ARRAY),
             (h, Type::TEXT_ARRAY),
             (i, Type::INT8),
+            (j, Type::TEXT_ARRAY),
         ]
     }
 }

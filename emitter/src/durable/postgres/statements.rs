@@ -17,10 +17,16 @@ pub(crate) struct Statement {
 /// Every statement of the store, rendered for one schema.
 #[derive(Debug)]
 pub(crate) struct Statements {
-    /// Schema version 1, as one batch.
+    /// Schema version 1, as one batch; the migrations that follow make it the current version,
+    /// in a new schema as in one of an older version.
     pub(crate) schema_v1: String,
+    /// From schema version 1 to 2, as one batch.
+    pub(crate) migrate_v2: String,
     pub(crate) insert: Statement,
     pub(crate) claim: Statement,
+    pub(crate) claim_in_order: Statement,
+    pub(crate) release: Statement,
+    pub(crate) unfinished: Statement,
     pub(crate) extend: Statement,
     pub(crate) ack: Statement,
     pub(crate) retry: Statement,
@@ -40,8 +46,12 @@ impl Statements {
         };
         Statements {
             schema_v1: render(include_str!("sql/schema_v1.sql"), schema),
+            migrate_v2: render(include_str!("sql/migrate_v2.sql"), schema),
             insert: statement("insert", include_str!("sql/insert.sql")),
             claim: statement("claim", include_str!("sql/claim.sql")),
+            claim_in_order: statement("claim_in_order", include_str!("sql/claim_in_order.sql")),
+            release: statement("release", include_str!("sql/release.sql")),
+            unfinished: statement("unfinished", include_str!("sql/unfinished.sql")),
             extend: statement("extend", include_str!("sql/extend.sql")),
             ack: statement("ack", include_str!("sql/ack.sql")),
             retry: statement("retry", include_str!("sql/retry.sql")),

@@ -1,8 +1,9 @@
 //! The [`Store`](crate::durable::Store) implementation: one statement per call, on a pooled connection.
 
 use std::future::Future;
+use std::ops::RangeInclusive;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use tokio_postgres::Row;
@@ -13,10 +14,16 @@ use super::PostgresStore;
 use crate::durable::{
     claimable, Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup, Store, StoredEvent,
 };
+use crate::emit_id::EmitId;
 use crate::error::BackendError;
 
 impl Store for PostgresStore {
     async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
+        *self
+            .inner
+            .concurrency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = setup.concurrency.clone();
         self.inner
             .key_retention_ms
             .store(duration_ms(setup.key_retention), Ordering::Relaxed);
@@ -49,15 +56,49 @@ impl Store for PostgresStore {
         let Some(names) = claimable(listeners, limit) else {
             return Ok(Vec::new());
         };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let concurrency = self
+            .inner
+            .concurrency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let (in_order, names): (Vec<&str>, Vec<&str>) = names
+            .into_iter()
+            .partition(|name| concurrency.contains_key(name));
         let lease = duration_ms(lease);
-        let rows = self
-            .run(
-                "claim deliveries",
-                &self.inner.sql.claim,
-                &[&names, &limit, &lease, &text(worker)],
-            )
-            .await?;
+        let worker = text(worker);
+        let mut rows = Vec::new();
+        // A listener with a concurrency limit is claimed by a statement of its own, which takes
+        // turns with the other claimers of that listener.
+        for name in in_order {
+            let left = limit.saturating_sub(rows.len());
+            if left == 0 {
+                break;
+            }
+            let window = concurrency
+                .get(name)
+                .map_or(1, |limit| i64::from(limit.get()));
+            let left = i64::try_from(left).unwrap_or(i64::MAX);
+            rows.extend(
+                self.run(
+                    "claim deliveries in order",
+                    &self.inner.sql.claim_in_order,
+                    &[&name, &window, &left, &lease, &worker],
+                )
+                .await?,
+            );
+        }
+        let left = i64::try_from(limit.saturating_sub(rows.len())).unwrap_or(i64::MAX);
+        if left > 0 && !names.is_empty() {
+            rows.extend(
+                self.run(
+                    "claim deliveries",
+                    &self.inner.sql.claim,
+                    &[&names, &left, &lease, &worker],
+                )
+                .await?,
+            );
+        }
         let mut claimed = Vec::with_capacity(rows.len());
         let mut unreadable = Vec::new();
         for row in &rows {
@@ -102,6 +143,37 @@ impl Store for PostgresStore {
         )
         .await?;
         Ok(())
+    }
+
+    async fn release(&self, receipts: &[Receipt]) -> Result<(), BackendError> {
+        let (ids, leases) = parse_receipts(receipts);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.run(
+            "release deliveries",
+            &self.inner.sql.release,
+            &[&ids, &leases],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn unfinished(&self, emits: RangeInclusive<EmitId>) -> Result<u64, BackendError> {
+        let first = format!("{:032x}", emits.start().as_u128());
+        let last = format!("{:032x}", emits.end().as_u128());
+        let rows = self
+            .run(
+                "count unfinished deliveries",
+                &self.inner.sql.unfinished,
+                &[&first, &last],
+            )
+            .await?;
+        let count: i64 = rows
+            .first()
+            .and_then(|row| row.try_get(0).ok())
+            .ok_or_else(|| self.corrupt("the count of unfinished deliveries is missing"))?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn ack(&self, receipts: &[Receipt]) -> Result<(), BackendError> {
@@ -266,12 +338,13 @@ impl PostgresStore {
                 "{kind} {id} has emit_id `{emit_id}`, which is not 128 bits in hex"
             ))
         })?;
-        Ok(StoredEvent {
-            event_id: self.column(row, Some(id), "event_id")?,
+        Ok(StoredEvent::new(
+            self.column::<String>(row, Some(id), "event_id")?,
             emit_id,
-            emitted_at: self.column(row, Some(id), "emitted_at")?,
-            payload: self.column(row, Some(id), "payload")?,
-        })
+            self.column(row, Some(id), "emitted_at")?,
+            self.column(row, Some(id), "payload")?,
+        )
+        .with_trace(self.column(row, Some(id), "trace")?))
     }
 
     fn column<'a, T: tokio_postgres::types::FromSql<'a>>(

@@ -5,8 +5,8 @@ use tokio_postgres::GenericClient;
 use super::errors::{describe_failure, Failure};
 use super::params::InsertBatch;
 use super::PostgresStore;
-use crate::emit_id::EmitId;
 use crate::durable::{Durable, Inserted, NewEmit};
+use crate::emit_id::EmitId;
 use crate::error::BackendError;
 
 impl PostgresStore {

@@ -41,7 +41,7 @@ impl RedisStore {
                 if !listeners.contains(listener) {
                     listeners.push(listener);
                 }
-                transaction
+                let append = transaction
                     .cmd("XADD")
                     .arg(self.listener_key(listener))
                     .arg("*")
@@ -54,8 +54,11 @@ impl RedisStore {
                     .arg("payload")
                     .arg(&emit.event.payload)
                     .arg("attempts")
-                    .arg(0)
-                    .ignore();
+                    .arg(0);
+                if let Some(trace) = &emit.event.trace {
+                    append.arg("trace").arg(trace);
+                }
+                append.ignore();
             }
         }
         if listeners.is_empty() {

@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 use ::redis::Value;
 
 use super::RedisStore;
-use crate::emit_id::EmitId;
 use crate::durable::{from_unix_millis, Claimed, DeadLetter, Receipt, StoredEvent};
+use crate::emit_id::EmitId;
 
 impl RedisStore {
     /// Reads a batch of entries the claim script handed out, `[listener, delivery count, [[id,
@@ -166,6 +166,7 @@ pub(super) struct Fields {
     pub(super) listener: Option<Vec<u8>>,
     reason: Option<Vec<u8>>,
     failed_at: Option<Vec<u8>>,
+    trace: Option<Vec<u8>>,
 }
 
 impl Fields {
@@ -187,6 +188,7 @@ impl Fields {
                 b"listener" => &mut fields.listener,
                 b"reason" => &mut fields.reason,
                 b"failed_at" => &mut fields.failed_at,
+                b"trace" => &mut fields.trace,
                 _ => continue,
             };
             *slot = Some(into_bytes(value)?);
@@ -229,12 +231,19 @@ pub(super) fn read_event(fields: &mut Fields) -> Result<StoredEvent, String> {
             .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()),
         None => return Err("it has no `event` field".to_owned()),
     };
-    Ok(StoredEvent {
+    let trace = match fields.trace.take() {
+        None => None,
+        Some(trace) => Some(
+            String::from_utf8(trace).map_err(|_| "its `trace` field is not UTF-8".to_owned())?,
+        ),
+    };
+    Ok(StoredEvent::new(
         event_id,
         emit_id,
-        emitted_at: from_unix_millis(number_field(&fields.at, "at")?),
-        payload: fields.payload.take().ok_or("it has no `payload` field")?,
-    })
+        from_unix_millis(number_field(&fields.at, "at")?),
+        fields.payload.take().ok_or("it has no `payload` field")?,
+    )
+    .with_trace(trace))
 }
 
 /// What is wrong with a delivery's fields, in the words of the scripts' `problem`, or `None`.

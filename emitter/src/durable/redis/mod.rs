@@ -3,15 +3,17 @@
 //! # What it stores where
 //!
 //! Every key starts with the prefix (default `emitter`; see [`RedisOptions::prefix`]), so one
-//! Redis database can hold several independent stores. Schema version 1 ([`Store::open`](crate::durable::Store::open) writes
-//! it, and refuses keys of another version, or keys of the wrong type, rather than misread them):
+//! Redis database can hold several independent stores. Schema version 2 ([`Store::open`](crate::durable::Store::open) writes
+//! it, upgrades version 1 in place (version 2 only adds keys and fields), and refuses keys of
+//! another version, or keys of the wrong type, rather than misread them):
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{prefix}:schema` | string | the schema version, `1` |
+//! | `{prefix}:schema` | string | the schema version, `2` |
 //! | `{prefix}:listener:{listener}` | stream | the deliveries addressed to one listener, with one consumer group named after the listener; each worker claims as a consumer named by its worker id |
 //! | `{prefix}:listeners` | set | the listeners that have a stream (for [`counts`](crate::durable::Store::counts)) |
 //! | `{prefix}:delayed` | sorted set | deliveries due later (delayed emits, retries), scored by their due time in Unix milliseconds |
+//! | `{prefix}:held:{listener}` | sorted set | the entries of a listener with a concurrency limit that wait for their retry, still pending in its stream, scored by their due time |
 //! | `{prefix}:dead` | stream | the dead letters, oldest first; an entry's id is the dead letter's id |
 //! | `{prefix}:key:{key}` | string | an idempotency key, expiring after the key retention |
 //! | `{prefix}:lease` | string | the lease of the last claim, in milliseconds (for [`counts`](crate::durable::Store::counts)) |
@@ -19,8 +21,9 @@
 //!
 //! A delivery is a stream entry with the fields `event` (the event's id), `emit` (the emit id, 32
 //! hex digits), `at` (the emit time, Unix milliseconds), `payload` (the event's JSON), `attempts`
-//! (attempts made before this entry) and, after a failure, `error`. A dead letter has `listener`,
-//! `event`, `emit`, `at`, `payload`, `attempts`, `reason` and `failed_at`.
+//! (attempts made before this entry), after a failure `error`, and `trace` (the emit's W3C
+//! traceparent) when it has one. A dead letter has `listener`, `event`, `emit`, `at`, `payload`,
+//! `attempts`, `reason`, `failed_at` and `trace` when it has one.
 //!
 //! ## How the contract maps onto streams
 //!
@@ -71,7 +74,16 @@
 //!   page is looked up alone), then one `XACK` and one `XDEL` take every entry whose lease still
 //!   matches.
 //! - **retry** acknowledges and deletes the entry and stores a copy with the attempts so far and
-//!   the error, in `{prefix}:delayed` (or straight in the stream if due already).
+//!   the error, in `{prefix}:delayed` (or straight in the stream if due already). For a listener
+//!   with a concurrency limit, the entry stays pending in place instead (passed to the consumer
+//!   `:held`, so that the failed claim's receipt holds it no more), with its due time in
+//!   `{prefix}:held:{listener}`: it keeps its place in the listener's order.
+//! - **release** (a worker shutting down gives back what it cancelled) passes the entry to the
+//!   consumer `:released` as idle as an expired lease, with the delivery count it had before the
+//!   claim: the next claim takes it at once, as the same attempt.
+//! - **claim**, for a listener with a concurrency limit `N`: its pending entries (leased, held
+//!   for a retry, released) are the first of its window of `N`; those whose lease expired or
+//!   whose retry is due are taken again, and new entries only while fewer than `N` are pending.
 //! - **dead_letter** acknowledges and deletes the entry and appends it to `{prefix}:dead`;
 //!   **replay** appends a dead letter back to its listener's stream with its attempts at zero and
 //!   deletes it (`XDEL`); **discard** deletes it.
@@ -168,8 +180,9 @@ mod scripts;
 mod store;
 mod wait;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::num::NonZeroU32;
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
@@ -185,8 +198,9 @@ use scripts::Scripts;
 
 pub use options::RedisOptions;
 
-/// The schema version this code writes and reads (`{prefix}:schema`).
-const SCHEMA_VERSION: u32 = 1;
+/// The schema version this code writes and reads (`{prefix}:schema`); version 1 is upgraded in
+/// place (version 2 only adds fields and keys).
+const SCHEMA_VERSION: u32 = 2;
 
 /// A [`Store`](crate::durable::Store) in Redis Streams. See the [module documentation](self) for the layout.
 ///
@@ -210,6 +224,8 @@ pub struct RedisStore {
     /// right type: an insert that only appends to these may skip the script (see the module
     /// docs). Emptied when such an insert fails on the server, until the next `open`.
     ready: Mutex<HashSet<String>>,
+    /// The listeners with a concurrency limit, from [`Setup`](crate::durable::Setup).
+    concurrency: Mutex<BTreeMap<&'static str, NonZeroU32>>,
     scripts: Scripts,
 }
 
@@ -278,6 +294,7 @@ impl RedisStore {
             watched: Mutex::new(Vec::new()),
             delivered: Mutex::new(HashMap::new()),
             ready: Mutex::new(HashSet::new()),
+            concurrency: Mutex::new(BTreeMap::new()),
             scripts: Scripts::new(),
         })
     }

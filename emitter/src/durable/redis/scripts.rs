@@ -16,6 +16,8 @@ pub(super) struct Scripts {
     pub(super) replay: Script,
     pub(super) counts: Script,
     pub(super) next_due: Script,
+    pub(super) release: Script,
+    pub(super) unfinished: Script,
 }
 
 impl Scripts {
@@ -32,6 +34,8 @@ impl Scripts {
             replay: script(include_str!("lua/replay.lua")),
             counts: script(include_str!("lua/counts.lua")),
             next_due: script(include_str!("lua/next_due.lua")),
+            release: script(include_str!("lua/release.lua")),
+            unfinished: script(include_str!("lua/unfinished.lua")),
         }
     }
 }

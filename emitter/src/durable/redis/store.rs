@@ -1,6 +1,7 @@
 //! The [`Store`](crate::durable::Store) implementation: each call one script (or one transaction).
 
 use std::collections::{HashMap, HashSet};
+use std::ops::RangeInclusive;
 use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 use std::time::{Duration, SystemTime};
@@ -14,6 +15,7 @@ use super::{RedisStore, SCHEMA_VERSION};
 use crate::durable::{
     claimable, unix_millis, Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup, Store,
 };
+use crate::emit_id::EmitId;
 use crate::error::{BackendError, BackendErrorKind};
 
 /// The most due delayed deliveries one claim moves to their streams (the rest go next claim).
@@ -24,6 +26,10 @@ const MAX_CLAIM: usize = 10_000;
 
 impl Store for RedisStore {
     async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
+        *self
+            .concurrency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = setup.concurrency.clone();
         self.key_retention_ms
             .store(duration_millis(setup.key_retention), Ordering::Relaxed);
         let mut listeners: Vec<String> = Vec::new();
@@ -97,6 +103,7 @@ impl Store for RedisStore {
                 .arg(format!("{:032x}", emit.event.emit_id.as_u128()))
                 .arg(unix_millis(emit.event.emitted_at))
                 .arg(&emit.event.payload)
+                .arg(emit.event.trace.as_deref().unwrap_or(""))
                 .arg(delay_millis(emit.run_at))
                 .arg(listeners.len());
             for listener in listeners {
@@ -130,10 +137,13 @@ impl Store for RedisStore {
         let Some(listeners) = claimable(listeners, limit) else {
             return Ok(Vec::new());
         };
-        if worker.is_empty() {
+        if worker.is_empty() || worker.starts_with(':') {
             return Err(BackendError::of(
                 BackendErrorKind::Misconfigured,
-                "cannot claim deliveries for a worker with an empty name: give it a name",
+                format!(
+                    "cannot claim deliveries for a worker named `{worker}`: give it a name that \
+                     is not empty and does not start with `:` (the store's own consumers do)"
+                ),
             ));
         }
         let mut invocation = self.invocation(&self.scripts.claim);
@@ -143,8 +153,15 @@ impl Store for RedisStore {
             .arg(duration_millis(lease).max(1))
             .arg(self.options.max_deliveries)
             .arg(MOVES_PER_CLAIM);
-        for listener in &listeners {
-            invocation.arg(*listener);
+        {
+            let concurrency = self
+                .concurrency
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for listener in &listeners {
+                let window = concurrency.get(listener).map_or(0, |limit| limit.get());
+                invocation.arg(*listener).arg(window);
+            }
         }
         let what = "claim deliveries";
         let mut reply = self.eval(&invocation, what).await?.into_iter();
@@ -191,6 +208,56 @@ impl Store for RedisStore {
         // is all an extension does.
         self.per_receipt(&self.scripts.extend, receipts, "extend leases")
             .await
+    }
+
+    async fn release(&self, receipts: &[Receipt]) -> Result<(), BackendError> {
+        self.per_receipt(&self.scripts.release, receipts, "release deliveries")
+            .await?;
+        self.work.notify_waiters();
+        Ok(())
+    }
+
+    async fn unfinished(&self, emits: RangeInclusive<EmitId>) -> Result<u64, BackendError> {
+        const PAGE: usize = 1000;
+        let what = "count unfinished deliveries";
+        let first = format!("{:032x}", emits.start().as_u128());
+        let last = format!("{:032x}", emits.end().as_u128());
+        let mut members = ::redis::cmd("SMEMBERS");
+        members.arg(self.key("listeners"));
+        let listeners = into_array(self.command(&members, what).await?)
+            .map_err(|problem| self.unexpected(what, &problem))?;
+        let mut places: Vec<(&str, String, String)> = Vec::new();
+        for listener in listeners {
+            let listener =
+                into_text(listener).map_err(|problem| self.unexpected(what, &problem))?;
+            places.push(("stream", listener, "-".to_owned()));
+        }
+        places.push(("delayed", String::new(), "0".to_owned()));
+        let mut found = 0u64;
+        for (kind, name, mut cursor) in places {
+            loop {
+                let mut invocation = self.invocation(&self.scripts.unfinished);
+                invocation
+                    .arg(&first)
+                    .arg(&last)
+                    .arg(kind)
+                    .arg(&name)
+                    .arg(&cursor)
+                    .arg(PAGE);
+                let mut reply = self.eval(&invocation, what).await?.into_iter();
+                let (Some(Ok(count)), Some(Ok(next))) =
+                    (reply.next().map(into_int), reply.next().map(into_text))
+                else {
+                    return Err(self.unexpected(what, "no count and cursor"));
+                };
+                found += u64::try_from(count).unwrap_or(0);
+                if next.is_empty() {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(found)
     }
 
     async fn ack(&self, receipts: &[Receipt]) -> Result<(), BackendError> {
@@ -242,6 +309,11 @@ impl Store for RedisStore {
             return Ok(());
         };
         let delay = delay_millis(run_at);
+        let in_order = self
+            .concurrency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(held.listener);
         let mut invocation = self.invocation(&self.scripts.retry);
         invocation
             .arg(held.listener)
@@ -249,7 +321,8 @@ impl Store for RedisStore {
             .arg(held.worker)
             .arg(held.count)
             .arg(delay)
-            .arg(error);
+            .arg(error)
+            .arg(if in_order { "1" } else { "0" });
         self.eval(&invocation, "release a delivery to retry")
             .await?;
         if delay == 0 {

@@ -32,9 +32,16 @@ impl RedisStore {
             return Ok(());
         }
         let what = "find the next delayed delivery";
-        let next_due = self
-            .eval(&self.invocation(&self.scripts.next_due), what)
-            .await?;
+        let mut invocation = self.invocation(&self.scripts.next_due);
+        for listener in self
+            .concurrency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+        {
+            invocation.arg(*listener);
+        }
+        let next_due = self.eval(&invocation, what).await?;
         // Redis refuses absurd timeouts; a day is more than any poll interval.
         let mut block = duration_millis(timeout).min(24 * 3600 * 1000);
         if let Some(due) = next_due.into_iter().next() {

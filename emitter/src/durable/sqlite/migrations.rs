@@ -5,12 +5,12 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::connection::sql_error;
-use super::statements::{FIND_TABLE, READ_VERSION, RECORD_VERSION, SCHEMA, TABLES};
+use super::statements::{FIND_TABLE, MIGRATE_V2, READ_VERSION, RECORD_VERSION, SCHEMA_V1, TABLES};
 use crate::durable::check_schema_version;
 use crate::error::{BackendError, BackendErrorKind};
 
-/// The schema version this code writes and reads.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+/// The schema version this code writes and reads; older ones are migrated on open.
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 pub(super) fn create_schema(path: &Path, conn: &mut Connection) -> Result<(), BackendError> {
     let tx = conn
@@ -26,11 +26,12 @@ pub(super) fn create_schema(path: &Path, conn: &mut Connection) -> Result<(), Ba
             existing.push(table);
         }
     }
-    if existing.is_empty() {
-        tx.execute_batch(SCHEMA)
+    let version = if existing.is_empty() {
+        tx.execute_batch(SCHEMA_V1)
             .map_err(|error| sql_error(path, "create the schema", error))?;
-        tx.execute(RECORD_VERSION, [SCHEMA_VERSION.to_string()])
+        tx.execute(RECORD_VERSION, ["1"])
             .map_err(|error| sql_error(path, "record the schema version", error))?;
+        1
     } else {
         if !existing.contains(&"emitter_meta") {
             return Err(BackendError::of(
@@ -48,7 +49,7 @@ pub(super) fn create_schema(path: &Path, conn: &mut Connection) -> Result<(), Ba
             .query_row(READ_VERSION, [], |row| row.get(0))
             .optional()
             .map_err(|error| sql_error(path, "read the schema version", error))?;
-        check_schema_version(
+        let version = check_schema_version(
             &format!("the SQLite store {}", path.display()),
             version.as_deref(),
             SCHEMA_VERSION,
@@ -68,6 +69,11 @@ pub(super) fn create_schema(path: &Path, conn: &mut Connection) -> Result<(), Ba
                 ),
             ));
         }
+        version
+    };
+    if version < 2 {
+        tx.execute_batch(MIGRATE_V2)
+            .map_err(|error| sql_error(path, "migrate the schema from version 1 to 2", error))?;
     }
     tx.commit()
         .map_err(|error| sql_error(path, "create the schema", error))

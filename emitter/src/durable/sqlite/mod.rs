@@ -6,9 +6,9 @@
 //! of the file are left alone, so the store may share a file with the application's data):
 //!
 //! ```sql
-//! -- Schema version 1.
+//! -- Schema version 2 (version 1, then `migrate_v2.sql`).
 //! CREATE TABLE emitter_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
-//!     -- 'schema_version' = '1'
+//!     -- 'schema_version' = '2'
 //! CREATE TABLE emitter_deliveries (
 //!     id          INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused; kept as a dead letter's id
 //!     listener    TEXT NOT NULL,
@@ -16,16 +16,19 @@
 //!     emit_id     TEXT NOT NULL,     -- 32 hex digits
 //!     emitted_at  INTEGER NOT NULL,  -- Unix milliseconds
 //!     payload     BLOB NOT NULL,     -- the event as JSON
+//!     trace       TEXT,              -- the emit's W3C traceparent, if any
 //!     run_at      INTEGER NOT NULL,  -- due at; while leased: when the lease expires
+//!     first_due   INTEGER NOT NULL,  -- when first due: the order of a limited listener
 //!     attempt     INTEGER NOT NULL,  -- claims so far
 //!     lease       TEXT,              -- the token of the last claim, NULL when released
 //!     worker      TEXT,              -- who claimed it last (for inspection)
 //!     last_error  TEXT               -- the last failure, kept across retries
 //! ) STRICT;
 //! CREATE INDEX emitter_deliveries_due ON emitter_deliveries (listener, run_at);
+//! CREATE INDEX emitter_deliveries_order ON emitter_deliveries (listener, first_due, id);
 //! CREATE INDEX emitter_deliveries_leased ON emitter_deliveries (run_at) WHERE lease IS NOT NULL;
 //! CREATE TABLE emitter_dead_letters (
-//!     id, listener, event_id, emit_id, emitted_at, payload, -- the delivery's, as above
+//!     id, listener, event_id, emit_id, emitted_at, payload, trace, -- the delivery's, as above
 //!     attempts INTEGER NOT NULL, reason TEXT NOT NULL, failed_at INTEGER NOT NULL
 //! ) STRICT;
 //! CREATE INDEX emitter_dead_letters_failed ON emitter_dead_letters (failed_at);
@@ -90,7 +93,9 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex};
@@ -115,6 +120,8 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     state: Mutex<State>,
+    /// The listeners with a concurrency limit, from [`Setup`](crate::durable::Setup).
+    concurrency: Mutex<BTreeMap<&'static str, NonZeroU32>>,
     key_retention_ms: AtomicU64,
     /// When expired keys are next deleted (Unix milliseconds).
     next_key_purge: AtomicI64,
@@ -163,6 +170,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 state: Mutex::new(state),
+                concurrency: Mutex::new(BTreeMap::new()),
                 key_retention_ms: AtomicU64::new(
                     u64::try_from(millis(defaults::KEY_RETENTION)).unwrap_or(u64::MAX),
                 ),

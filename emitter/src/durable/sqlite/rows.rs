@@ -3,11 +3,11 @@
 use rusqlite::types::ValueRef;
 use rusqlite::Row;
 
-use crate::emit_id::EmitId;
 use crate::durable::{from_unix_millis, Claimed, DeadLetter, Receipt, StoredEvent};
+use crate::emit_id::EmitId;
 
-/// Reads the event stored in the four columns from `first` on: event id, emit id, emitted at,
-/// payload. `Err` says what is wrong with them.
+/// Reads the event stored in the five columns from `first` on: event id, emit id, emitted at,
+/// payload, trace context. `Err` says what is wrong with them.
 fn read_event(row: &Row<'_>, first: usize) -> Result<StoredEvent, String> {
     let event_id = match row.get_ref(first) {
         Ok(ValueRef::Text(text)) => {
@@ -36,12 +36,21 @@ fn read_event(row: &Row<'_>, first: usize) -> Result<StoredEvent, String> {
         Ok(other) => return Err(format!("its payload is {:?}, not bytes", other.data_type())),
         Err(error) => return Err(format!("its payload cannot be read: {error}")),
     };
-    Ok(StoredEvent {
-        event_id,
-        emit_id,
-        emitted_at,
-        payload,
-    })
+    let trace = match row.get_ref(first + 4) {
+        Ok(ValueRef::Null) => None,
+        Ok(ValueRef::Text(text)) => Some(
+            String::from_utf8(text.to_vec())
+                .map_err(|_| "its trace context is not UTF-8".to_owned())?,
+        ),
+        Ok(other) => {
+            return Err(format!(
+                "its trace context is {:?}, not text",
+                other.data_type()
+            ))
+        }
+        Err(error) => return Err(format!("its trace context cannot be read: {error}")),
+    };
+    Ok(StoredEvent::new(event_id, emit_id, emitted_at, payload).with_trace(trace))
 }
 
 fn parse_emit_id(text: &[u8]) -> Result<EmitId, String> {

@@ -1,7 +1,10 @@
 //! The store's SQL, one statement per file of `sql/`, by name.
 
-/// Schema version 1: the tables and indexes, created in one batch.
-pub(crate) const SCHEMA: &str = include_str!("sql/schema.sql");
+/// The tables and indexes of schema version 1, created in one batch; the migrations that follow
+/// make them the current version, in a new file as in one of an older version.
+pub(crate) const SCHEMA_V1: &str = include_str!("sql/schema_v1.sql");
+/// From schema version 1 to version 2.
+pub(crate) const MIGRATE_V2: &str = include_str!("sql/migrate_v2.sql");
 /// The tables of the schema, which a file either has all of or none of.
 pub(super) const TABLES: [&str; 4] = [
     "emitter_deliveries",
@@ -19,6 +22,8 @@ pub(super) const PURGE_KEYS: &str = include_str!("sql/purge_keys.sql");
 pub(super) const EXTEND: &str = include_str!("sql/extend.sql");
 pub(crate) const ACK: &str = include_str!("sql/ack.sql");
 pub(super) const RETRY: &str = include_str!("sql/retry.sql");
+pub(super) const RELEASE: &str = include_str!("sql/release.sql");
+pub(super) const COUNT_UNFINISHED_OF: &str = include_str!("sql/count_unfinished_of.sql");
 pub(super) const BURY: &str = include_str!("sql/bury.sql");
 pub(super) const BURY_UNREADABLE: &str = include_str!("sql/bury_unreadable.sql");
 pub(super) const DELETE_DELIVERY: &str = include_str!("sql/delete_delivery.sql");
@@ -33,23 +38,39 @@ pub(super) const COUNT_DEAD: &str = include_str!("sql/count_dead.sql");
 const CLAIM: &str = include_str!("sql/claim.sql");
 /// The due deliveries of one listener, the one bound as `?{listener}`.
 const CLAIM_DUE: &str = include_str!("sql/claim_due.sql");
+/// The due deliveries among the first `?{window}` unfinished ones of a listener with a
+/// concurrency limit, in emit order.
+const CLAIM_IN_ORDER: &str = include_str!("sql/claim_in_order.sql");
 
-/// The claim statement for `listeners` listeners: the oldest due deliveries of each listener (an
-/// index range each, at most `limit`), the oldest `limit` of those, leased in the same statement.
+/// The claim statement for `listeners`, each with its concurrency limit if it has one: the
+/// oldest due deliveries of each listener (an index range each, at most `limit`), or for a
+/// limited listener the due ones among its first deliveries in emit order (as many as its
+/// limit); the oldest `limit` of those, leased in the same statement.
 ///
-/// Parameters: `?1` lease token, `?2` worker, `?3` lease expiry, `?4` now, `?5` limit, `?6`...
-/// the listeners. Only placeholder numbers are written into the text.
-pub(crate) fn claim(listeners: usize) -> String {
+/// Parameters: `?1` lease token, `?2` worker, `?3` lease expiry, `?4` now, `?5` limit, then
+/// per listener its name and, when limited, its limit, in order from `?6` on. Only placeholder
+/// numbers are written into the text.
+pub(crate) fn claim(listeners: &[Option<u32>]) -> String {
     let mut due = String::new();
-    for index in 0..listeners {
+    let mut next = 6;
+    for (index, limit) in listeners.iter().enumerate() {
         if index > 0 {
             due.push_str(" UNION ALL ");
         }
-        due.push_str(
-            &CLAIM_DUE
+        let part = match limit {
+            None => CLAIM_DUE
                 .trim_end()
-                .replace("{listener}", &(index + 6).to_string()),
-        );
+                .replace("{listener}", &next.to_string()),
+            Some(_) => {
+                next += 1;
+                CLAIM_IN_ORDER
+                    .trim_end()
+                    .replace("{listener}", &(next - 1).to_string())
+                    .replace("{window}", &next.to_string())
+            }
+        };
+        next += 1;
+        due.push_str(&part);
     }
     CLAIM.trim_end().replace("{due}", &due)
 }

@@ -1,8 +1,9 @@
 //! The [`Store`](crate::durable::Store) implementation: one transaction per call, on the blocking pool.
 
 use std::collections::HashSet;
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use rusqlite::types::Value;
@@ -11,14 +12,16 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use super::connection::sql_error;
 use super::rows::{read_claimed, read_dead_letter};
 use super::statements::{
-    self, ACK, BURY, BURY_UNREADABLE, COUNT_DEAD, COUNT_DELIVERIES, COUNT_LEASED, DEAD_LETTERS,
-    DELETE_DELIVERY, DISCARD, EXTEND, INSERT_DELIVERY, INSERT_KEY, PURGE_KEYS, REPLAY, RETRY,
+    self, ACK, BURY, BURY_UNREADABLE, COUNT_DEAD, COUNT_DELIVERIES, COUNT_LEASED,
+    COUNT_UNFINISHED_OF, DEAD_LETTERS, DELETE_DELIVERY, DISCARD, EXTEND, INSERT_DELIVERY,
+    INSERT_KEY, PURGE_KEYS, RELEASE, REPLAY, RETRY,
 };
 use super::{Inner, SqliteStore};
 use crate::durable::{
     claimable, defaults, millis, unix_millis, Claimed, Counts, DeadLetter, Inserted, NewEmit,
     Receipt, Setup, Store,
 };
+use crate::emit_id::EmitId;
 use crate::error::BackendError;
 
 /// How many listeners one claim statement names; more are claimed in several statements of one
@@ -92,6 +95,7 @@ impl Inner {
                             emit_id,
                             emitted_at,
                             event.payload,
+                            event.trace,
                             run_at
                         ])
                         .map_err(error)?;
@@ -130,6 +134,11 @@ impl Inner {
             .map_err(error)?;
         let mut claimed = Vec::new();
         let mut corrupt = Vec::new();
+        let concurrency = self
+            .concurrency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         for chunk in listeners.chunks(LISTENERS_PER_CLAIM) {
             let remaining = limit.saturating_sub(claimed.len() + corrupt.len());
             if remaining == 0 {
@@ -142,9 +151,17 @@ impl Inner {
                 Value::Integer(now),
                 Value::Integer(sql_limit(remaining)),
             ];
-            values.extend(chunk.iter().map(|name| Value::Text((*name).to_owned())));
+            let mut limits = Vec::with_capacity(chunk.len());
+            for name in chunk {
+                values.push(Value::Text((*name).to_owned()));
+                let limit = concurrency.get(name).map(|limit| limit.get());
+                if let Some(limit) = limit {
+                    values.push(Value::Integer(i64::from(limit)));
+                }
+                limits.push(limit);
+            }
             let mut statement = tx
-                .prepare_cached(&statements::claim(chunk.len()))
+                .prepare_cached(&statements::claim(&limits))
                 .map_err(error)?;
             let mut rows = statement
                 .query(rusqlite::params_from_iter(values))
@@ -231,6 +248,11 @@ fn bury(
 
 impl Store for SqliteStore {
     async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
+        *self
+            .inner
+            .concurrency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = setup.concurrency.clone();
         let retention = u64::try_from(setup.key_retention.as_millis()).unwrap_or(u64::MAX);
         self.inner
             .key_retention_ms
@@ -277,6 +299,41 @@ impl Store for SqliteStore {
         self.run(move |inner, conn| {
             let until = now_millis().saturating_add(millis(lease));
             inner.per_receipt(conn, "extend leases", EXTEND, &receipts, Some(until))
+        })
+        .await
+    }
+
+    async fn release(&self, receipts: &[Receipt]) -> Result<(), BackendError> {
+        if receipts.is_empty() {
+            return Ok(());
+        }
+        let receipts = receipts.to_vec();
+        self.run(move |inner, conn| {
+            inner.per_receipt(
+                conn,
+                "release deliveries",
+                RELEASE,
+                &receipts,
+                Some(now_millis()),
+            )
+        })
+        .await?;
+        self.wake();
+        Ok(())
+    }
+
+    async fn unfinished(&self, emits: RangeInclusive<EmitId>) -> Result<u64, BackendError> {
+        let (first, last) = (
+            format!("{:032x}", emits.start().as_u128()),
+            format!("{:032x}", emits.end().as_u128()),
+        );
+        self.run(move |inner, conn| {
+            conn.prepare_cached(COUNT_UNFINISHED_OF)
+                .and_then(|mut statement| {
+                    statement.query_row(params![first, last], |row| row.get::<_, i64>(0))
+                })
+                .map(|count| u64::try_from(count).unwrap_or(0))
+                .map_err(|error| sql_error(&inner.path, "count unfinished deliveries", error))
         })
         .await
     }

@@ -7,8 +7,8 @@ use rusqlite::{params, Connection};
 use super::connection::BUSY_TIMEOUT;
 use super::statements::{self, COUNT_LEASED};
 use super::SqliteStore;
-use crate::emit_id::EmitId;
 use crate::durable::{from_unix_millis, Claimed, NewEmit, Setup, Store, StoredEvent};
+use crate::emit_id::EmitId;
 use crate::error::BackendError;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -16,10 +16,7 @@ const LONG: Duration = Duration::from_secs(60);
 async fn store_with(retention: Duration) -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("store.db")).unwrap();
-    let setup = Setup {
-        routes: Vec::new(),
-        key_retention: retention,
-    };
+    let setup = Setup::new(Vec::new(), retention);
     Store::open(&store, &setup).await.unwrap();
     (dir, store)
 }
@@ -36,13 +33,13 @@ fn raw(store: &SqliteStore) -> Connection {
 }
 
 fn event(n: u64) -> StoredEvent {
-    StoredEvent {
-        event_id: "order_placed".to_owned(),
+    StoredEvent::new(
+        "order_placed",
         // High bits set: the whole u128 must survive.
-        emit_id: EmitId::from_u128((u128::MAX - 1_000_000) + u128::from(n)),
-        emitted_at: from_unix_millis(1_700_000_000_000 + i64::try_from(n).unwrap()),
-        payload: format!("{{\"order\":{n}}}").into_bytes(),
-    }
+        EmitId::from_u128((u128::MAX - 1_000_000) + u128::from(n)),
+        from_unix_millis(1_700_000_000_000 + i64::try_from(n).unwrap()),
+        format!("{{\"order\":{n}}}").into_bytes(),
+    )
 }
 
 fn emit(n: u64, listeners: &[&'static str], run_at: SystemTime, key: Option<&str>) -> NewEmit {
@@ -85,7 +82,7 @@ async fn open_creates_a_versioned_schema_in_wal_mode() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(version, "1");
+    assert_eq!(version, "2");
     let debug = format!("{store:?}");
     assert!(debug.contains("store.db"), "{debug}");
     assert!(store.path().ends_with("store.db"));
@@ -287,7 +284,10 @@ async fn claim_reads_an_index_range_per_listener_not_the_backlog() {
     let (_dir, store) = store().await;
     let conn = raw(&store);
     let plan: Vec<String> = conn
-        .prepare(&format!("EXPLAIN QUERY PLAN {}", statements::claim(2)))
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            statements::claim(&[None, None])
+        ))
         .unwrap()
         .query_map(params!["t", "w", 0, 0, 10, "a", "b"], |row| {
             row.get::<_, String>(3)
@@ -358,4 +358,66 @@ async fn a_panic_holding_the_connection_rolls_back_and_the_store_goes_on() {
     assert_eq!(keys, 0);
     store.insert(&[emit(1, &["a"], now(), None)]).await.unwrap();
     assert_eq!(counts(&store).await, (1, 0, 0));
+}
+
+#[tokio::test]
+async fn an_ordered_claim_reads_the_first_rows_of_the_listener_in_emit_order() {
+    let (_dir, store) = store().await;
+    let conn = raw(&store);
+    let plan: Vec<String> = conn
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            statements::claim(&[Some(1), None])
+        ))
+        .unwrap()
+        .query_map(params!["t", "w", 0, 0, 10, "a", 1, "b"], |row| {
+            row.get::<_, String>(3)
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("INDEX emitter_deliveries_order (listener=? AND first_due<?)"),
+        "{plan}"
+    );
+    assert!(!plan.contains("SCAN emitter_deliveries"), "{plan}");
+}
+
+#[tokio::test]
+async fn a_version_1_file_is_migrated_keeping_its_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("sql/schema_v1.sql"))
+            .unwrap();
+        conn.execute(
+            "INSERT INTO emitter_meta (key, value) VALUES ('schema_version', '1')",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO emitter_deliveries (listener, event_id, emit_id, emitted_at, payload, \
+             run_at, attempt) VALUES ('a', 'order_placed', ?1, 1700000000000, x'7b7d', 0, 0)",
+            [format!("{:032x}", 7)],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let version: String = raw(&store)
+        .query_row(
+            "SELECT value FROM emitter_meta WHERE key = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "2");
+    Store::open(&store, &Setup::new(Vec::new(), LONG))
+        .await
+        .unwrap();
+    let claimed = store.claim("w", &["a"], 10, LONG).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].event.emit_id, EmitId::from_u128(7));
+    assert_eq!(claimed[0].event.trace, None);
 }

@@ -108,3 +108,52 @@ pub async fn extend_keeps_a_claim_past_its_first_lease(harness: &impl Harness) {
         "the extended receipt still acknowledges"
     );
 }
+
+/// Released deliveries (their worker shut down and cancelled them) are claimable at once, by
+/// any handle, as the same attempt; the released receipt acts no more. A limited listener's
+/// released delivery keeps its place.
+pub async fn released_deliveries_are_claimable_at_once_as_the_same_attempt(harness: &impl Harness) {
+    let Some((storage, store)) = fresh(harness, RETENTION).await else {
+        return;
+    };
+    let other = super::opened(harness, &storage, RETENTION).await;
+    insert(&store, &[due(1), due(2)]).await;
+    let mut held = claim(&store, "w1", &[A], 10, LONG).await;
+    held.sort_by_key(super::n_of);
+    assert_eq!(ns(&held), [1, 2]);
+    ok("release", store.release(&receipts(&held[..1])).await);
+    assert_eq!(counts(&store).await, (1, 1, 0), "released: waiting");
+    let taken = claim(&other, "w2", &[A], 10, LONG).await;
+    assert_eq!(
+        (ns(&taken), taken[0].attempt),
+        (vec![1], 1),
+        "at once, as the same attempt"
+    );
+    ok("release", store.release(&receipts(&held[..1])).await);
+    ok("ack", store.ack(&receipts(&held[..1])).await);
+    assert_eq!(
+        counts(&store).await,
+        (0, 2, 0),
+        "the released receipt acts no more"
+    );
+
+    super::insert(
+        &store,
+        &[super::emit(3, &[super::ONE], SystemTime::now(), None)],
+    )
+    .await;
+    super::insert(
+        &store,
+        &[super::emit(4, &[super::ONE], SystemTime::now(), None)],
+    )
+    .await;
+    let first = claim(&store, "w1", &[super::ONE], 10, LONG).await;
+    assert_eq!(ns(&first), [3]);
+    ok("release", store.release(&receipts(&first)).await);
+    let again = claim(&other, "w2", &[super::ONE], 10, LONG).await;
+    assert_eq!(
+        (ns(&again), again[0].attempt),
+        (vec![3], 1),
+        "a limited listener's released delivery keeps its place"
+    );
+}

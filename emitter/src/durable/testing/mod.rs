@@ -40,15 +40,18 @@ mod claims;
 mod damage;
 mod keys;
 mod leases;
+mod order;
 mod outcomes;
 
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
 pub use claims::*;
 pub use damage::*;
 pub use keys::*;
 pub use leases::*;
+pub use order::*;
 pub use outcomes::*;
 
 use super::{Claimed, Counts, NewEmit, Receipt, Route, Setup, Store, StoredEvent};
@@ -120,6 +123,14 @@ macro_rules! store_contract {
             a_delivery_the_store_cannot_read_is_dead_lettered_not_handed_out,
             storage_of_a_newer_schema_version_is_refused,
             wait_for_work_returns_by_its_timeout,
+            released_deliveries_are_claimable_at_once_as_the_same_attempt,
+            unfinished_counts_the_deliveries_of_a_range_of_emits,
+            the_trace_context_travels_with_the_event,
+            one_at_a_time_means_in_emit_order_across_handles,
+            a_retry_holds_back_the_deliveries_behind_it,
+            a_concurrency_limit_holds_across_handles,
+            an_expired_lease_of_a_limited_listener_comes_first,
+            a_delayed_delivery_takes_its_place_in_order_when_due,
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {
@@ -146,10 +157,13 @@ pub fn block_on<F: Future<Output = ()>>(case: F) {
     }
 }
 
-/// The listeners the cases deliver to; [`Store::open`](crate::durable::Store::open) is told about the first two.
+/// The listeners the cases deliver to; [`Store::open`](crate::durable::Store::open) is told
+/// about all but `C`, and that `ONE` runs one delivery at a time and `TWO` two.
 const A: &str = "contract.a";
 const B: &str = "contract.b";
 const C: &str = "contract.c";
+const ONE: &str = "contract.one_at_a_time";
+const TWO: &str = "contract.two_at_a_time";
 
 /// A lease a case waits out: long enough that a loaded machine makes its next call within it.
 const SHORT: Duration = Duration::from_millis(800);
@@ -185,13 +199,16 @@ async fn opened<H: Harness>(harness: &H, storage: &H::Storage, retention: Durati
 }
 
 fn setup(retention: Duration) -> Setup {
-    Setup {
-        routes: vec![Route {
+    let limit = |n| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    Setup::new(
+        vec![Route {
             event_id: "contract.event",
-            listeners: vec![A, B],
+            listeners: vec![A, B, ONE, TWO],
         }],
-        key_retention: retention,
-    }
+        retention,
+    )
+    .concurrency(ONE, limit(1))
+    .concurrency(TWO, limit(2))
 }
 
 /// Event `n`: a payload that is not even UTF-8 (stores keep bytes), an emit id with its high
@@ -199,12 +216,12 @@ fn setup(retention: Duration) -> Setup {
 fn event(n: u64) -> StoredEvent {
     let mut payload = format!("{{\"n\":{n}}}").into_bytes();
     payload.extend([0xff, 0x00, 0xfe]);
-    StoredEvent {
-        event_id: "contract.event".to_owned(),
-        emit_id: EmitId::from_u128((u128::from(u64::MAX - n) << 64) | u128::from(n)),
-        emitted_at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + n),
+    StoredEvent::new(
+        "contract.event",
+        EmitId::from_u128((u128::from(u64::MAX - n) << 64) | u128::from(n)),
+        SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + n),
         payload,
-    }
+    )
 }
 
 /// An emit of event `n` to `listeners`, due at `run_at`, with an optional idempotency key.

@@ -6,7 +6,7 @@ use super::{
     claim, counts, due, event, fresh, insert, ns, ok, receipts, Harness, A, LONG, MARGIN,
     RETENTION, SHORT,
 };
-use crate::durable::Store;
+use crate::durable::{NewEmit, Store};
 
 /// A retry releases the delivery (no longer leased) until its time, keeps its attempts, and
 /// ends the claim: its receipt acknowledges nothing any more. A time in the past is due now.
@@ -169,4 +169,126 @@ pub async fn wait_for_work_returns_by_its_timeout(harness: &impl Harness) {
         waited.is_ok(),
         "wait_for_work(100 ms) did not return within 30 s"
     );
+}
+
+/// An event of emit `emit_id` for `listeners`, due at `run_at`.
+fn emit_of(emit_id: u128, listeners: &[&'static str], run_at: SystemTime) -> NewEmit {
+    let mut event = event(1);
+    event.emit_id = crate::emit_id::EmitId::from_u128(emit_id);
+    NewEmit::new(event, listeners.to_vec(), run_at, None)
+}
+
+async fn unfinished(
+    store: &impl Store,
+    emits: std::ops::RangeInclusive<crate::emit_id::EmitId>,
+) -> u64 {
+    store
+        .unfinished(emits)
+        .await
+        .unwrap_or_else(|error| panic!("unfinished failed: {error}"))
+}
+
+/// `unfinished` counts the unfinished deliveries (waiting, delayed, leased, waiting for a
+/// retry; not dead, not acknowledged) of the emits whose ids are in the range, and no other.
+pub async fn unfinished_counts_the_deliveries_of_a_range_of_emits(harness: &impl Harness) {
+    let Some((_storage, store)) = fresh(harness, RETENTION).await else {
+        return;
+    };
+    let lane = |n: u128| (0xabcd_u128 << 64) | n;
+    let range =
+        crate::emit_id::EmitId::from_u128(lane(1))..=crate::emit_id::EmitId::from_u128(lane(4));
+    let count = |store| unfinished(store, range.clone());
+    assert_eq!(count(&store).await, 0, "nothing stored");
+    let now = SystemTime::now();
+    insert(
+        &store,
+        &[
+            emit_of(lane(1), &[A, super::B], now),
+            emit_of(lane(2), &[A], now),
+            emit_of(lane(4), &[A], now + LONG),
+            // Outside the range: before it, after it, in another emitter's lane.
+            emit_of(lane(0), &[A], now),
+            emit_of(lane(5), &[A], now),
+            emit_of((0xabce_u128 << 64) | 2, &[A], now),
+        ],
+    )
+    .await;
+    assert_eq!(
+        count(&store).await,
+        4,
+        "four deliveries of three emits in the range"
+    );
+    let for_b = claim(&store, "w", &[super::B], 10, LONG).await;
+    assert_eq!(count(&store).await, 4, "leased counts");
+    ok("ack", store.ack(&receipts(&for_b)).await);
+    assert_eq!(count(&store).await, 3, "acknowledged does not");
+    let mut for_a = claim(&store, "w", &[A], 10, LONG).await;
+    for_a.retain(|claimed| {
+        claimed.event.emit_id.as_u128() == lane(1) || claimed.event.emit_id.as_u128() == lane(2)
+    });
+    for_a.sort_by_key(|claimed| claimed.event.emit_id);
+    assert_eq!(for_a.len(), 2);
+    ok(
+        "retry",
+        store.retry(&for_a[0].receipt, now + LONG, "later").await,
+    );
+    assert_eq!(count(&store).await, 3, "waiting for a retry counts");
+    ok(
+        "dead_letter",
+        store.dead_letter(&for_a[1].receipt, "no").await,
+    );
+    assert_eq!(count(&store).await, 2, "dead does not");
+}
+
+/// The trace context stored with an event comes back with every claim of it, through a delay,
+/// a retry and a dead letter and its replay.
+pub async fn the_trace_context_travels_with_the_event(harness: &impl Harness) {
+    let Some((_storage, store)) = fresh(harness, RETENTION).await else {
+        return;
+    };
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let traced = |n: u64, run_at: SystemTime| {
+        NewEmit::new(
+            event(n).with_trace(Some(traceparent.to_owned())),
+            vec![A],
+            run_at,
+            None,
+        )
+    };
+    let now = SystemTime::now();
+    insert(&store, &[traced(1, now), traced(2, now + SHORT)]).await;
+    let first = claim(&store, "w", &[A], 10, LONG).await;
+    assert_eq!(ns(&first), [1]);
+    assert_eq!(first[0].event.trace.as_deref(), Some(traceparent));
+    assert_eq!(
+        first[0].event,
+        event(1).with_trace(Some(traceparent.to_owned()))
+    );
+    ok("retry", store.retry(&first[0].receipt, now, "again").await);
+    tokio::time::sleep(SHORT + MARGIN).await;
+    let again = claim(&store, "w", &[A], 10, LONG).await;
+    assert_eq!(ns(&again), [1, 2], "retried and delayed");
+    for claimed in &again {
+        assert_eq!(claimed.event.trace.as_deref(), Some(traceparent));
+        ok(
+            "dead_letter",
+            store.dead_letter(&claimed.receipt, "failed").await,
+        );
+    }
+    let letters = store
+        .dead_letters(10)
+        .await
+        .unwrap_or_else(|error| panic!("dead_letters failed: {error}"));
+    assert_eq!(letters.len(), 2);
+    for letter in &letters {
+        assert_eq!(letter.event.trace.as_deref(), Some(traceparent));
+    }
+    let replayed = store
+        .replay(&letters[0].id)
+        .await
+        .unwrap_or_else(|error| panic!("replay failed: {error}"));
+    assert!(replayed);
+    let back = claim(&store, "w", &[A], 10, LONG).await;
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].event.trace.as_deref(), Some(traceparent));
 }

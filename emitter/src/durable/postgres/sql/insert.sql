@@ -1,7 +1,7 @@
 WITH emits AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[],
-                         $5::int8[], $6::text[])
-        WITH ORDINALITY AS e(event_id, emit_id, emitted_at, payload, due_in, key, n)
+                         $5::int8[], $6::text[], $10::text[])
+        WITH ORDINALITY AS e(event_id, emit_id, emitted_at, payload, due_in, key, trace, n)
 ),
 first_keys AS (
     SELECT DISTINCT ON (key) key, n FROM emits WHERE key IS NOT NULL ORDER BY key, n
@@ -20,8 +20,10 @@ accepted AS (
        OR e.n IN (SELECT f.n FROM first_keys AS f JOIN new_keys USING (key))
 ),
 stored AS (
-    INSERT INTO {deliveries} (event_id, emit_id, emitted_at, payload, listener, run_at)
-    SELECT a.event_id, a.emit_id::uuid, a.emitted_at, a.payload, l.listener,
+    INSERT INTO {deliveries} (event_id, emit_id, emitted_at, payload, trace, listener, run_at,
+                              first_due)
+    SELECT a.event_id, a.emit_id::uuid, a.emitted_at, a.payload, a.trace, l.listener,
+           now() + a.due_in * interval '1 millisecond',
            now() + a.due_in * interval '1 millisecond'
     FROM accepted AS a
     JOIN unnest($7::int8[], $8::text[]) WITH ORDINALITY AS l(n, listener, position)

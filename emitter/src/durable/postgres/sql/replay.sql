@@ -1,10 +1,12 @@
 WITH back AS (
     DELETE FROM {dead_letters} WHERE id = $1::int8
-    RETURNING id, event_id, emit_id, emitted_at, payload, listener, reason
+    RETURNING id, event_id, emit_id, emitted_at, payload, trace, listener, reason
 ),
 stored AS (
-    INSERT INTO {deliveries} (id, event_id, emit_id, emitted_at, payload, listener, attempt, run_at, last_error)
-    SELECT id, event_id, emit_id, emitted_at, payload, listener, 0, now(), reason FROM back
+    INSERT INTO {deliveries} (id, event_id, emit_id, emitted_at, payload, trace, listener, attempt,
+                              run_at, first_due, last_error)
+    SELECT id, event_id, emit_id, emitted_at, payload, trace, listener, 0, now(), now(), reason
+    FROM back
     RETURNING id
 )
 SELECT (SELECT count(*) FROM stored) AS replayed,

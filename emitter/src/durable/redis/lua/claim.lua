@@ -1,15 +1,17 @@
--- `ARGV`: prefix, worker, limit, lease in ms, max deliveries, max moves, listeners...
+-- `ARGV`: prefix, worker, limit, lease in ms, max deliveries, max moves, then per listener its
+-- name and its concurrency limit (`0` for none).
 --
 -- Returns `{'ok', {{listener, delivery count, {{id, fields}...}}...}, {listener, last delivered
--- id...}}`: the claimed entries in batches, oldest first, not checked (the client dead-letters
--- corrupt ones), and where each listener's group is now.
+-- id...}}`: the claimed entries in batches, oldest first per listener, not checked (the client
+-- dead-letters corrupt ones), and where each listener's group is now.
 local worker = ARGV[2]
 local limit = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
 local max_deliveries = tonumber(ARGV[5])
-local names = {}
-for i = 7, #ARGV do
+local names, windows = {}, {}
+for i = 7, #ARGV - 1, 2 do
   names[#names + 1] = ARGV[i]
+  windows[ARGV[i]] = tonumber(ARGV[i + 1])
 end
 local found = check_types(names)
 if found then
@@ -37,6 +39,7 @@ local sources = {}
 local any_expired = false
 for _, listener in ipairs(names) do
   local key = listener_key(listener)
+  local window = windows[listener] or 0
   local last = nil
   local groups = redis.pcall('XINFO', 'GROUPS', key)
   if type(groups) == 'table' and not groups.err then
@@ -48,18 +51,19 @@ for _, listener in ipairs(names) do
     end
   end
   local expired = {}
-  if last then
+  if last == nil then
+    ensure_group(key, listener)
+    last = '0-0'
+  elseif window == 0 then
+    -- A listener with a concurrency limit is taken in order below (`claim_in_order`).
     local pending = redis.call('XPENDING', key, listener, 'IDLE', lease, '-', '+', limit)
     for _, entry in ipairs(pending) do
       expired[#expired + 1] = { id = entry[1], count = tonumber(entry[4]) }
       any_expired = true
     end
-  else
-    ensure_group(key, listener)
-    last = '0-0'
   end
   sources[#sources + 1] = { listener = listener, key = key, after = last, last = last, buf = {},
-    pos = 1, done = false, expired = expired, epos = 1, new = 0 }
+    pos = 1, done = false, expired = expired, epos = 1, new = 0, window = window }
 end
 
 -- The claimed entries, in batches of one listener and delivery count: `{listener, count,
@@ -88,6 +92,71 @@ local function read_new(source, count)
   return entries
 end
 
+-- A dead-letter for an entry delivered `count` times without an outcome, past the bound.
+local function bury_crash_loop(source, id, entry, count)
+  local m = field_map(entry[2])
+  bury(source.listener, m, attempts_of(m) + count,
+    'delivered ' .. int(count) .. ' times without an outcome: every worker that ' ..
+    'claimed it died or lost its lease (a crash loop?); the Redis store dead-letters an ' ..
+    'entry after ' .. int(max_deliveries) .. ' deliveries', now)
+  redis.call('XACK', source.key, source.listener, id)
+  redis.call('XDEL', source.key, id)
+end
+
+-- A listener with a concurrency limit `window`: its first `window` unfinished entries in stream
+-- order are its pending entries (leased, held for a retry, or released) and then as many new
+-- ones as leaves room for. Of those it takes, up to `room`, the pending ones whose lease expired
+-- or whose retry is due, then new ones while fewer than `window` are pending: a delivery held
+-- for its retry holds back every later one of its listener.
+local function claim_in_order(source, room)
+  local key, listener, window = source.key, source.listener, source.window
+  local held = held_key(listener)
+  local summary = redis.pcall('XPENDING', key, listener)
+  local pending = 0
+  if type(summary) == 'table' and not summary.err then
+    pending = tonumber(summary[1]) or 0
+  end
+  local taken = 0
+  if pending > 0 then
+    for _, info in ipairs(redis.call('XPENDING', key, listener, '-', '+', window)) do
+      if taken >= room then
+        break
+      end
+      local id, idle, count = info[1], tonumber(info[3]), tonumber(info[4])
+      local due = redis.call('ZSCORE', held, id)
+      local claimable
+      if due then
+        claimable = tonumber(due) <= now
+      else
+        claimable = idle >= lease
+      end
+      if claimable then
+        local claimed = redis.call('XCLAIM', key, listener, worker, 0, id)
+        redis.call('ZREM', held, id)
+        local entry = claimed[1]
+        if type(entry) ~= 'table' or type(entry[2]) ~= 'table' then
+          -- Deleted while pending: nothing to deliver, and no room taken.
+          redis.call('XACK', key, listener, id)
+          pending = pending - 1
+        elseif count + 1 > max_deliveries then
+          bury_crash_loop(source, id, entry, count + 1)
+          pending = pending - 1
+        else
+          hand_out(source, count + 1, entry)
+          taken = taken + 1
+        end
+      end
+    end
+  end
+  local free = math.min(window - pending, room - taken)
+  if free > 0 then
+    for _, entry in ipairs(read_new(source, free)) do
+      hand_out(source, 1, entry)
+    end
+  end
+  return taken
+end
+
 -- Where each listener's group is now, for the waiter.
 local function lasts()
   local list = {}
@@ -97,6 +166,30 @@ local function lasts()
   end
   return list
 end
+
+-- Listeners with a concurrency limit first, each in its order; the others share what is left.
+local unordered = {}
+for _, source in ipairs(sources) do
+  if source.window > 0 then
+    local room = limit
+    for _, batch in ipairs(out) do
+      room = room - #batch[3]
+    end
+    if room > 0 then
+      claim_in_order(source, room)
+    end
+  else
+    unordered[#unordered + 1] = source
+  end
+end
+for _, batch in ipairs(out) do
+  limit = limit - #batch[3]
+end
+if limit <= 0 or #unordered == 0 then
+  return { 'ok', out, lasts() }
+end
+local ordered_sources = sources
+sources = unordered
 
 -- The usual case: no lease expired, and at most one listener has new entries. Its oldest
 -- `limit` new entries are then the answer, read once.
@@ -115,9 +208,10 @@ if not any_expired then
     if source then
       local entries = read_new(source, limit)
       if #entries > 0 then
-        out[1] = { source.listener, 1, entries }
+        out[#out + 1] = { source.listener, 1, entries }
       end
     end
+    sources = ordered_sources
     return { 'ok', out, lasts() }
   end
 end
@@ -173,13 +267,7 @@ while #picked < limit do
       -- Deleted while pending: nothing to deliver.
       redis.call('XACK', best.key, best.listener, expired.id)
     elseif expired.count + 1 > max_deliveries then
-      local m = field_map(entry[2])
-      bury(best.listener, m, attempts_of(m) + expired.count + 1,
-        'delivered ' .. int(expired.count + 1) .. ' times without an outcome: every worker that ' ..
-        'claimed it died or lost its lease (a crash loop?); the Redis store dead-letters an ' ..
-        'entry after ' .. int(max_deliveries) .. ' deliveries', now)
-      redis.call('XACK', best.key, best.listener, expired.id)
-      redis.call('XDEL', best.key, expired.id)
+      bury_crash_loop(best, expired.id, entry, expired.count + 1)
     else
       picked[#picked + 1] = { source = best, id = expired.id, count = expired.count + 1,
         entry = entry }
@@ -206,4 +294,5 @@ for _, pick in ipairs(picked) do
     hand_out(pick.source, pick.count, entry)
   end
 end
+sources = ordered_sources
 return { 'ok', out, lasts() }

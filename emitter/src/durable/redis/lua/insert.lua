@@ -1,14 +1,15 @@
 -- `ARGV`: prefix, key retention in ms, emit count, then per emit: has key (`0`/`1`), key, event
--- id, emit id, emitted at, payload, delay in ms, listener count, listeners...
+-- id, emit id, emitted at, payload, trace context (empty for none), delay in ms, listener count,
+-- listeners...
 local retention = ARGV[2]
 local emits, names, seen = {}, {}, {}
 local i = 4
 for e = 1, tonumber(ARGV[3]) do
   local emit = { has_key = ARGV[i] == '1', key = ARGV[i + 1], event = ARGV[i + 2],
-    emit = ARGV[i + 3], at = ARGV[i + 4], payload = ARGV[i + 5], delay = tonumber(ARGV[i + 6]),
-    listeners = {} }
-  local count = tonumber(ARGV[i + 7])
-  i = i + 8
+    emit = ARGV[i + 3], at = ARGV[i + 4], payload = ARGV[i + 5], trace = ARGV[i + 6],
+    delay = tonumber(ARGV[i + 7]), listeners = {} }
+  local count = tonumber(ARGV[i + 8])
+  i = i + 9
   for l = 1, count do
     local listener = ARGV[i]
     emit.listeners[l] = listener
@@ -35,9 +36,10 @@ for _, emit in ipairs(emits) do
     stored = stored + 1
     for _, listener in ipairs(emit.listeners) do
       if emit.delay > 0 then
-        delay(listener, now + emit.delay, emit.event, emit.emit, emit.at, emit.payload, '0', '')
+        delay(listener, now + emit.delay, emit.event, emit.emit, emit.at, emit.payload, '0', '',
+          emit.trace)
       else
-        append(listener, emit.event, emit.emit, emit.at, emit.payload, '0', '')
+        append(listener, emit.event, emit.emit, emit.at, emit.payload, '0', '', emit.trace)
       end
     end
   else

@@ -7,6 +7,10 @@ if found then
   return { 'refused', found }
 end
 local version = redis.call('GET', schema_key)
+-- Version 1 to 2 changes no key: version 2 adds fields and keys that version 1 does not know.
+if version == '1' and ARGV[2] == '2' then
+  version = nil
+end
 if version and version ~= ARGV[2] then
   return { 'version', version }
 end

@@ -9,6 +9,12 @@ local function listener_key(listener)
   return prefix .. ':listener:' .. listener
 end
 
+-- The entries of a listener with a concurrency limit that wait for their retry, kept pending in
+-- place (so that they hold back the listener's later entries), scored by their due time.
+local function held_key(listener)
+  return prefix .. ':held:' .. listener
+end
+
 local function now_ms()
   local time = redis.call('TIME')
   return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -100,29 +106,39 @@ local function bury(listener, m, attempts, reason, now)
   if type(payload) ~= 'string' then
     payload = ''
   end
-  redis.call('XADD', dead_key, '*', 'listener', listener, 'event', event, 'emit', emit, 'at', at,
-    'payload', payload, 'attempts', int(attempts), 'reason', reason, 'failed_at', int(now))
+  local fields = { 'listener', listener, 'event', event, 'emit', emit, 'at', at,
+    'payload', payload, 'attempts', int(attempts), 'reason', reason, 'failed_at', int(now) }
+  if type(m.trace) == 'string' and m.trace ~= '' then
+    fields[#fields + 1] = 'trace'
+    fields[#fields + 1] = m.trace
+  end
+  redis.call('XADD', dead_key, '*', unpack(fields))
 end
 
 -- Appends a delivery to its listener's stream.
-local function append(listener, event, emit, at, payload, attempts, err)
+local function append(listener, event, emit, at, payload, attempts, err, trace)
   local key = listener_key(listener)
   ensure_group(key, listener)
   redis.call('SADD', listeners_key, listener)
-  if err == nil or err == '' then
-    redis.call('XADD', key, '*', 'event', event, 'emit', emit, 'at', at, 'payload', payload,
-      'attempts', attempts)
-  else
-    redis.call('XADD', key, '*', 'event', event, 'emit', emit, 'at', at, 'payload', payload,
-      'attempts', attempts, 'error', err)
+  local fields = { 'event', event, 'emit', emit, 'at', at, 'payload', payload,
+    'attempts', attempts }
+  if err ~= nil and err ~= '' then
+    fields[#fields + 1] = 'error'
+    fields[#fields + 1] = err
   end
+  if trace ~= nil and trace ~= '' then
+    fields[#fields + 1] = 'trace'
+    fields[#fields + 1] = trace
+  end
+  redis.call('XADD', key, '*', unpack(fields))
 end
 
 -- Keeps a delivery in the delayed set until `due`.
-local function delay(listener, due, event, emit, at, payload, attempts, err)
+local function delay(listener, due, event, emit, at, payload, attempts, err, trace)
   local seq = redis.call('INCR', seq_key)
   redis.call('ZADD', delayed_key, int(due),
-    cmsgpack.pack({ listener, int(seq), event, emit, at, payload, attempts, err or '' }))
+    cmsgpack.pack({ listener, int(seq), event, emit, at, payload, attempts, err or '',
+      trace or '' }))
 end
 
 local function type_problem(key, want)
@@ -139,9 +155,10 @@ local function move_due(now, max)
   local due = redis.call('ZRANGEBYSCORE', delayed_key, '-inf', int(now), 'LIMIT', 0, max)
   for _, member in ipairs(due) do
     local ok, d = pcall(cmsgpack.unpack, member)
-    local valid = ok and type(d) == 'table' and #d == 8
+    -- Eight fields (schema version 1), or nine with the trace context.
+    local valid = ok and type(d) == 'table' and (#d == 8 or #d == 9)
     if valid then
-      for i = 1, 8 do
+      for i = 1, #d do
         if type(d[i]) ~= 'string' then
           valid = false
         end
@@ -149,10 +166,10 @@ local function move_due(now, max)
     end
     local wrong = valid and type_problem(listener_key(d[1]), 'stream')
     if wrong then
-      bury(d[1], { event = d[3], emit = d[4], at = d[5], payload = d[6] }, tonumber(d[7]) or 0,
-        'a delayed delivery cannot be moved to its stream: ' .. wrong, now)
+      bury(d[1], { event = d[3], emit = d[4], at = d[5], payload = d[6], trace = d[9] },
+        tonumber(d[7]) or 0, 'a delayed delivery cannot be moved to its stream: ' .. wrong, now)
     elseif valid then
-      append(d[1], d[3], d[4], d[5], d[6], d[7], d[8])
+      append(d[1], d[3], d[4], d[5], d[6], d[7], d[8], d[9])
     else
       bury('', { payload = member }, 0,
         'a delayed delivery in `' .. delayed_key .. '` cannot be decoded', now)

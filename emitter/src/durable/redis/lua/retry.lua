@@ -1,4 +1,5 @@
--- `ARGV`: prefix, listener, entry id, consumer, delivery count, delay in ms, error.
+-- `ARGV`: prefix, listener, entry id, consumer, delivery count, delay in ms, error, whether the
+-- listener has a concurrency limit (`1`/`0`).
 local listener, id, count = ARGV[2], ARGV[3], ARGV[5]
 local key = listener_key(listener)
 if not holds(key, listener, id, ARGV[4], count) then
@@ -9,19 +10,27 @@ if found then
   return { 'refused', found }
 end
 local now = now_ms()
+local wait = tonumber(ARGV[6])
+if ARGV[8] == '1' then
+  -- In order: the entry stays pending where it is, holding back the listener's later entries,
+  -- until the claim that finds it due takes it again (see `claim_in_order`). It passes to a
+  -- consumer no worker is named, so that the failed claim's receipt holds it no more.
+  redis.call('XCLAIM', key, listener, ':held', 0, id, 'RETRYCOUNT', count, 'JUSTID')
+  redis.call('ZADD', held_key(listener), int(now + wait), id)
+  return { 'ok', 1 }
+end
 local entries = redis.call('XRANGE', key, id, id)
 if #entries > 0 then
   local m = field_map(entries[1][2])
   local attempts = attempts_of(m) + tonumber(count)
   local wrong = problem(m)
-  local wait = tonumber(ARGV[6])
   if wrong then
     bury(listener, m, attempts, 'corrupt delivery (entry ' .. id .. ' of `' .. key .. '`): ' ..
       wrong .. '; its last attempt failed: ' .. ARGV[7], now)
   elseif wait > 0 then
-    delay(listener, now + wait, m.event, m.emit, m.at, m.payload, int(attempts), ARGV[7])
+    delay(listener, now + wait, m.event, m.emit, m.at, m.payload, int(attempts), ARGV[7], m.trace)
   else
-    append(listener, m.event, m.emit, m.at, m.payload, int(attempts), ARGV[7])
+    append(listener, m.event, m.emit, m.at, m.payload, int(attempts), ARGV[7], m.trace)
   end
 end
 redis.call('XACK', key, listener, id)
