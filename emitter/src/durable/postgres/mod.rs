@@ -113,7 +113,8 @@ mod errors;
 mod migrations;
 mod params;
 mod pool;
-mod statements;
+#[doc(hidden)]
+pub mod statements;
 mod store;
 mod transactional;
 

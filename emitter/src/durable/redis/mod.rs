@@ -185,6 +185,13 @@ use scripts::Scripts;
 
 pub use options::RedisOptions;
 
+/// The stream of `listener`'s deliveries under `prefix` (the Lua prelude's `listener_key`).
+/// Public but hidden from the docs for the benchmarks, whose baseline uses the store's layout.
+#[doc(hidden)]
+pub fn listener_key(prefix: &str, listener: &str) -> String {
+    format!("{prefix}:listener:{listener}")
+}
+
 /// The schema version this code writes and reads (`{prefix}:schema`).
 const SCHEMA_VERSION: u32 = 1;
 
@@ -377,7 +384,7 @@ impl RedisStore {
     }
 
     fn listener_key(&self, listener: &str) -> String {
-        format!("{}:listener:{listener}", self.options.prefix)
+        listener_key(&self.options.prefix, listener)
     }
 
     /// Runs `script` once for all `receipts`, with four arguments per receipt (listener, entry,

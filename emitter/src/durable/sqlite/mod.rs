@@ -85,7 +85,8 @@
 mod connection;
 mod migrations;
 mod rows;
-mod statements;
+#[doc(hidden)]
+pub mod statements;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -100,7 +101,8 @@ use tokio::sync::Notify;
 
 use crate::durable::{defaults, millis};
 use crate::error::BackendError;
-use connection::setup_connection;
+#[doc(hidden)]
+pub use connection::setup_connection;
 use migrations::create_schema;
 
 /// A [`Store`](crate::durable::Store) in one SQLite file: see the [module documentation](self) for the schema, the
