@@ -30,7 +30,7 @@
 //!   default `DurableConfig` but `max_in_flight(256)`, so that the engine's claims (at most
 //!   `1 + min(free permits, 255)`) can be as large as the baseline's; the stores are
 //!   `PostgresConfig::new(url).schema(..).connect()` (4 pooled connections, the default) and
-//!   `RedisStore::connect_with(url, RedisOptions::new().prefix(..))`. tokio's multi-thread
+//!   `RedisConfig::new(url).prefix(..).connect()`. tokio's multi-thread
 //!   runtime everywhere, as an application would run it.
 //! - **baseline, PostgreSQL**: what one would write by hand with the same driver
 //!   (`tokio-postgres`, no TLS) with the store's own schema and statements, taken from the store

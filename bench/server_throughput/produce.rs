@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use emitter::durable::postgres::statements::Statements;
 use emitter::durable::postgres::{PostgresConfig, PostgresStore};
-use emitter::durable::redis::{RedisOptions, RedisStore};
+use emitter::durable::redis::{RedisConfig, RedisStore};
 use emitter::durable::{Durable, DurableConfig, Store};
 use emitter::{listeners, Emitter};
 use emitter_bench::profile::{Profile, Profiled, Stats};
@@ -155,7 +155,9 @@ pub(crate) async fn postgres_store(url: &str, namespace: &str) -> Result<Postgre
 }
 
 pub(crate) async fn redis_store(url: &str, namespace: &str) -> Result<RedisStore, String> {
-    RedisStore::connect_with(url, RedisOptions::new().prefix(namespace))
+    RedisConfig::new(url)
+        .prefix(namespace)
+        .connect()
         .await
         .map_err(|error| format!("cannot connect the Redis store: {error}"))
 }

@@ -359,3 +359,26 @@ async fn a_panic_holding_the_connection_rolls_back_and_the_store_goes_on() {
     store.insert(&[emit(1, &["a"], now(), None)]).await.unwrap();
     assert_eq!(counts(&store).await, (1, 0, 0));
 }
+
+#[tokio::test]
+async fn a_configured_key_retention_sets_when_keys_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = super::SqliteConfig::new(dir.path().join("store.db"))
+        .key_retention(Duration::from_secs(300))
+        .open()
+        .unwrap();
+    let before = now();
+    store
+        .insert(&[emit(1, &["a"], now(), Some("k"))])
+        .await
+        .unwrap();
+    let expires_at: i64 = raw(&store)
+        .query_row("SELECT expires_at FROM emitter_keys", [], |row| row.get(0))
+        .unwrap();
+    let expires = from_unix_millis(expires_at);
+    let retention = expires.duration_since(before).unwrap();
+    assert!(
+        retention >= Duration::from_secs(299) && retention <= Duration::from_secs(301),
+        "{retention:?}"
+    );
+}
