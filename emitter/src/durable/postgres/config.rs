@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::connection::{rustls_connector, Connect, Connector};
-use super::errors::{chain, describe_address, describe_target};
+use super::errors::{chain, describe_address, describe_failure, describe_target};
 use super::params::duration_ms;
 use super::pool::Pool;
 use super::statements::{channel_of, Statements};
@@ -178,7 +178,14 @@ impl PostgresConfig {
             sql: Statements::new(&schema),
             channel: channel_of(&schema),
             schema,
-            pool: Pool::new(connect.clone(), self.pool_size),
+            pool: Pool::new(connect.clone(), self.pool_size).map_err(|failure| {
+                describe_failure(
+                    "could not set up the connection pool",
+                    None,
+                    &connect.secrets,
+                    &failure,
+                )
+            })?,
             connect,
             timeout: self.operation_timeout,
             key_retention_ms: AtomicI64::new(duration_ms(self.key_retention)),
