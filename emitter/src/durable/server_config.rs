@@ -42,3 +42,19 @@ macro_rules! server_setters {
 }
 
 pub(crate) use server_setters;
+
+/// `Ok` if a name the config was given (a schema, a key prefix) is `valid`, else a
+/// [`Misconfigured`](crate::BackendErrorKind::Misconfigured) error saying what is allowed.
+pub(crate) fn check_name(
+    valid: bool,
+    what_is_allowed: impl FnOnce() -> String,
+) -> Result<(), crate::BackendError> {
+    if valid {
+        Ok(())
+    } else {
+        Err(crate::BackendError::of(
+            crate::BackendErrorKind::Misconfigured,
+            what_is_allowed(),
+        ))
+    }
+}

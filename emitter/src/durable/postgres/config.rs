@@ -13,7 +13,7 @@ use super::params::duration_ms;
 use super::pool::Pool;
 use super::statements::{channel_of, Statements};
 use super::{Inner, PostgresStore};
-use crate::durable::server_config::server_setters;
+use crate::durable::server_config::{check_name, server_setters};
 use crate::durable::{defaults, Secrets, Tls};
 use crate::error::{BackendError, BackendErrorKind};
 
@@ -216,16 +216,11 @@ pub(super) fn validate_schema(name: &str) -> Result<(), BackendError> {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && name.len() <= MAX_SCHEMA_LEN
         && !name.starts_with("pg_");
-    if valid {
-        Ok(())
-    } else {
-        Err(BackendError::of(
-            BackendErrorKind::Misconfigured,
-            format!(
+    check_name(valid, || {
+        format!(
             "invalid PostgreSQL schema name {name:?} for the emitter store: use lower-case ASCII \
              letters, digits and `_`, starting with a letter or `_` (not `pg_`), at most \
              {MAX_SCHEMA_LEN} characters"
-        ),
-        ))
-    }
+        )
+    })
 }

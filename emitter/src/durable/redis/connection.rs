@@ -7,6 +7,7 @@ use ::redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use super::RedisConfig;
 use crate::durable::defaults;
+use crate::durable::server_config::check_name;
 use crate::error::{BackendError, BackendErrorKind};
 
 pub(super) fn connection_config(config: &RedisConfig) -> ConnectionManagerConfig {
@@ -89,15 +90,10 @@ pub(super) fn validate_prefix(prefix: &str) -> Result<(), BackendError> {
         && prefix
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || b"_:.-".contains(&byte));
-    if valid {
-        Ok(())
-    } else {
-        Err(BackendError::of(
-            BackendErrorKind::Misconfigured,
-            format!(
-                "invalid Redis key prefix {prefix:?}: use 1 to 64 characters among ASCII letters, \
+    check_name(valid, || {
+        format!(
+            "invalid Redis key prefix {prefix:?}: use 1 to 64 characters among ASCII letters, \
              digits, `_`, `:`, `.` and `-`"
-            ),
-        ))
-    }
+        )
+    })
 }
