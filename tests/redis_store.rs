@@ -617,7 +617,9 @@ async fn a_corrupt_dead_letter_is_named_and_can_be_discarded() {
     let store = store(&redis).await;
     let reply = redis.command(&["XADD", "emitter:dead", "*", "listener", "a", "reason", "?"]);
     let id = reply.lines().nth(1).unwrap().to_owned();
-    let error = store.dead_letters(10).await.unwrap_err().to_string();
+    let error = store.dead_letters(10).await.unwrap_err();
+    assert_eq!(error.kind(), BackendErrorKind::Corrupt);
+    let error = error.to_string();
     assert!(
         error.contains(&format!("dead letter {id} is corrupt")),
         "{error}"

@@ -203,7 +203,9 @@ async fn a_corrupt_dead_letter_is_named() {
     raw(&store)
         .execute("UPDATE emitter_dead_letters SET attempts = -3", [])
         .unwrap();
-    let error = store.dead_letters(10).await.unwrap_err().to_string();
+    let error = store.dead_letters(10).await.unwrap_err();
+    assert_eq!(error.kind(), crate::error::BackendErrorKind::Corrupt);
+    let error = error.to_string();
     assert!(
         error.contains(&format!("dead letter {}", claim.receipt.id)),
         "{error}"
