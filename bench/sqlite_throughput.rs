@@ -17,16 +17,16 @@
 //!   the baseline's end). On tokio's multi-thread runtime (one worker per core), as an
 //!   application would run it.
 //! - **baseline**: what one would write by hand with the same driver (the workspace's
-//!   `rusqlite`, bundled SQLite), the same connection settings as the store's (WAL,
-//!   `synchronous = NORMAL`, 5 s busy timeout, fixed query plans) and the store's own
-//!   `emitter_deliveries` table and `emitter_deliveries_due` index (copied from
-//!   `emitter/src/durable/sqlite.rs`, schema version 1). A producer thread inserts batches of 512
-//!   in one transaction each (the engine's writer batch); a consumer thread claims up to 64 due
-//!   rows with one `UPDATE ... RETURNING` (the store's claim, for one listener; 64 is the
-//!   engine's default `max_in_flight`), decodes them, and deletes them by id and lease in one
-//!   transaction. The two run **concurrently**, as the engine's writer and worker do, sharing
-//!   **one connection behind a mutex**, as the store does. (A connection each was tried and was
-//!   no faster: SQLite lets one writer in at a time, and the other waits in its busy handler.)
+//!   `rusqlite`, bundled SQLite) and the store's own connection settings (WAL, `synchronous =
+//!   NORMAL`, 5 s busy timeout, fixed query plans), schema and statements, taken from the store
+//!   (`emitter::durable::sqlite::statements`, hidden from the docs) rather than copied. A
+//!   producer thread inserts batches of 512 in one transaction each (the engine's writer batch)
+//!   with the store's insert; a consumer thread claims up to 64 due rows with the store's claim
+//!   for one listener (64 is the engine's default `max_in_flight`), decodes them, and deletes
+//!   them with the store's acknowledgement, in one transaction. The two run **concurrently**, as
+//!   the engine's writer and worker do, sharing **one connection behind a mutex**, as the store
+//!   does. (A connection each was tried and was no faster: SQLite lets one writer in at a time,
+//!   and the other waits in its busy handler.)
 //!
 //! The two sides alternate which runs first, for 3 rounds (`--quick`: 1) after a warm-up round;
 //! the program prints each round, the medians and the ratio emitter/baseline. Every run is
@@ -40,12 +40,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use emitter::durable::sqlite::SqliteStore;
+use emitter::durable::sqlite::{self, statements, SqliteStore};
 use emitter::durable::{Durable, DurableConfig, Store};
-use emitter::{listener, listeners, EmitError, Emitter, Event, State};
+use emitter::{listener, listeners, Emitter, Event, State};
 use emitter_bench::profile::{Profiled, Stats};
-use emitter_bench::{check, sum_to};
-use rusqlite::config::DbConfig;
+use emitter_bench::{check, emit_each, sum_to};
 use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::Notify;
 
@@ -321,19 +320,7 @@ where
         .map_err(|error| format!("start failed: {error}"))?;
     let timed = tokio::time::timeout(RUN_LIMIT, async {
         let started = Instant::now();
-        for n in 1..=events {
-            match emitter.emit(Tick { n }) {
-                Ok(_) => {}
-                Err(EmitError::Full(rejected)) => {
-                    let tick = rejected.into_event::<Tick>().unwrap_or(Tick { n });
-                    emitter
-                        .emit_async(tick)
-                        .await
-                        .map_err(|error| format!("emit_async of {n} failed: {error}"))?;
-                }
-                Err(error) => return Err(format!("emit of {n} failed: {error}")),
-            }
-        }
+        emit_each(&emitter, (1..=events).map(|n| Tick { n })).await?;
         let emitted = started.elapsed();
         // Waiting for the listener first keeps `wait_settled` from polling (a count over the
         // whole table every 10 ms, on the store's one connection) while the run is busy.
@@ -382,39 +369,6 @@ where
 
 // The baseline. ---------------------------------------------------------------------------------
 
-/// The store's deliveries table and its claim index, as `emitter/src/durable/sqlite.rs` creates
-/// them (schema version 1). The store's other tables are not touched by emits without keys.
-const SCHEMA: &str = "
-CREATE TABLE emitter_deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    listener TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    emit_id TEXT NOT NULL,
-    emitted_at INTEGER NOT NULL,
-    payload BLOB NOT NULL,
-    run_at INTEGER NOT NULL,
-    attempt INTEGER NOT NULL DEFAULT 0,
-    lease TEXT,
-    worker TEXT,
-    last_error TEXT
-) STRICT;
-CREATE INDEX emitter_deliveries_due ON emitter_deliveries (listener, run_at);
-";
-
-const INSERT: &str = "INSERT INTO emitter_deliveries
-    (listener, event_id, emit_id, emitted_at, payload, run_at, attempt)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)";
-
-/// The store's claim for one listener: the oldest due rows of its index range, leased in the
-/// same statement.
-const CLAIM: &str = "UPDATE emitter_deliveries
-    SET attempt = attempt + 1, lease = ?1, worker = ?2, run_at = ?3
-    WHERE id IN (SELECT id FROM emitter_deliveries
-        WHERE listener = ?4 AND run_at <= ?5 ORDER BY run_at, id LIMIT ?6)
-    RETURNING id, listener, attempt, event_id, emit_id, emitted_at, payload";
-
-const DELETE: &str = "DELETE FROM emitter_deliveries WHERE id = ?1 AND lease = ?2";
-
 const LISTENER: &str = "sqlite_throughput.count";
 const LEASE_MS: i64 = 30_000;
 
@@ -432,23 +386,12 @@ fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Opens `path` as the SQLite store does (`setup_connection`).
+/// Opens `path` with the store's own connection settings, and creates the store's schema.
 fn open_raw(path: &Path) -> Result<Connection, String> {
-    let conn = Connection::open(path).map_err(sql("open the database"))?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(sql("set the busy timeout"))?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(sql("switch to WAL"))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!("the database runs in journal mode {mode}, not WAL"));
-    }
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(sql("set synchronous"))?;
-    conn.set_prepared_statement_cache_capacity(64);
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-        .map_err(sql("fix query plans"))?;
-    conn.execute_batch(SCHEMA)
+    let mut conn = Connection::open(path).map_err(sql("open the database"))?;
+    sqlite::setup_connection(path, &mut conn).map_err(|error| error.to_string())?;
+    conn.execute_batch(statements::SCHEMA_V1)
+        .and_then(|()| conn.execute_batch(statements::MIGRATE_V2))
         .map_err(sql("create the schema"))?;
     Ok(conn)
 }
@@ -513,7 +456,7 @@ fn produce(
             .map_err(sql("begin an insert"))?;
         {
             let mut insert = tx
-                .prepare_cached(INSERT)
+                .prepare_cached(statements::INSERT_DELIVERY)
                 .map_err(sql("prepare the insert"))?;
             for (emit_id, payload) in &batch {
                 insert
@@ -523,6 +466,7 @@ fn produce(
                         emit_id,
                         now,
                         payload,
+                        None::<String>,
                         now
                     ])
                     .map_err(sql("insert"))?;
@@ -544,6 +488,8 @@ fn consume(
 ) -> Result<(u64, u64, Duration, Duration), String> {
     let (mut count, mut sum) = (0u64, 0u64);
     let mut delivered = Duration::ZERO;
+    // The store's claim, for one listener.
+    let claim_sql = statements::claim(&[None]);
     let mut claims = 0u64;
     loop {
         if started.elapsed() > RUN_LIMIT {
@@ -562,16 +508,18 @@ fn consume(
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql("begin a claim"))?;
             let claimed = {
-                let mut claim = tx.prepare_cached(CLAIM).map_err(sql("prepare the claim"))?;
+                let mut claim = tx
+                    .prepare_cached(&claim_sql)
+                    .map_err(sql("prepare the claim"))?;
                 let rows = claim
                     .query_map(
                         params![
                             lease,
                             "baseline",
                             now + LEASE_MS,
-                            LISTENER,
                             now,
-                            CLAIM_LIMIT
+                            CLAIM_LIMIT,
+                            LISTENER
                         ],
                         |row| {
                             // Every column the store reads, read the same way.
@@ -609,7 +557,7 @@ fn consume(
             .map_err(sql("begin a delete"))?;
         {
             let mut delete = tx
-                .prepare_cached(DELETE)
+                .prepare_cached(statements::ACK)
                 .map_err(sql("prepare the delete"))?;
             for (id, _) in &claimed {
                 delete.execute(params![id, lease]).map_err(sql("delete"))?;

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use emitter::durable::redis::{RedisOptions, RedisStore};
+use emitter::durable::redis::RedisConfig;
 use emitter::durable::{Durable, DurableConfig, Store};
 use emitter::{listener, listeners, Emitter, Event, EventMeta, State};
 use tokio::sync::mpsc;
@@ -202,8 +202,8 @@ pub async fn run(config: &Config, launch: Launch<'_>) -> Result<Summary, Box<dyn
     );
     match &config.server {
         Server::Redis(url) => {
-            let options = RedisOptions::new().prefix(&namespace);
-            emit(RedisStore::connect_with(url, options).await?, config).await?;
+            let store = RedisConfig::new(url).prefix(&namespace).connect().await?;
+            emit(store, config).await?;
         }
         #[cfg(feature = "postgres")]
         Server::Postgres(url) => {
@@ -455,8 +455,8 @@ pub async fn worker(args: &[String]) -> Result<(), Box<dyn Error>> {
     let log = value("--log").ok_or_else(|| missing("--log"))?;
     let worker = Worker::open(id, Path::new(log))?;
     if let Some(url) = value("--redis") {
-        let options = RedisOptions::new().prefix(namespace);
-        return serve(RedisStore::connect_with(url, options).await?, worker).await;
+        let store = RedisConfig::new(url).prefix(namespace).connect().await?;
+        return serve(store, worker).await;
     }
     #[cfg(feature = "postgres")]
     if let Some(url) = value("--postgres") {

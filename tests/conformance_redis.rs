@@ -7,7 +7,7 @@ mod conformance;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use emitter::durable::redis::{RedisOptions, RedisStore};
+use emitter::durable::redis::{RedisConfig, RedisStore};
 use emitter_tests::servers::Redis;
 
 fn server() -> Option<&'static Redis> {
@@ -45,7 +45,9 @@ impl conformance::Storage for RedisStorage {
     type Store = RedisStore;
 
     async fn open(&self) -> RedisStore {
-        RedisStore::connect_with(&self.url, RedisOptions::new().prefix(&self.prefix))
+        RedisConfig::new(&self.url)
+            .prefix(&self.prefix)
+            .connect()
             .await
             .expect("connects")
     }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use emitter::durable::postgres::PostgresConfig;
-use emitter::durable::redis::{RedisOptions, RedisStore};
+use emitter::durable::redis::RedisConfig;
 use emitter::durable::{Durable, DurableConfig, Store};
 use emitter::{listener, listeners, Emitter, Event, EventMeta, State};
 use emitter_tests::servers::{Postgres, Redis};
@@ -135,7 +135,9 @@ macro_rules! with_store {
     ($kind:expr, $url:expr, |$store:ident| $work:expr) => {
         match $kind {
             Kind::Redis => {
-                let $store = RedisStore::connect_with($url, RedisOptions::new().prefix(NAMESPACE))
+                let $store = RedisConfig::new($url)
+                    .prefix(NAMESPACE)
+                    .connect()
                     .await
                     .expect("the store connects");
                 $work

@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use emitter::durable::postgres::tokio_postgres::{self, NoTls};
-use emitter::durable::postgres::{PostgresConfig, PostgresStore, Tls};
+use emitter::durable::postgres::{PostgresConfig, PostgresStore};
+use emitter::durable::Tls;
 use emitter::durable::{Claimed, Counts, NewEmit, Receipt, Store, StoredEvent};
 use emitter::{BackendErrorKind, EmitId};
 use emitter_tests::servers::Postgres;

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use emitter::durable::redis::{RedisOptions as StoreOptions, RedisStore};
+use emitter::durable::redis::{RedisConfig, RedisStore};
+use emitter::durable::Tls;
 use emitter::durable::{
     Claimed, Counts, Durable, DurableConfig, NewEmit, Receipt, Route, Setup, Store, StoredEvent,
 };
@@ -303,7 +304,9 @@ async fn a_batched_ack_finds_receipts_among_many_deliveries_still_running() {
 #[tokio::test]
 async fn an_entry_that_keeps_killing_workers_is_dead_lettered_by_the_claim() {
     let Some(redis) = Redis::start() else { return };
-    let store = RedisStore::connect_with(&redis.url(), StoreOptions::new().max_deliveries(2))
+    let store = RedisConfig::new(redis.url())
+        .max_deliveries(2)
+        .connect()
         .await
         .unwrap();
     store.insert(&[emit(1, &["a"], now(), None)]).await.unwrap();
@@ -613,7 +616,9 @@ async fn a_corrupt_dead_letter_is_named_and_can_be_discarded() {
     let store = store(&redis).await;
     let reply = redis.command(&["XADD", "emitter:dead", "*", "listener", "a", "reason", "?"]);
     let id = reply.lines().nth(1).unwrap().to_owned();
-    let error = store.dead_letters(10).await.unwrap_err().to_string();
+    let error = store.dead_letters(10).await.unwrap_err();
+    assert_eq!(error.kind(), BackendErrorKind::Corrupt);
+    let error = error.to_string();
     assert!(
         error.contains(&format!("dead letter {id} is corrupt")),
         "{error}"
@@ -656,7 +661,9 @@ async fn a_key_of_another_type_is_refused_before_anything_is_stored() {
 async fn the_key_prefix_is_validated_and_separates_stores() {
     let Some(redis) = Redis::start() else { return };
     for bad in ["", "has space", "brace{", "é", &"x".repeat(65)] {
-        let error = RedisStore::connect_with(&redis.url(), StoreOptions::new().prefix(bad))
+        let error = RedisConfig::new(redis.url())
+            .prefix(bad)
+            .connect()
             .await
             .unwrap_err()
             .to_string();
@@ -665,10 +672,14 @@ async fn the_key_prefix_is_validated_and_separates_stores() {
             "{bad:?}: {error}"
         );
     }
-    let one = RedisStore::connect_with(&redis.url(), StoreOptions::new().prefix("app-1:q.v_2"))
+    let one = RedisConfig::new(redis.url())
+        .prefix("app-1:q.v_2")
+        .connect()
         .await
         .unwrap();
-    let two = RedisStore::connect_with(&redis.url(), StoreOptions::new().prefix("app-2"))
+    let two = RedisConfig::new(redis.url())
+        .prefix("app-2")
+        .connect()
         .await
         .unwrap();
     assert_eq!(one.prefix(), "app-1:q.v_2");
@@ -990,30 +1001,72 @@ async fn a_rediss_url_connects_over_tls_trusting_the_given_authority() {
     );
     let url = format!("rediss://127.0.0.1:{tls_port}/");
 
-    let authority = std::fs::read(path.join("ca.pem")).unwrap();
-    let store =
-        RedisStore::connect_with(&url, StoreOptions::new().tls_root_certificates(authority))
-            .await
-            .unwrap();
+    let authority = Tls::CaFile(path.join("ca.pem"));
+    let store = RedisConfig::new(&url)
+        .tls(authority.clone())
+        .connect()
+        .await
+        .unwrap();
     store.insert(&[emit(1, &["a"], now(), None)]).await.unwrap();
     assert_eq!(
         orders(&store.claim("w", &["a"], 10, LONG).await.unwrap()),
         [1]
     );
+    // `Tls` over a `redis://` URL connects with TLS all the same.
+    let upgraded = RedisConfig::new(format!("redis://127.0.0.1:{tls_port}/"))
+        .tls(authority)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(counts(&upgraded).await, (0, 1, 0));
+    // A contradiction and a file that is no authority are refused before connecting.
+    let error = RedisConfig::new(&url)
+        .tls(Tls::Disable)
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), BackendErrorKind::Misconfigured, "{error}");
+    std::fs::write(path.join("garbage.pem"), "not a certificate").unwrap();
+    let error = RedisConfig::new(&url)
+        .tls(Tls::CaFile(path.join("garbage.pem")))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("no PEM certificate"), "{error}");
+    assert_eq!(error.kind(), BackendErrorKind::Misconfigured);
 
     // Without the authority the certificate is not trusted; the failure is an error, not a panic.
-    let error = RedisStore::connect(&url).await.unwrap_err().to_string();
+    let error = RedisStore::connect(&url).await.unwrap_err();
+    assert_eq!(error.kind(), BackendErrorKind::Misconfigured, "{error}");
+    let error = error.to_string();
     assert!(
         error.contains(&format!(
             "TLS handshake with the Redis server at 127.0.0.1:{tls_port} failed"
         )),
         "{error}"
     );
-    assert!(error.contains("tls_root_certificates"), "{error}");
+    assert!(error.contains("Tls::CaFile"), "{error}");
     // A plain server does not answer a TLS handshake: the connection times out.
     let plain = redis.url().replace("redis://", "rediss://");
-    let quick = StoreOptions::new().connection_timeout(Duration::from_millis(300));
-    assert!(RedisStore::connect_with(&plain, quick).await.is_err());
+    let quick = RedisConfig::new(plain).connect_timeout(Duration::from_millis(300));
+    assert!(quick.connect().await.is_err());
+}
+
+#[tokio::test]
+async fn a_configured_key_retention_is_the_keys_time_to_live() {
+    let Some(redis) = Redis::start() else { return };
+    let store = RedisConfig::new(redis.url())
+        .key_retention(Duration::from_secs(300))
+        .connect()
+        .await
+        .unwrap();
+    store
+        .insert(&[emit(1, &["a"], now(), Some("k"))])
+        .await
+        .unwrap();
+    let ttl = redis.command(&["PTTL", "emitter:key:k"]);
+    let millis: u64 = ttl.trim_start_matches(':').trim_end().parse().unwrap();
+    assert!((299_000..=300_000).contains(&millis), "{ttl}");
 }
 
 /// Keys written by version 1 of the store are version 2's too: opening them upgrades the

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use emitter::durable::postgres::{PostgresConfig, PostgresStore};
-use emitter::durable::redis::{RedisOptions, RedisStore};
+use emitter::durable::redis::RedisConfig;
 use emitter::durable::{Counts, Durable, DurableConfig, Store};
 use emitter::{listener, listeners, Emitter, Event, EventMeta, State};
 use emitter_tests::servers::{Postgres, Redis, RedisOptions as ServerOptions};
@@ -134,7 +134,9 @@ async fn redis_killed_and_restarted_loses_no_acknowledged_emit() {
     };
     let url = redis.url();
     let open = || async {
-        RedisStore::connect_with(&url, RedisOptions::new().prefix(NAMESPACE))
+        RedisConfig::new(&url)
+            .prefix(NAMESPACE)
+            .connect()
             .await
             .expect("the store connects")
     };

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use emitter::durable::redis::{RedisOptions, RedisStore};
+use emitter::durable::redis::{RedisConfig, RedisStore};
 use emitter::durable::testing::Harness;
 use emitter::BackendError;
 use emitter_tests::servers::Redis;
@@ -29,7 +29,10 @@ impl Harness for RedisHarness {
 
     async fn open(&self, prefix: &String) -> Result<RedisStore, BackendError> {
         let server = server().expect("the server runs");
-        RedisStore::connect_with(&server.url(), RedisOptions::new().prefix(prefix)).await
+        RedisConfig::new(server.url())
+            .prefix(prefix)
+            .connect()
+            .await
     }
 
     /// An entry without the fields the store writes.

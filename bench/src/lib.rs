@@ -36,3 +36,27 @@ pub fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
 }
+
+/// Emits each event as an application keeping up with a busy emitter would: `emit`, and when
+/// the emitter is full, `emit_async` with the event it handed back, which waits for room.
+pub async fn emit_each<E: emitter::Event + Clone>(
+    emitter: &emitter::Emitter,
+    events: impl IntoIterator<Item = E>,
+) -> Result<(), String> {
+    for event in events {
+        match emitter.emit(event) {
+            Ok(_) => {}
+            Err(emitter::EmitError::Full(rejected)) => {
+                let event = rejected
+                    .into_event::<E>()
+                    .ok_or("the emitter handed back another event than it refused")?;
+                emitter
+                    .emit_async(event)
+                    .await
+                    .map_err(|error| format!("emit_async failed: {error}"))?;
+            }
+            Err(error) => return Err(format!("emit failed: {error}")),
+        }
+    }
+    Ok(())
+}

@@ -20,3 +20,6 @@ pub(crate) const KEY_PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long connecting to a server may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one call of a network store may wait for its server.
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);

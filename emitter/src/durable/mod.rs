@@ -30,10 +30,14 @@ pub mod postgres;
 mod redact;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod server_config;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "store-contract")]
 pub mod testing;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod tls;
 mod version;
 
 use std::collections::BTreeMap;
@@ -51,6 +55,8 @@ pub(crate) use ids::claimable;
 pub use ids::ParseEmitIdError;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) use redact::Secrets;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub use tls::Tls;
 pub(crate) use version::check_schema_version;
 
 /// Where durable deliveries are kept: the contract every durable backend implements.

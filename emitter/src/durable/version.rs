@@ -48,3 +48,39 @@ pub(crate) fn check_schema_version(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_schema_version;
+    use crate::error::BackendErrorKind;
+
+    fn kind(found: Option<&str>) -> Option<BackendErrorKind> {
+        check_schema_version("the store", found, 1)
+            .err()
+            .map(|error| error.kind())
+    }
+
+    #[test]
+    fn only_the_known_version_opens_and_the_others_say_why() {
+        assert_eq!(kind(Some("1")), None);
+        assert_eq!(kind(Some(" 1\n")), None, "written by hand, with spaces");
+        assert_eq!(kind(Some("2")), Some(BackendErrorKind::Conflict));
+        assert_eq!(kind(Some("0")), Some(BackendErrorKind::Corrupt));
+        assert_eq!(kind(Some("one")), Some(BackendErrorKind::Corrupt));
+        assert_eq!(kind(None), Some(BackendErrorKind::Corrupt));
+        let newer = check_schema_version("the store at x", Some("7"), 1).unwrap_err();
+        assert_eq!(
+            newer.to_string(),
+            "the store at x has schema version 7, newer than version 1 that this emitter \
+             knows: it was written by a newer emitter; upgrade emitter to open it, or give this \
+             one storage of its own"
+        );
+    }
+
+    #[test]
+    fn an_event_over_the_limit_is_too_large_with_its_size() {
+        let error = crate::BackendError::payload_too_large(300, 256);
+        assert_eq!(error.kind(), BackendErrorKind::TooLarge);
+        assert_eq!(error.too_large(), Some((300, 256)));
+    }
+}

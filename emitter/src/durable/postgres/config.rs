@@ -1,7 +1,6 @@
 //! [`PostgresConfig`]: where the server is and how the store lays out its tables.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,12 +8,13 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::connection::{rustls_connector, Connect, Connector};
-use super::errors::{chain, describe_address, describe_target};
+use super::errors::{chain, describe_address, describe_failure, describe_target};
 use super::params::duration_ms;
 use super::pool::Pool;
 use super::statements::{channel_of, Statements};
 use super::{Inner, PostgresStore};
-use crate::durable::{defaults, Secrets};
+use crate::durable::server_config::{check_name, server_setters};
+use crate::durable::{defaults, Secrets, Tls};
 use crate::error::{BackendError, BackendErrorKind};
 
 /// The default schema.
@@ -22,25 +22,6 @@ const DEFAULT_SCHEMA: &str = "emitter";
 /// The longest schema name: the notification channel `<schema>_deliveries` must fit in
 /// PostgreSQL's 63-byte identifiers.
 const MAX_SCHEMA_LEN: usize = 48;
-
-/// How the store secures its connections. The default follows the URL's `sslmode`:
-/// `require` means [`Tls::Require`], anything else [`Tls::Disable`].
-///
-/// Certificates are always verified (there is no "encrypt but trust anyone" mode): against the
-/// Mozilla roots that `webpki-roots` ships, or against a CA file of your own for servers with
-/// private certificates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Tls {
-    /// Plain TCP: for a server on the same host or a private network.
-    Disable,
-    /// TLS, required, with the server's certificate verified against the Mozilla roots
-    /// (`webpki-roots`): for managed databases with public certificates.
-    Require,
-    /// TLS, required, with the server's certificate verified against the certificates of this
-    /// PEM file (a private CA, or the server's own self-signed certificate).
-    CaFile(PathBuf),
-}
 
 /// How to reach PostgreSQL and lay out the store: a builder for [`PostgresStore`].
 ///
@@ -62,6 +43,7 @@ pub enum Tls {
 ///
 /// Its `Debug` output shows where it connects, never the password.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct PostgresConfig {
     url: String,
     /// The schema holding the store's tables (default `emitter`).
@@ -70,6 +52,8 @@ pub struct PostgresConfig {
     tls: Option<Tls>,
     /// How many connections serve the methods (default 4).
     pool_size: usize,
+    /// How long connecting may take (default: the URL's `connect_timeout`, else 10 s).
+    connect_timeout: Option<Duration>,
     /// How long one method may wait for the server (default 30 s).
     operation_timeout: Duration,
     /// How long idempotency keys are kept until `open` says otherwise (default 7 days).
@@ -87,11 +71,17 @@ impl fmt::Debug for PostgresConfig {
             .field("schema", &self.schema)
             .field("tls", &self.tls)
             .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
             .field("operation_timeout", &self.operation_timeout)
             .field("key_retention", &self.key_retention)
             .finish()
     }
 }
+
+server_setters!(
+    PostgresConfig,
+    "[`Tls::Require`] when the URL says `sslmode=require`, else [`Tls::Disable`]"
+);
 
 impl PostgresConfig {
     /// A configuration for the server at `url`, a libpq connection string: a URL such as
@@ -105,7 +95,8 @@ impl PostgresConfig {
             schema: DEFAULT_SCHEMA.to_owned(),
             tls: None,
             pool_size: 4,
-            operation_timeout: Duration::from_secs(30),
+            connect_timeout: None,
+            operation_timeout: defaults::OPERATION_TIMEOUT,
             key_retention: defaults::KEY_RETENTION,
         }
     }
@@ -118,32 +109,10 @@ impl PostgresConfig {
         self
     }
 
-    /// How connections are secured (default: [`Tls::Require`] when the URL says
-    /// `sslmode=require`, else [`Tls::Disable`]).
-    pub fn tls(mut self, tls: Tls) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-
     /// How many connections serve the store's methods (default 4, at least 1). Calls beyond that
     /// wait for a connection. [`Store::wait_for_work`](crate::durable::Store::wait_for_work) uses one more, of its own.
     pub fn pool_size(mut self, connections: usize) -> Self {
         self.pool_size = connections.max(1);
-        self
-    }
-
-    /// How long one method may wait for a connection and the server's answer (default 30 s);
-    /// after that it fails, and the connection it used is closed. A server that hangs (a network
-    /// partition, say) then fails calls instead of stalling the workers.
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
-        self
-    }
-
-    /// How long idempotency keys are kept until [`Store::open`](crate::durable::Store::open) sets it from the engine's
-    /// configuration (default 7 days). For a store used without the engine.
-    pub fn key_retention(mut self, retention: Duration) -> Self {
-        self.key_retention = retention;
         self
     }
 
@@ -181,8 +150,14 @@ impl PostgresConfig {
                 Connector::Rustls(rustls_connector(&tls)?)
             }
         };
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(defaults::CONNECT_TIMEOUT);
+        match self.connect_timeout {
+            Some(timeout) => {
+                config.connect_timeout(timeout);
+            }
+            None if config.get_connect_timeout().is_none() => {
+                config.connect_timeout(defaults::CONNECT_TIMEOUT);
+            }
+            None => {}
         }
         if config.get_keepalives_idle() == Duration::from_secs(2 * 3600) {
             // libpq's default of two hours would leave the wake-up connection dead for that long
@@ -203,7 +178,14 @@ impl PostgresConfig {
             sql: Statements::new(&schema),
             channel: channel_of(&schema),
             schema,
-            pool: Pool::new(connect.clone(), self.pool_size),
+            pool: Pool::new(connect.clone(), self.pool_size).map_err(|failure| {
+                describe_failure(
+                    "could not set up the connection pool",
+                    None,
+                    &connect.secrets,
+                    &failure,
+                )
+            })?,
             connect,
             timeout: self.operation_timeout,
             key_retention_ms: AtomicI64::new(duration_ms(self.key_retention)),
@@ -235,16 +217,11 @@ pub(super) fn validate_schema(name: &str) -> Result<(), BackendError> {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && name.len() <= MAX_SCHEMA_LEN
         && !name.starts_with("pg_");
-    if valid {
-        Ok(())
-    } else {
-        Err(BackendError::of(
-            BackendErrorKind::Misconfigured,
-            format!(
+    check_name(valid, || {
+        format!(
             "invalid PostgreSQL schema name {name:?} for the emitter store: use lower-case ASCII \
              letters, digits and `_`, starting with a letter or `_` (not `pg_`), at most \
              {MAX_SCHEMA_LEN} characters"
-        ),
-        ))
-    }
+        )
+    })
 }

@@ -1,6 +1,5 @@
 //! Opening connections (plain or TLS) and listening for notifications.
 
-use std::fmt;
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,46 +10,43 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::config::Tls;
 use super::errors::{describe_failure, Failure};
 use super::statements::quote;
 use crate::durable::Secrets;
+use crate::durable::Tls;
 use crate::error::{BackendError, BackendErrorKind};
 
 /// The longest wait between two attempts of the notification listener to reconnect.
 const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-/// A rustls connector trusting the roots `tls` names.
+/// A rustls connector trusting the roots `tls` names: its CA file's, or the system's.
 pub(super) fn rustls_connector(tls: &Tls) -> Result<MakeRustlsConnect, BackendError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
 
     let mut roots = rustls::RootCertStore::empty();
-    match tls {
-        Tls::Disable | Tls::Require => {
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        }
-        Tls::CaFile(path) => {
-            let unreadable = |error: &dyn fmt::Display| {
-                BackendError::of(
-                    BackendErrorKind::Misconfigured,
-                    format!(
-                        "cannot read the CA file {} for PostgreSQL's TLS: {error}",
-                        path.display()
-                    ),
-                )
-            };
-            let certificates = CertificateDer::pem_file_iter(path)
-                .map_err(|error| unreadable(&error))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|error| unreadable(&error))?;
-            if certificates.is_empty() {
-                return Err(unreadable(
-                    &"it holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
-                ));
+    match tls.ca_pem("PostgreSQL")? {
+        Some(pem) => {
+            for certificate in CertificateDer::pem_slice_iter(&pem) {
+                let added = certificate
+                    .map_err(|error| error.to_string())
+                    .and_then(|certificate| roots.add(certificate).map_err(|e| e.to_string()));
+                if let Err(error) = added {
+                    return Err(BackendError::of(
+                        BackendErrorKind::Misconfigured,
+                        format!(
+                            "a certificate of the CA file for PostgreSQL's TLS is invalid: {error}"
+                        ),
+                    ));
+                }
             }
-            for certificate in certificates {
-                roots.add(certificate).map_err(|error| unreadable(&error))?;
+        }
+        None => {
+            // Certificates the system has but rustls cannot use are skipped: the server's
+            // chain is verified against the others.
+            let native = rustls_native_certs::load_native_certs();
+            for certificate in native.certs {
+                let _ = roots.add(certificate);
             }
         }
     }

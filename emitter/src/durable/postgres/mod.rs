@@ -1,108 +1,24 @@
 //! [`PostgresStore`]: durable deliveries in PostgreSQL, shared by any number of processes on any
 //! number of machines.
 //!
-//! # What it stores where
-//!
-//! Five objects in one schema of the database (default `emitter`; see
-//! [`PostgresConfig::schema`]), created by [`Store::open`](crate::durable::Store::open) (or [`PostgresStore::migrate`]) when
-//! missing:
-//!
-//! ```sql
-//! -- Schema version 2 (version 1, then `migrate_v2.sql`).
-//! CREATE TABLE emitter.schema_version (
-//!     version    integer PRIMARY KEY,               -- one row per migration applied
-//!     applied_at timestamptz NOT NULL DEFAULT now()
-//! );
-//! CREATE TABLE emitter.deliveries (
-//!     id          bigserial PRIMARY KEY,  -- kept as the dead letter's id, and back on replay
-//!     event_id    text NOT NULL,
-//!     emit_id     uuid NOT NULL,          -- the EmitId's 128 bits
-//!     emitted_at  timestamptz NOT NULL,   -- to the millisecond
-//!     payload     bytea NOT NULL,         -- the event as JSON, byte for byte
-//!     trace       text,                   -- the emit's W3C traceparent, if any
-//!     listener    text NOT NULL,
-//!     attempt     integer NOT NULL DEFAULT 0 CHECK (attempt >= 0),  -- claims so far
-//!     run_at      timestamptz NOT NULL,   -- due at; while leased: when the lease expires
-//!     first_due   timestamptz NOT NULL,   -- when first due: the order of a limited listener
-//!     lease       bigint,                 -- the token of the last claim; NULL when released
-//!     lease_until timestamptz,            -- when that claim expires; NULL when released
-//!     worker      text,                   -- who claimed it last (for inspection)
-//!     last_error  text                    -- the last failure, kept across retries
-//! );
-//! CREATE INDEX deliveries_due ON emitter.deliveries (run_at, id);
-//! CREATE INDEX deliveries_order ON emitter.deliveries (listener, first_due, id);
-//! CREATE SEQUENCE emitter.leases;         -- lease tokens
-//! CREATE TABLE emitter.dead_letters (
-//!     id, event_id, emit_id, emitted_at, payload, trace, listener,  -- as above
-//!     attempts integer NOT NULL, reason text NOT NULL, failed_at timestamptz NOT NULL
-//! );
-//! CREATE TABLE emitter.idempotency_keys (key text PRIMARY KEY, expires_at timestamptz NOT NULL);
-//! ```
-//!
-//! A claim is one statement: it picks due deliveries with `FOR UPDATE SKIP LOCKED` (concurrent
-//! claimers skip each other's rows instead of waiting for them, and never get the same one),
-//! counts the attempt, and sets `lease_until` *and* `run_at` to the lease's expiry, so that
-//! "due, and not leased or lease expired" is the range `run_at <= now()` of the `deliveries_due`
-//! index whatever the number of running deliveries. An insert is one statement too: the emits
-//! go in as arrays (`unnest`), their idempotency keys are claimed with `INSERT ... ON CONFLICT`
-//! in the same statement, and `pg_notify` wakes the workers when it commits.
-//!
-//! A listener with a concurrency limit `N` is claimed by a statement of its own: it locks the
-//! listener's first `N` rows in emit order (`deliveries_order`; `FOR UPDATE`, not `SKIP LOCKED`,
-//! so that its claimers take turns and each sees what the one before leased), and leases those
-//! of them that are due.
-//!
-//! The version is in `schema_version`. [`Store::open`](crate::durable::Store::open) creates or migrates the schema in one
-//! transaction under `pg_advisory_xact_lock`, so that workers starting together do not race; a
-//! schema of a newer version of this store is refused with an error rather than misread.
-//!
-//! # Clocks
-//!
-//! Due times and leases are the **database's clock** (`now()`), so that workers on several
-//! machines agree on who holds a lease however their own clocks drift. A time the engine gives
-//! (an emit's `run_at`, a retry's) is read as an offset from the worker's clock at the call and
-//! applied to the database's: "in 5 seconds" means 5 seconds on the database's clock. Only the
-//! recorded `emitted_at` is the emitting process's clock.
-//!
-//! # Durability
-//!
-//! What a call returned `Ok` for is committed: it survives the server's restart or crash, as far
-//! as the server's own settings (`fsync`, `synchronous_commit`, replication) promise. Each method
-//! is one statement, atomic on its own; a batch of emits is stored whole or not at all.
-//!
-//! # Wake-ups
-//!
-//! Inserts and replays `NOTIFY` the channel `<schema>_deliveries` when they commit.
-//! [`Store::wait_for_work`](crate::durable::Store::wait_for_work) listens on it over a connection of its own (reconnecting, with a
-//! backoff, whenever that connection drops), so a worker hears about new work from any process
-//! at once instead of at its next poll.
-//!
-//! # Transactional emits
-//!
-//! [`PostgresStore::insert_in`] stores emits on the caller's connection or transaction, so that
-//! they exist if and only if the caller's transaction commits: the outbox pattern, without an
-//! outbox.
-//!
-//! # Connections
-//!
-//! A small pool of connections (default 4, [`PostgresConfig::pool_size`]) serves the methods;
-//! a connection that broke is dropped and replaced on a later call, so the store comes back by
-//! itself when the server does. (A pooled connection found dead at its next use, its server
-//! restarted meanwhile, is not an error: the statement, which cannot have run, runs once more
-//! on a new connection.) While the server is unreachable every method fails with an error that
-//! says so and names the server's `host:port` (never the password); a call that gets no answer
-//! within [`PostgresConfig::operation_timeout`] fails too. TLS is through rustls ([`Tls`]).
-//!
-//! # Example
+//! Five objects in one schema of the database (`sql/schema_v1.sql` then `sql/migrate_v2.sql`;
+//! schema version 2; default schema `emitter`,
+//! see [`PostgresConfig`]), created or checked by [`Store::open`](crate::durable::Store::open)
+//! or [`PostgresStore::migrate`] under an advisory lock. A claim is one statement with `FOR
+//! UPDATE SKIP LOCKED` over the `deliveries_due` index (a listener with a concurrency limit: a
+//! statement of its own that locks its first rows in emit order, `deliveries_order`); due times
+//! and leases are the database's
+//! clock; inserts and replays `NOTIFY`, and [`Store::wait_for_work`](crate::durable::Store::wait_for_work)
+//! listens on a connection of its own. [`PostgresStore::insert_in`] and
+//! [`Durable::emit_in`](crate::durable::Durable::emit_in) store emits in the caller's own
+//! transaction. The README's "How each store keeps deliveries" says the rest.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use emitter::durable::postgres::{PostgresConfig, PostgresStore, Tls};
-//! use emitter::durable::Durable;
+//! use emitter::durable::postgres::PostgresConfig;
+//! use emitter::durable::{Durable, Tls};
 //! use emitter::Emitter;
 //!
-//! let store = PostgresStore::connect("postgres://app:secret@db.internal/app").await?;
-//! // Or, with options:
 //! let store = PostgresConfig::new("postgres://app:secret@db.internal/app")
 //!     .schema("events")
 //!     .tls(Tls::Require)
@@ -121,7 +37,8 @@ mod errors;
 mod migrations;
 mod params;
 mod pool;
-mod statements;
+#[doc(hidden)]
+pub mod statements;
 mod store;
 mod transactional;
 
@@ -146,7 +63,8 @@ use migrations::{migrate, SCHEMA_VERSION};
 use pool::Pool;
 use statements::{Statement, Statements};
 
-pub use config::{PostgresConfig, Tls};
+pub use super::Tls;
+pub use config::PostgresConfig;
 /// The `tokio-postgres` this store is built on, for [`PostgresStore::insert_in`]'s clients.
 pub use tokio_postgres;
 

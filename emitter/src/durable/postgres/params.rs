@@ -85,6 +85,25 @@ impl<'a> InsertBatch<'a> {
         ]
     }
 
+    /// Whether an emit of the batch has an idempotency key: the batch needs the keyed insert.
+    pub(super) fn has_keys(&self) -> bool {
+        self.keys.iter().any(Option::is_some)
+    }
+
+    /// The parameters of the unkeyed insert.
+    pub(super) fn unkeyed_params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.event_ids,
+            &self.emit_ids,
+            &self.emitted_at,
+            &self.payloads,
+            &self.due_in,
+            &self.listener_emit,
+            &self.listeners,
+            &self.traces,
+        ]
+    }
+
     pub(super) fn typed_params(&self) -> [(&(dyn ToSql + Sync), Type); 10] {
         let [a, b, c, d, e, f, g, h, i, j] = self.params();
         [

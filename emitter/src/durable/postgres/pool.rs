@@ -1,9 +1,10 @@
-//! A small pool of connections, each with the statements prepared on it.
+//! The connections of the store: a `deadpool` pool of them, each with the statements prepared on
+//! it, with what a store needs on top (a statement that met a connection the server had already
+//! closed runs once more on a new one; a connection dropped mid-statement is closed).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
@@ -36,73 +37,69 @@ impl Conn {
     }
 }
 
+/// Opens connections for the pool, and keeps those that are still open.
+pub(super) struct Manager {
+    connect: Connect,
+}
+
+impl managed::Manager for Manager {
+    type Type = Conn;
+    type Error = tokio_postgres::Error;
+
+    async fn create(&self) -> Result<Conn, tokio_postgres::Error> {
+        Ok(Conn {
+            client: self.connect.client(None).await?.0,
+            prepared: HashMap::new(),
+        })
+    }
+
+    async fn recycle(&self, conn: &mut Conn, _: &Metrics) -> RecycleResult<tokio_postgres::Error> {
+        if conn.client.is_closed() {
+            return Err(RecycleError::message("the connection was closed"));
+        }
+        Ok(())
+    }
+}
+
 /// At most `size` connections, opened when needed and dropped when broken.
 pub(super) struct Pool {
-    connect: Connect,
+    pool: managed::Pool<Manager>,
     pub(super) size: usize,
-    idle: Mutex<Vec<Conn>>,
-    permits: Semaphore,
 }
 
 /// A connection taken from the pool: back to it on drop, unless it broke or was dropped
 /// mid-statement.
 pub(super) struct Pooled<'a> {
     pool: &'a Pool,
-    conn: Option<Conn>,
-    /// Whether the connection was idle in the pool (rather than opened for this call).
-    reused: bool,
+    conn: Option<Object<Manager>>,
     busy: bool,
-    _permit: SemaphorePermit<'a>,
 }
 
 impl Pool {
-    pub(super) fn new(connect: Connect, size: usize) -> Self {
-        Pool {
-            connect,
-            size,
-            idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(size),
-        }
+    pub(super) fn new(connect: Connect, size: usize) -> Result<Self, Failure> {
+        let pool = managed::Pool::builder(Manager { connect })
+            .max_size(size)
+            .build()
+            .map_err(|_| Failure::Other("the connection pool cannot be built"))?;
+        Ok(Pool { pool, size })
     }
 
     pub(super) async fn get(&self) -> Result<Pooled<'_>, Failure> {
-        let permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Failure::Other("the connection pool is closed"))?;
-        let idle = loop {
-            let conn = self
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
-            match conn {
-                Some(conn) if conn.client.is_closed() => continue,
-                conn => break conn,
-            }
-        };
-        let reused = idle.is_some();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => Conn {
-                client: self.connect.client(None).await.map_err(Failure::Db)?.0,
-                prepared: HashMap::new(),
-            },
-        };
+        let conn = self.pool.get().await.map_err(|error| match error {
+            managed::PoolError::Backend(error) => Failure::Db(error),
+            _ => Failure::Other("the connection pool handed out no connection"),
+        })?;
         Ok(Pooled {
             pool: self,
             conn: Some(conn),
-            reused,
             busy: true,
-            _permit: permit,
         })
     }
 }
 
 impl Pooled<'_> {
     pub(super) fn conn(&mut self) -> Result<&mut Conn, Failure> {
-        self.conn.as_mut().ok_or(Failure::Other(
+        self.conn.as_deref_mut().ok_or(Failure::Other(
             "the connection pool handed out no connection",
         ))
     }
@@ -116,12 +113,13 @@ impl Pooled<'_> {
         let Err(Failure::Db(error)) = result else {
             return false;
         };
-        if let Some(conn) = self.conn.as_mut() {
-            if error.as_db_error().is_some() {
-                // The statement may have failed because the tables it was prepared against were
-                // dropped or altered: prepare afresh next time.
-                conn.prepared.clear();
-            }
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        if error.as_db_error().is_some() {
+            // The statement may have failed because the tables it was prepared against were
+            // dropped or altered: prepare afresh next time.
+            conn.prepared.clear();
         }
         let died_before = error.is_closed()
             || error.code().is_some_and(|code| {
@@ -130,13 +128,10 @@ impl Pooled<'_> {
         if !died_before {
             return false;
         }
-        // The server restarted or went away: the other idle connections are as dead.
-        self.pool
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-        self.reused && !retried
+        let reused = Object::metrics(conn).recycle_count > 0;
+        // The server restarted or went away: the idle connections are as dead.
+        let _ = self.pool.pool.retain(|_, _| false);
+        reused && !retried
     }
 }
 
@@ -146,12 +141,7 @@ impl Drop for Pooled<'_> {
         // A connection dropped mid-statement (a timeout, a cancelled call) is in a state we do
         // not know: close it rather than reuse it.
         if self.busy || conn.client.is_closed() {
-            return;
+            drop(Object::take(conn));
         }
-        self.pool
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(conn);
     }
 }

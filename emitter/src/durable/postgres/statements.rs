@@ -1,4 +1,7 @@
 //! The store's SQL, one statement per file of `sql/`, by name, rendered for one schema.
+//!
+//! Public but hidden from the docs for the benchmarks, whose baseline runs the store's own
+//! statements rather than copies of them; not a stable interface.
 
 /// Takes the advisory lock that serializes migrations: `$1` the lock's first key, `$2` the schema.
 pub(super) const MIGRATION_LOCK_SQL: &str = include_str!("sql/migration_lock.sql");
@@ -9,37 +12,57 @@ pub(super) const SCHEMA_VERSION_SQL: &str = include_str!("sql/schema_version.sql
 
 /// A statement's text for one schema, and the name the pool caches it under.
 #[derive(Debug)]
-pub(crate) struct Statement {
-    pub(crate) name: &'static str,
-    pub(crate) text: String,
+pub struct Statement {
+    /// The statement's name: its file's, without `.sql`.
+    pub name: &'static str,
+    /// Its text, for one schema.
+    pub text: String,
 }
 
-/// Every statement of the store, rendered for one schema.
+/// Every statement of the store, rendered for one schema; the parameters of each are written
+/// in its file.
 #[derive(Debug)]
-pub(crate) struct Statements {
+pub struct Statements {
     /// Schema version 1, as one batch; the migrations that follow make it the current version,
     /// in a new schema as in one of an older version.
-    pub(crate) schema_v1: String,
+    pub schema_v1: String,
     /// From schema version 1 to 2, as one batch.
-    pub(crate) migrate_v2: String,
-    pub(crate) insert: Statement,
-    pub(crate) claim: Statement,
-    pub(crate) claim_in_order: Statement,
-    pub(crate) release: Statement,
-    pub(crate) unfinished: Statement,
-    pub(crate) extend: Statement,
-    pub(crate) ack: Statement,
-    pub(crate) retry: Statement,
-    pub(crate) dead_letter: Statement,
-    pub(crate) dead_letters: Statement,
-    pub(crate) replay: Statement,
-    pub(crate) discard: Statement,
-    pub(crate) counts: Statement,
-    pub(crate) purge_keys: Statement,
+    pub migrate_v2: String,
+    /// Stores a batch of emits, with their idempotency keys.
+    pub insert: Statement,
+    /// Stores a batch of emits that have no idempotency keys.
+    pub insert_unkeyed: Statement,
+    /// Leases due deliveries of some listeners.
+    pub claim: Statement,
+    /// Leases the due deliveries among the first ones of a listener with a concurrency limit.
+    pub claim_in_order: Statement,
+    /// Gives back cancelled deliveries, due at once, as the same attempt.
+    pub release: Statement,
+    /// Counts the unfinished deliveries of a range of emits.
+    pub unfinished: Statement,
+    /// Extends leases still held.
+    pub extend: Statement,
+    /// Deletes deliveries whose lease still holds.
+    pub ack: Statement,
+    /// Releases a delivery until a later time, keeping the error.
+    pub retry: Statement,
+    /// Moves a delivery to the dead letters.
+    pub dead_letter: Statement,
+    /// Lists dead letters, oldest first.
+    pub dead_letters: Statement,
+    /// Moves a dead letter back to the deliveries.
+    pub replay: Statement,
+    /// Deletes a dead letter.
+    pub discard: Statement,
+    /// Counts waiting, leased and dead deliveries.
+    pub counts: Statement,
+    /// Deletes expired idempotency keys.
+    pub purge_keys: Statement,
 }
 
 impl Statements {
-    pub(crate) fn new(schema: &str) -> Self {
+    /// The statements for the store in `schema` (a name the store accepts).
+    pub fn new(schema: &str) -> Self {
         let statement = |name: &'static str, template: &str| Statement {
             name,
             text: render(template, schema),
@@ -48,6 +71,7 @@ impl Statements {
             schema_v1: render(include_str!("sql/schema_v1.sql"), schema),
             migrate_v2: render(include_str!("sql/migrate_v2.sql"), schema),
             insert: statement("insert", include_str!("sql/insert.sql")),
+            insert_unkeyed: statement("insert_unkeyed", include_str!("sql/insert_unkeyed.sql")),
             claim: statement("claim", include_str!("sql/claim.sql")),
             claim_in_order: statement("claim_in_order", include_str!("sql/claim_in_order.sql")),
             release: statement("release", include_str!("sql/release.sql")),

@@ -37,10 +37,16 @@ impl Store for PostgresStore {
             return Ok(Inserted::default());
         }
         let batch = InsertBatch::new(emits, self.key_retention_ms());
-        let params = batch.params();
-        let rows = self
-            .run("store emits", &self.inner.sql.insert, &params)
-            .await?;
+        // Most batches have no keys: their statement skips the keys' work.
+        let rows = if batch.has_keys() {
+            let params = batch.params();
+            self.run("store emits", &self.inner.sql.insert, &params)
+                .await?
+        } else {
+            let params = batch.unkeyed_params();
+            self.run("store emits", &self.inner.sql.insert_unkeyed, &params)
+                .await?
+        };
         let inserted = self.inserted(emits.len(), &rows)?;
         self.purge_keys().await;
         Ok(inserted)

@@ -5,14 +5,18 @@ use std::time::Duration;
 use ::redis::aio::ConnectionManagerConfig;
 use ::redis::{ErrorKind, RedisError, ServerErrorKind};
 
-use super::RedisOptions;
+use super::RedisConfig;
+use crate::durable::defaults;
+use crate::durable::server_config::check_name;
 use crate::error::{BackendError, BackendErrorKind};
 
-pub(super) fn connection_config(options: &RedisOptions) -> ConnectionManagerConfig {
+pub(super) fn connection_config(config: &RedisConfig) -> ConnectionManagerConfig {
     // Few retries: while the server is away a call fails within about a second, saying so, and
     // the next call tries again; the engine retries with its own backoff.
     ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(options.connection_timeout))
+        .set_connection_timeout(Some(
+            config.connect_timeout.unwrap_or(defaults::CONNECT_TIMEOUT),
+        ))
         .set_number_of_retries(1)
         .set_min_delay(Duration::from_millis(100))
         .set_max_delay(Duration::from_secs(1))
@@ -26,7 +30,7 @@ pub(super) fn redis_error(address: &str, what: &str, error: RedisError) -> Backe
             format!(
                 "the TLS handshake with the Redis server at {address} failed (could not {what}): \
              {error}; if a private authority signed its certificate, pass it with \
-             `RedisOptions::tls_root_certificates`"
+             `RedisConfig::tls(Tls::CaFile(..))`"
             ),
         )
     } else if error.is_timeout() {
@@ -86,15 +90,10 @@ pub(super) fn validate_prefix(prefix: &str) -> Result<(), BackendError> {
         && prefix
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || b"_:.-".contains(&byte));
-    if valid {
-        Ok(())
-    } else {
-        Err(BackendError::of(
-            BackendErrorKind::Misconfigured,
-            format!(
-                "invalid Redis key prefix {prefix:?}: use 1 to 64 characters among ASCII letters, \
+    check_name(valid, || {
+        format!(
+            "invalid Redis key prefix {prefix:?}: use 1 to 64 characters among ASCII letters, \
              digits, `_`, `:`, `.` and `-`"
-            ),
-        ))
-    }
+        )
+    })
 }

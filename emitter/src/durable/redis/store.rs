@@ -151,7 +151,7 @@ impl Store for RedisStore {
             .arg(worker)
             .arg(limit.min(MAX_CLAIM))
             .arg(duration_millis(lease).max(1))
-            .arg(self.options.max_deliveries)
+            .arg(self.config.max_deliveries)
             .arg(MOVES_PER_CLAIM);
         {
             let concurrency = self

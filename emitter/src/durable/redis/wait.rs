@@ -57,7 +57,7 @@ impl RedisStore {
             Some(connection) => connection,
             None => {
                 // No response timeout: the read blocks on purpose; the caller bounds it.
-                let config = connection_config(&self.options).set_response_timeout(None);
+                let config = connection_config(&self.config).set_response_timeout(None);
                 let connection = ConnectionManager::new_with_config(self.client.clone(), config)
                     .await
                     .map_err(|error| redis_error(&self.address, "connect", error))?;

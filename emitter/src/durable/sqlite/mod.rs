@@ -1,77 +1,12 @@
 //! [`SqliteStore`]: durable deliveries in one SQLite file, for one process, with no server.
 //!
-//! # What it stores where
-//!
-//! Four tables in the file given to [`SqliteStore::open`] (created on first open; other tables
-//! of the file are left alone, so the store may share a file with the application's data):
-//!
-//! ```sql
-//! -- Schema version 2 (version 1, then `migrate_v2.sql`).
-//! CREATE TABLE emitter_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
-//!     -- 'schema_version' = '2'
-//! CREATE TABLE emitter_deliveries (
-//!     id          INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused; kept as a dead letter's id
-//!     listener    TEXT NOT NULL,
-//!     event_id    TEXT NOT NULL,
-//!     emit_id     TEXT NOT NULL,     -- 32 hex digits
-//!     emitted_at  INTEGER NOT NULL,  -- Unix milliseconds
-//!     payload     BLOB NOT NULL,     -- the event as JSON
-//!     trace       TEXT,              -- the emit's W3C traceparent, if any
-//!     run_at      INTEGER NOT NULL,  -- due at; while leased: when the lease expires
-//!     first_due   INTEGER NOT NULL,  -- when first due: the order of a limited listener
-//!     attempt     INTEGER NOT NULL,  -- claims so far
-//!     lease       TEXT,              -- the token of the last claim, NULL when released
-//!     worker      TEXT,              -- who claimed it last (for inspection)
-//!     last_error  TEXT               -- the last failure, kept across retries
-//! ) STRICT;
-//! CREATE INDEX emitter_deliveries_due ON emitter_deliveries (listener, run_at);
-//! CREATE INDEX emitter_deliveries_order ON emitter_deliveries (listener, first_due, id);
-//! CREATE INDEX emitter_deliveries_leased ON emitter_deliveries (run_at) WHERE lease IS NOT NULL;
-//! CREATE TABLE emitter_dead_letters (
-//!     id, listener, event_id, emit_id, emitted_at, payload, trace, -- the delivery's, as above
-//!     attempts INTEGER NOT NULL, reason TEXT NOT NULL, failed_at INTEGER NOT NULL
-//! ) STRICT;
-//! CREATE INDEX emitter_dead_letters_failed ON emitter_dead_letters (failed_at);
-//! CREATE TABLE emitter_keys (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) STRICT, WITHOUT ROWID;
-//! CREATE INDEX emitter_keys_expiry ON emitter_keys (expires_at);
-//! ```
-//!
-//! A claim sets `run_at` to the lease's expiry, so "due, and not leased or lease expired" is the
-//! single condition `run_at <= now`: one `UPDATE ... RETURNING` reads one range of
-//! `emitter_deliveries_due` per listener, stops after `limit` rows, and costs the same with a
-//! backlog of a hundred or of a million deliveries. A delivery keeps its id when it is
-//! dead-lettered and replayed. Idempotency keys live in `emitter_keys` until they expire
-//! ([`Setup::key_retention`](crate::durable::Setup::key_retention), counted from the insert), whether or not their deliveries are done;
-//! expired keys are deleted once a minute. Times are the **process's clock** (milliseconds since
-//! the Unix epoch).
-//!
-//! A delivery whose row this store cannot read (an emit id that is not 32 hex digits, an attempt
-//! count out of range: someone edited the file) is dead-lettered by the claim that meets it,
-//! with what is wrong as the reason, so it never blocks the deliveries behind it; listing the
-//! dead letters then fails with an error naming it until it is discarded.
-//!
-//! The version is in `emitter_meta`, not in `PRAGMA user_version`, which belongs to the
-//! application. A file written by a newer version of this store (a higher schema version) is
-//! refused with an error rather than misread; a file that is not a SQLite database is refused
-//! when it is opened.
-//!
-//! # Durability
-//!
-//! The file is in WAL mode with `synchronous = NORMAL`: whatever a call returned `Ok` for
-//! survives the process crashing or being killed. A power loss or an operating system crash may
-//! lose the last transactions before it (never corrupting the file); that is the guarantee this
-//! store makes, and the price of not syncing the disk on every commit.
-//!
-//! # One process
-//!
-//! The store is meant for one process: it wakes its own workers when it stores work, and keeps
-//! one connection whose statements run one at a time on tokio's blocking pool. Several processes
-//! may open the same file (SQLite's locking serializes their writes, waiting up to the busy
-//! timeout of 5 seconds) and claims stay exclusive, but a process does not hear about work that
-//! another process stored until its poll interval passes. For several processes or machines, use
-//! a server store.
-//!
-//! # Example
+//! Four tables in the file (`sql/schema_v1.sql` then `sql/migrate_v2.sql`: schema version 2 in
+//! `emitter_meta`; version 1 is migrated on open), beside any tables of the application's own. A
+//! claim is one `UPDATE ... RETURNING` over an index range per listener (for a listener with a
+//! concurrency limit, its first rows in emit order), so its cost does not grow with the backlog; times are the process's clock. The
+//! file is in WAL mode with `synchronous = NORMAL`: what a call returned `Ok` for survives the
+//! process crashing (a power loss may lose the last transactions, never the file). The README's
+//! "How each store keeps deliveries" says the rest.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -88,7 +23,8 @@
 mod connection;
 mod migrations;
 mod rows;
-mod statements;
+#[doc(hidden)]
+pub mod statements;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -99,13 +35,15 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
 use crate::durable::{defaults, millis};
-use crate::error::BackendError;
-use connection::setup_connection;
+use crate::error::{BackendError, BackendErrorKind};
+#[doc(hidden)]
+pub use connection::setup_connection;
 use migrations::create_schema;
 
 /// A [`Store`](crate::durable::Store) in one SQLite file: see the [module documentation](self) for the schema, the
@@ -140,9 +78,46 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// Opens the store in the SQLite file at `path`, creating the file and the store's tables if
-    /// missing.
+/// Where the SQLite store's file is, and how long it keeps idempotency keys: a builder for
+/// [`SqliteStore`].
+///
+/// ```no_run
+/// # fn run() -> Result<(), emitter::BackendError> {
+/// use std::time::Duration;
+/// use emitter::durable::sqlite::SqliteConfig;
+///
+/// let store = SqliteConfig::new("events.db")
+///     .key_retention(Duration::from_secs(24 * 3600))
+///     .open()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SqliteConfig {
+    path: PathBuf,
+    /// How long idempotency keys are kept until `open` says otherwise (default 7 days).
+    key_retention: Duration,
+}
+
+impl SqliteConfig {
+    /// A configuration for the SQLite file at `path`, created if missing.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            path: path.as_ref().to_path_buf(),
+            key_retention: defaults::KEY_RETENTION,
+        }
+    }
+
+    /// How long idempotency keys are kept until [`Store::open`](crate::durable::Store::open)
+    /// sets it from the engine's configuration (default 7 days). For a store used without the
+    /// engine.
+    pub fn key_retention(mut self, retention: Duration) -> Self {
+        self.key_retention = retention;
+        self
+    }
+
+    /// Opens the store in the file, creating the file and the store's tables if missing.
     ///
     /// Sets the file to WAL mode with `synchronous = NORMAL` (see the module's "Durability") and
     /// waits up to 5 seconds for locks held by other connections. Blocks while it opens the file:
@@ -152,16 +127,17 @@ impl SqliteStore {
     ///
     /// When the file cannot be opened or created, is not a SQLite database, holds tables of a
     /// newer version of this store, or holds tables named like the store's without its version.
-    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, BackendError> {
-        let path = path.as_ref().to_path_buf();
+    pub fn open(self) -> Result<SqliteStore, BackendError> {
+        let path = self.path;
         let conn = Connection::open(&path).map_err(|error| {
-            BackendError::with_source(
+            BackendError::of(
+                BackendErrorKind::Misconfigured,
                 format!(
                     "cannot open the SQLite store at {}: {error}",
                     path.display()
                 ),
-                error,
             )
+            .caused_by(error)
         })?;
         let mut state = State { conn };
         setup_connection(&path, &mut state.conn)?;
@@ -172,12 +148,24 @@ impl SqliteStore {
                 state: Mutex::new(state),
                 concurrency: Mutex::new(BTreeMap::new()),
                 key_retention_ms: AtomicU64::new(
-                    u64::try_from(millis(defaults::KEY_RETENTION)).unwrap_or(u64::MAX),
+                    u64::try_from(millis(self.key_retention)).unwrap_or(u64::MAX),
                 ),
                 next_key_purge: AtomicI64::new(0),
                 work: Notify::new(),
             }),
         })
+    }
+}
+
+impl SqliteStore {
+    /// Opens the store in the SQLite file at `path` with the default configuration:
+    /// [`SqliteConfig::new`]`(path).open()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteConfig::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, BackendError> {
+        SqliteConfig::new(path).open()
     }
 
     /// The path the store was opened at.

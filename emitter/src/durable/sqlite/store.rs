@@ -22,7 +22,7 @@ use crate::durable::{
     Receipt, Setup, Store,
 };
 use crate::emit_id::EmitId;
-use crate::error::BackendError;
+use crate::error::{BackendError, BackendErrorKind};
 
 /// How many listeners one claim statement names; more are claimed in several statements of one
 /// transaction (SQLite limits the terms of a compound `SELECT`).
@@ -404,11 +404,14 @@ impl Store for SqliteStore {
             while let Some(row) = rows.next().map_err(error)? {
                 let id: i64 = row.get(0).map_err(error)?;
                 let mut letter = read_dead_letter(row).map_err(|problem| {
-                    BackendError::new(format!(
-                        "dead letter {id} in the SQLite store {} is corrupt: {problem}; \
-                         discard it (`discard(\"{id}\")`) to list the others",
-                        path.display()
-                    ))
+                    BackendError::of(
+                        BackendErrorKind::Corrupt,
+                        format!(
+                            "dead letter {id} in the SQLite store {} is corrupt: {problem}; \
+                             discard it (`discard(\"{id}\")`) to list the others",
+                            path.display()
+                        ),
+                    )
                 })?;
                 letter.id = id.to_string();
                 letters.push(letter);

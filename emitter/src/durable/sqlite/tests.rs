@@ -200,7 +200,9 @@ async fn a_corrupt_dead_letter_is_named() {
     raw(&store)
         .execute("UPDATE emitter_dead_letters SET attempts = -3", [])
         .unwrap();
-    let error = store.dead_letters(10).await.unwrap_err().to_string();
+    let error = store.dead_letters(10).await.unwrap_err();
+    assert_eq!(error.kind(), crate::error::BackendErrorKind::Corrupt);
+    let error = error.to_string();
     assert!(
         error.contains(&format!("dead letter {}", claim.receipt.id)),
         "{error}"
@@ -420,4 +422,27 @@ async fn a_version_1_file_is_migrated_keeping_its_deliveries() {
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].event.emit_id, EmitId::from_u128(7));
     assert_eq!(claimed[0].event.trace, None);
+}
+
+#[tokio::test]
+async fn a_configured_key_retention_sets_when_keys_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = super::SqliteConfig::new(dir.path().join("store.db"))
+        .key_retention(Duration::from_secs(300))
+        .open()
+        .unwrap();
+    let before = now();
+    store
+        .insert(&[emit(1, &["a"], now(), Some("k"))])
+        .await
+        .unwrap();
+    let expires_at: i64 = raw(&store)
+        .query_row("SELECT expires_at FROM emitter_keys", [], |row| row.get(0))
+        .unwrap();
+    let expires = from_unix_millis(expires_at);
+    let retention = expires.duration_since(before).unwrap();
+    assert!(
+        retention >= Duration::from_secs(299) && retention <= Duration::from_secs(301),
+        "{retention:?}"
+    );
 }

@@ -1,12 +1,8 @@
 -- `ARGV`: prefix, listener, entry id, consumer, delivery count, reason.
 local listener, id, count = ARGV[2], ARGV[3], ARGV[5]
-local key = listener_key(listener)
-if not holds(key, listener, id, ARGV[4], count) then
-  return { 'ok', 0 }
-end
-local found = check_types({ listener })
-if found then
-  return { 'refused', found }
+local key, reply = held_receipt(listener, id, ARGV[4], count)
+if reply then
+  return reply
 end
 local entries = redis.call('XRANGE', key, id, id)
 if #entries > 0 then

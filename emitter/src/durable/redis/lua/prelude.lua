@@ -193,3 +193,18 @@ local function check_types(listeners)
   end
   return nil
 end
+
+-- The stream of a receipt (listener, entry id, consumer, delivery count) that still holds its
+-- entry, or the reply to return at once: `ok` with nothing done when the claim is no longer the
+-- entry's last, `refused` when the stream's key holds another type.
+local function held_receipt(listener, id, consumer, count)
+  local key = listener_key(listener)
+  if not holds(key, listener, id, consumer, count) then
+    return nil, { 'ok', 0 }
+  end
+  local found = check_types({ listener })
+  if found then
+    return nil, { 'refused', found }
+  end
+  return key, nil
+end

@@ -1,0 +1,17 @@
+-- The insert of a batch without idempotency keys: `insert.sql` without the keys' work.
+WITH stored AS (
+    INSERT INTO {deliveries} (event_id, emit_id, emitted_at, payload, trace, listener, run_at,
+                              first_due)
+    SELECT e.event_id, e.emit_id::uuid, e.emitted_at, e.payload, e.trace, l.listener,
+           now() + e.due_in * interval '1 millisecond',
+           now() + e.due_in * interval '1 millisecond'
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[], $5::int8[], $8::text[])
+        WITH ORDINALITY AS e(event_id, emit_id, emitted_at, payload, due_in, trace, n)
+    JOIN unnest($6::int8[], $7::text[]) WITH ORDINALITY AS l(n, listener, position)
+        ON l.n = e.n
+    ORDER BY l.position
+    RETURNING 1
+)
+SELECT cardinality($1::text[])::int8 AS stored,
+       (SELECT count(*) FROM (SELECT pg_notify('{channel}', '')
+                              WHERE EXISTS (SELECT 1 FROM stored)) AS woken) AS woken
