@@ -24,6 +24,7 @@ mod clock;
 pub(crate) mod defaults;
 mod engine;
 mod ids;
+mod limits;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(any(feature = "postgres", feature = "redis"))]
@@ -53,6 +54,7 @@ pub(crate) use clock::{from_unix_millis, millis, unix_millis};
 pub use engine::{Durable, DurableConfig};
 pub(crate) use ids::claimable;
 pub use ids::ParseEmitIdError;
+pub(crate) use limits::Limits;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 pub(crate) use redact::Secrets;
 #[cfg(any(feature = "postgres", feature = "redis"))]

@@ -14,7 +14,7 @@ use super::pool::Pool;
 use super::statements::{channel_of, Statements};
 use super::{Inner, PostgresStore};
 use crate::durable::server_config::{check_name, server_setters};
-use crate::durable::{defaults, Secrets, Tls};
+use crate::durable::{defaults, Limits, Secrets, Tls};
 use crate::error::{BackendError, BackendErrorKind};
 
 /// The default schema.
@@ -192,7 +192,7 @@ impl PostgresConfig {
             next_key_purge: AtomicI64::new(0),
             work: Arc::new(Notify::new()),
             listener: Mutex::new(None),
-            concurrency: Mutex::default(),
+            concurrency: Limits::default(),
         };
         let store = PostgresStore {
             inner: Arc::new(inner),

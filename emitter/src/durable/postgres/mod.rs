@@ -42,10 +42,8 @@ pub mod statements;
 mod store;
 mod transactional;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -56,6 +54,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::{check_schema_version, unix_millis, Inserted};
+use crate::durable::Limits;
 use crate::error::{BackendError, BackendErrorKind};
 use connection::{listen, Connect};
 use errors::{describe_failure, Failure};
@@ -109,7 +108,7 @@ struct Inner {
     /// The task that listens for notifications, once started.
     listener: Mutex<Option<AbortHandle>>,
     /// The listeners with a concurrency limit, from [`Setup`](crate::durable::Setup).
-    concurrency: Mutex<BTreeMap<&'static str, NonZeroU32>>,
+    concurrency: Limits,
 }
 
 impl Drop for Inner {

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::ops::RangeInclusive;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio_postgres::Row;
@@ -19,11 +19,7 @@ use crate::error::BackendError;
 
 impl Store for PostgresStore {
     async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
-        *self
-            .inner
-            .concurrency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = setup.concurrency.clone();
+        self.inner.concurrency.set(setup);
         self.inner
             .key_retention_ms
             .store(duration_ms(setup.key_retention), Ordering::Relaxed);
@@ -62,12 +58,7 @@ impl Store for PostgresStore {
         let Some(names) = claimable(listeners, limit) else {
             return Ok(Vec::new());
         };
-        let concurrency = self
-            .inner
-            .concurrency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let concurrency = self.inner.concurrency.get();
         let (in_order, names): (Vec<&str>, Vec<&str>) = names
             .into_iter()
             .partition(|name| concurrency.contains_key(name));

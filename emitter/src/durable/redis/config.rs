@@ -15,7 +15,7 @@ use super::entries::duration_millis;
 use super::scripts::Scripts;
 use super::RedisStore;
 use crate::durable::server_config::server_setters;
-use crate::durable::{defaults, Secrets, Tls};
+use crate::durable::{defaults, Limits, Secrets, Tls};
 use crate::error::{BackendError, BackendErrorKind};
 
 /// The key prefix unless [`RedisConfig::prefix`] says otherwise.
@@ -185,7 +185,7 @@ impl RedisConfig {
             watched: Mutex::new(Vec::new()),
             delivered: Mutex::new(HashMap::new()),
             ready: Mutex::new(HashSet::new()),
-            concurrency: Mutex::default(),
+            concurrency: Limits::default(),
             scripts: Scripts::new(),
         })
     }

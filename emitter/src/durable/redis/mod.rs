@@ -34,9 +34,8 @@ mod scripts;
 mod store;
 mod wait;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::num::NonZeroU32;
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
@@ -44,7 +43,7 @@ use ::redis::aio::ConnectionManager;
 use ::redis::{Client, Script, ScriptInvocation, Value};
 use tokio::sync::Notify;
 
-use crate::durable::{check_schema_version, Receipt};
+use crate::durable::{check_schema_version, Limits, Receipt};
 use crate::error::{BackendError, BackendErrorKind};
 use connection::redis_error;
 use entries::{into_array, into_text, Held};
@@ -86,7 +85,7 @@ pub struct RedisStore {
     /// docs). Emptied when such an insert fails on the server, until the next `open`.
     ready: Mutex<HashSet<String>>,
     /// The listeners with a concurrency limit, from [`Setup`](crate::durable::Setup).
-    concurrency: Mutex<BTreeMap<&'static str, NonZeroU32>>,
+    concurrency: Limits,
     scripts: Scripts,
 }
 

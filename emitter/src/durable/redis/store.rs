@@ -26,10 +26,7 @@ const MAX_CLAIM: usize = 10_000;
 
 impl Store for RedisStore {
     async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
-        *self
-            .concurrency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = setup.concurrency.clone();
+        self.concurrency.set(setup);
         self.key_retention_ms
             .store(duration_millis(setup.key_retention), Ordering::Relaxed);
         let mut listeners: Vec<String> = Vec::new();
@@ -153,15 +150,9 @@ impl Store for RedisStore {
             .arg(duration_millis(lease).max(1))
             .arg(self.config.max_deliveries)
             .arg(MOVES_PER_CLAIM);
-        {
-            let concurrency = self
-                .concurrency
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            for listener in &listeners {
-                let window = concurrency.get(listener).map_or(0, |limit| limit.get());
-                invocation.arg(*listener).arg(window);
-            }
+        for listener in &listeners {
+            let window = self.concurrency.of(listener).unwrap_or(0);
+            invocation.arg(*listener).arg(window);
         }
         let what = "claim deliveries";
         let mut reply = self.eval(&invocation, what).await?.into_iter();
@@ -309,11 +300,7 @@ impl Store for RedisStore {
             return Ok(());
         };
         let delay = delay_millis(run_at);
-        let in_order = self
-            .concurrency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(held.listener);
+        let in_order = self.concurrency.of(held.listener).is_some();
         let mut invocation = self.invocation(&self.scripts.retry);
         invocation
             .arg(held.listener)

@@ -33,12 +33,7 @@ impl RedisStore {
         }
         let what = "find the next delayed delivery";
         let mut invocation = self.invocation(&self.scripts.next_due);
-        for listener in self
-            .concurrency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-        {
+        for listener in self.concurrency.get().keys() {
             invocation.arg(*listener);
         }
         let next_due = self.eval(&invocation, what).await?;

@@ -29,9 +29,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex};
@@ -40,7 +38,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
-use crate::durable::{defaults, millis};
+use crate::durable::{defaults, millis, Limits};
 use crate::error::{BackendError, BackendErrorKind};
 #[doc(hidden)]
 pub use connection::setup_connection;
@@ -59,7 +57,7 @@ struct Inner {
     path: PathBuf,
     state: Mutex<State>,
     /// The listeners with a concurrency limit, from [`Setup`](crate::durable::Setup).
-    concurrency: Mutex<BTreeMap<&'static str, NonZeroU32>>,
+    concurrency: Limits,
     key_retention_ms: AtomicU64,
     /// When expired keys are next deleted (Unix milliseconds).
     next_key_purge: AtomicI64,
@@ -146,7 +144,7 @@ impl SqliteConfig {
             inner: Arc::new(Inner {
                 path,
                 state: Mutex::new(state),
-                concurrency: Mutex::new(BTreeMap::new()),
+                concurrency: Limits::default(),
                 key_retention_ms: AtomicU64::new(
                     u64::try_from(millis(self.key_retention)).unwrap_or(u64::MAX),
                 ),

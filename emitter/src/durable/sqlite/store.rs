@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{OnceLock, PoisonError};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use rusqlite::types::Value;
@@ -134,11 +134,7 @@ impl Inner {
             .map_err(error)?;
         let mut claimed = Vec::new();
         let mut corrupt = Vec::new();
-        let concurrency = self
-            .concurrency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let concurrency = self.concurrency.get();
         for chunk in listeners.chunks(LISTENERS_PER_CLAIM) {
             let remaining = limit.saturating_sub(claimed.len() + corrupt.len());
             if remaining == 0 {
@@ -248,11 +244,7 @@ fn bury(
 
 impl Store for SqliteStore {
     async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
-        *self
-            .inner
-            .concurrency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = setup.concurrency.clone();
+        self.inner.concurrency.set(setup);
         let retention = u64::try_from(setup.key_retention.as_millis()).unwrap_or(u64::MAX);
         self.inner
             .key_retention_ms
