@@ -15,6 +15,7 @@ pub use crate::error::EmitError;
 pub use crate::event::{
     decode_json, encode_json, Emitted, Event, EventRegistration, Header, Payload,
 };
+pub use crate::extract::EventField;
 pub use crate::listener::{
     assert_send, run_blocking, start, Adapter, AdapterSlot, BoxFuture, Delivery, FieldArg,
     FieldValue, Handler, IntoListenerResult, Listener, ListenerRef, ListenerRegistration, Started,

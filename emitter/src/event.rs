@@ -69,6 +69,10 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The event's stable id: snake_case of the type name unless `#[event(id = "...")]` says
     /// otherwise. Durable backends store it, so changing it orphans queued events.
     const ID: &'static str;
+
+    /// The names of the event's fields, in declaration order. A listener parameter named like
+    /// one of them takes that field; `#[derive(Event)]` lists them.
+    const FIELDS: &'static [&'static str];
 }
 
 /// What `#[derive(Event)]` submits to the link-time registry.

@@ -7,6 +7,7 @@
 //! - [`emit!`] and [`Emitter::emit`]: emitting.
 //! - [`Emitter`] and [`EmitterBuilder`]: the handle, its lifecycle and configuration.
 //! - [`EventTable`]: which listeners run for which event, built at start.
+//! - [`extract`]: the traits behind the macros' compile-time checks, with the rules they enforce.
 //! - [`DeliveryPolicy`], [`Backoff`], [`Capacity`]: retries, timeouts, concurrency, and how
 //!   many events the emitter holds; [`ShutdownReport`] and [`Metrics`] say what happened.
 //! - [`EventEmitterBackend`]: where queued events live and who runs them;
@@ -23,6 +24,7 @@ pub mod durable;
 mod emitter;
 mod error;
 mod event;
+pub mod extract;
 mod lifecycle;
 mod listener;
 mod policy;
@@ -77,8 +79,12 @@ pub use crate::table::EventTable;
 /// - The id is the snake_case type name unless `#[event(id = "...")]` gives one. Durable
 ///   backends store it, so keep it stable. Two types with one id make the emitter's start fail
 ///   with [`StartError::DuplicateEventId`], naming both.
+/// - Fields own their data (`String`, not `&str`: an event is queued, stored and read back) and
+///   their types implement serde's `Serialize` and `Deserialize`. A field whose type is written
+///   `Option<...>` reads as `None` when a stored event lacks it.
 /// - Fields may carry serde attributes (`#[serde(rename = "...")]`, `#[serde(default)]`, ...).
-///   Do not also derive `Serialize` or `Deserialize`.
+///   Do not also derive `Serialize` or `Deserialize`, nor give `#[serde(remote)]` or
+///   `#[serde(crate)]`: the derive sets those itself.
 /// - Listeners in other modules bind fields by name, so make the fields they use `pub`.
 ///
 /// Without the macro, the same event is:
@@ -93,6 +99,7 @@ pub use crate::table::EventTable;
 ///
 /// impl emitter::Event for UserCreated {
 ///     const ID: &'static str = "user_created";
+///     const FIELDS: &'static [&'static str] = &["email"];
 /// }
 /// ```
 ///

@@ -3,10 +3,11 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{GenericArgument, ItemFn, PathArguments, ReturnType, Type};
+use syn::{ItemFn, ReturnType, Type};
 
 use super::parse::{ListenerArgs, Policy};
 use super::validate::{Binding, Param};
+use crate::tokens::inner_types;
 
 pub(super) fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param]) -> TokenStream {
     let private = quote!(::emitter::__private);
@@ -281,27 +282,8 @@ fn owned_event_trait(ty: &Type) -> TokenStream {
 
 /// Whether a return type can be written as `<Type as Trait>`: not if it holds `impl Trait` or `_`.
 fn names_a_type(ty: &Type) -> bool {
-    match ty {
-        Type::ImplTrait(_) | Type::Infer(_) | Type::Macro(_) | Type::Verbatim(_) => false,
-        Type::Path(path) => path
-            .path
-            .segments
-            .iter()
-            .all(|segment| match &segment.arguments {
-                PathArguments::AngleBracketed(generic) => {
-                    generic.args.iter().all(|arg| match arg {
-                        GenericArgument::Type(ty) => names_a_type(ty),
-                        _ => true,
-                    })
-                }
-                PathArguments::Parenthesized(_) | PathArguments::None => true,
-            }),
-        Type::Reference(reference) => names_a_type(&reference.elem),
-        Type::Paren(paren) => names_a_type(&paren.elem),
-        Type::Group(group) => names_a_type(&group.elem),
-        Type::Tuple(tuple) => tuple.elems.iter().all(names_a_type),
-        Type::Array(array) => names_a_type(&array.elem),
-        Type::Slice(slice) => names_a_type(&slice.elem),
-        _ => true,
-    }
+    !matches!(
+        ty,
+        Type::ImplTrait(_) | Type::Infer(_) | Type::Macro(_) | Type::Verbatim(_)
+    ) && inner_types(ty).into_iter().all(names_a_type)
 }
