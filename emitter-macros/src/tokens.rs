@@ -28,3 +28,40 @@ pub(crate) fn inner_types(ty: &Type) -> Vec<&Type> {
         _ => Vec::new(),
     }
 }
+
+/// The type name a Litestar-style string id suggests: `"user_created"` → `UserCreated`, if that
+/// is an identifier.
+pub(crate) fn type_name_for_id(id: &str) -> Option<String> {
+    let name: String = id
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect::<String>()
+            })
+        })
+        .collect();
+    let starts_well = name.chars().next().is_some_and(char::is_alphabetic);
+    (starts_well && syn::parse_str::<syn::Ident>(&name).is_ok()).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_name_for_id;
+
+    #[test]
+    fn ids_suggest_type_names() {
+        assert_eq!(
+            type_name_for_id("user_created").as_deref(),
+            Some("UserCreated")
+        );
+        assert_eq!(
+            type_name_for_id("billing.invoice_paid").as_deref(),
+            Some("BillingInvoicePaid")
+        );
+        assert_eq!(type_name_for_id("ping").as_deref(), Some("Ping"));
+        assert_eq!(type_name_for_id("2fa_enabled"), None);
+        assert_eq!(type_name_for_id(""), None);
+    }
+}

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::context::EmitId;
+use crate::emitter::Emitter;
+use crate::error::EmitError;
 use crate::lifecycle::EventToken;
 
 use serde::de::DeserializeOwned;
@@ -73,6 +75,13 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The names of the event's fields, in declaration order. A listener parameter named like
     /// one of them takes that field; `#[derive(Event)]` lists them.
     const FIELDS: &'static [&'static str];
+
+    /// Emits the event: what `emit!` expands to. A method of the event type, so that a type
+    /// that is not an event is reported once, on that type.
+    #[doc(hidden)]
+    fn __emit(emitter: &Emitter, event: Self) -> Result<EmitId, EmitError> {
+        emitter.emit(event)
+    }
 }
 
 /// What `#[derive(Event)]` submits to the link-time registry.

@@ -218,10 +218,13 @@ pub use emitter_macros::listener;
 /// Builds an event, with every field checked at compile time, and emits it.
 ///
 /// `emit!(emitter, Event, field = value, ...)` returns what [`Emitter::emit`] returns:
-/// `Result<EmitId, EmitError>`. Values are converted with `Into` (a `&str` for a `String` field);
-/// number literals take the field's type. A field given alone, `emit!(emitter, Event, email)`,
-/// is shorthand for `email = email`. A missing, unknown or mistyped field is a compile error on
-/// your token. The emitter may be an `Emitter`, a `&Emitter` or anything that derefs to one.
+/// `Result<EmitId, EmitError>`. Each value is checked as in the struct literal
+/// `Event { field: value }`, so `6 * 7`, `None`, `vec![]` and `x.into()` take the field's type;
+/// the one convenience is that a `String` field also takes a `&str`, `&String`, `Cow<str>` or
+/// `Box<str>` ([`EmitValue`](extract::EmitValue)). A field given alone,
+/// `emit!(emitter, Event, email)`, is shorthand for `email = email`. A missing, unknown or
+/// mistyped field is a compile error on your token. The emitter may be an `Emitter`, a `&Emitter`,
+/// an `Arc<Emitter>` or anything else that is `AsRef<Emitter>`.
 ///
 /// ```
 /// use emitter::{emit, listener, Emitter, Event};
@@ -245,7 +248,7 @@ pub use emitter_macros::listener;
 /// # }
 /// ```
 ///
-/// Without the macro: `emitter.emit(OrderPlaced { order: 42, customer: customer.into() })`.
+/// Without the macro: `emitter.emit(OrderPlaced { order: 42, customer })`.
 #[doc(inline)]
 pub use emitter_macros::emit;
 

@@ -323,21 +323,3 @@ where
 pub fn assert_send<F: Future + Send>(future: F) -> F {
     future
 }
-
-/// `Into` for `emit!`'s values, with a message that says what the field needs.
-#[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "the field is a `{Self}`, but this value is a `{V}`",
-    label = "expected `{Self}` or a type that converts into it, found `{V}`",
-    note = "`emit!` converts each value with `Into`: give a `{Self}`, or convert the value first",
-    note = "an integer variable whose type nothing else fixes is an `i32`: give it a suffix or a type, e.g. `0..10u64`"
-)]
-pub trait FieldValue<V>: Sized {
-    fn from_value(value: V) -> Self;
-}
-
-impl<V: Into<T>, T> FieldValue<V> for T {
-    fn from_value(value: V) -> Self {
-        value.into()
-    }
-}
