@@ -1,6 +1,22 @@
-//! Helpers for reading the user's tokens.
+//! Helpers for writing output whose errors land on the user's tokens.
 
+use proc_macro2::Span;
+use quote::ToTokens;
 use syn::{GenericArgument, PathArguments, Type};
+
+/// The spans of the first and last tokens of `tokens`.
+///
+/// On stable Rust one `Span` cannot cover several tokens, but rustc spans a type or an expression
+/// from its first token to its last: generated tokens that start with the first span and end with
+/// the last one make an error on them underline the whole of the user's tokens.
+pub(crate) fn first_last_spans(tokens: &impl ToTokens) -> (Span, Span) {
+    let mut iter = tokens.to_token_stream().into_iter();
+    let first = iter
+        .next()
+        .map_or_else(Span::call_site, |token| token.span());
+    let last = iter.last().map_or(first, |token| token.span());
+    (first, last)
+}
 
 /// The types directly inside `ty`: a reference's, array's or slice's element, a tuple's elements,
 /// the type arguments of a path (`Vec<T>`, `Result<T, E>`).

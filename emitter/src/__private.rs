@@ -14,11 +14,15 @@ pub use crate::error::EmitError;
 pub use crate::event::{
     decode_json, encode_json, Emitted, Event, EventRegistration, Header, Payload,
 };
-pub use crate::extract::{AsEmitter, EmitValue, EventField};
+pub use crate::extract::{
+    collect_states, count_states, has_field, str_eq, AsEmitter, Dead, EmitValue, EventField,
+    FromDelivery, FromDeliveryRef, FromField, IntoListenerResult, ListenerFuture, OwnedEvent, Pick,
+    Select,
+};
 pub use crate::listener::{
-    assert_send, run_blocking, start, Adapter, AdapterSlot, BoxFuture, Delivery, FieldArg, Handler,
-    IntoListenerResult, Listener, ListenerRef, ListenerRegistration, Started, StateKey,
+    run_blocking, start, Adapter, AdapterSlot, BoxFuture, Delivery, Handler, Listener, ListenerRef,
+    ListenerRegistration, Started, StateKey,
 };
 pub use crate::policy::PolicyOverrides;
-pub use ::core::option::Option::{None, Some};
+pub use ::core::option::Option::{self, None, Some};
 pub use ::core::time::Duration;

@@ -177,10 +177,15 @@ pub use emitter_macros::Event;
 /// | `emitter: Emitter`, `&Emitter` | the [`Emitter`], to emit follow-up events |
 /// | `state: State<T>`, `&State<T>` | a clone of the `T` given to [`EmitterBuilder::state`] |
 ///
-/// Context parameters are recognised by their type's name (`EventMeta`, `Emitter`, `State`), so
-/// do not rename those types on import. Every other parameter names a field: a listener that
-/// asks for a field one of its events lacks, or with a type that does not fit, does not compile,
-/// and the error points at the parameter.
+/// Context is recognised by its type ([`extract`] has the rules): a renamed import or an alias of
+/// `EventMeta`, `Emitter` or `State<T>` works, and a parameter written with one of those types is
+/// context even if the event has a field of the same name. Every other parameter takes the field
+/// it is named after: a listener that asks for a field one of its events lacks, or with a type
+/// that does not fit, does not compile, and the error points at the parameter. So does a
+/// parameter that is neither (`mailer: &Mailer` for shared state: take `State<Mailer>`).
+///
+/// A listener is a free function: on a method or associated function in an `impl` or `trait`
+/// block the attribute is an error, since the emitter calls a listener by its path.
 ///
 /// The function returns `()` or `Result<(), E>` where `E` converts into [`BoxError`]; an `Err` or a
 /// panic is logged, handed to the error hook ([`EmitterBuilder::on_error`]) and affects nothing

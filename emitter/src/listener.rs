@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use crate::context::{EventMeta, State};
 use crate::emitter::Emitter;
-use crate::error::{BoxError, Failure};
+use crate::error::Failure;
 use crate::event::{Event, Payload};
 
 /// A function annotated with [`#[listener]`](macro@crate::listener).
@@ -168,10 +168,20 @@ pub struct Handler {
 
 /// A `State<T>` a listener takes, checked at start.
 #[doc(hidden)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct StateKey {
     pub type_id: fn() -> TypeId,
     pub type_name: fn() -> &'static str,
+}
+
+impl StateKey {
+    /// The key of `State<T>`.
+    pub const fn of<T: 'static>() -> Self {
+        StateKey {
+            type_id: TypeId::of::<T>,
+            type_name: std::any::type_name::<T>,
+        }
+    }
 }
 
 #[doc(hidden)]
@@ -233,76 +243,6 @@ impl Delivery {
     }
 }
 
-/// Binds a listener parameter to an event field of type `F`.
-#[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "a listener parameter of type `{Self}` cannot take an event field of type `{F}`",
-    label = "the event's field has type `{F}`",
-    note = "take the field by reference (`&{F}`) or by value (`{F}`, cloned); a `String` can be taken as `&str` and a `Vec<T>` as `&[T]`"
-)]
-pub trait FieldArg<'a, F: ?Sized>: Sized {
-    fn from_field(field: &'a F) -> Self;
-}
-
-impl<'a, T: ?Sized> FieldArg<'a, T> for &'a T {
-    fn from_field(field: &'a T) -> Self {
-        field
-    }
-}
-
-impl<T: Clone> FieldArg<'_, T> for T {
-    fn from_field(field: &T) -> Self {
-        field.clone()
-    }
-}
-
-impl<'a> FieldArg<'a, String> for &'a str {
-    fn from_field(field: &'a String) -> Self {
-        field
-    }
-}
-
-impl<'a, T> FieldArg<'a, Vec<T>> for &'a [T] {
-    fn from_field(field: &'a Vec<T>) -> Self {
-        field
-    }
-}
-
-impl<'a, T> FieldArg<'a, Option<T>> for Option<&'a T> {
-    fn from_field(field: &'a Option<T>) -> Self {
-        field.as_ref()
-    }
-}
-
-impl<'a> FieldArg<'a, Option<String>> for Option<&'a str> {
-    fn from_field(field: &'a Option<String>) -> Self {
-        field.as_deref()
-    }
-}
-
-/// What a listener may return: `()` or `Result<(), E>` with `E` convertible to a boxed error.
-#[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "a listener must return `()` or `Result<(), E>`, not `{Self}`",
-    label = "this return type is not supported",
-    note = "return `()`, or `Result<(), E>` where `E` converts into `Box<dyn std::error::Error + Send + Sync>`"
-)]
-pub trait IntoListenerResult {
-    fn into_listener_result(self) -> Result<(), Failure>;
-}
-
-impl IntoListenerResult for () {
-    fn into_listener_result(self) -> Result<(), Failure> {
-        Ok(())
-    }
-}
-
-impl<E: Into<BoxError>> IntoListenerResult for Result<(), E> {
-    fn into_listener_result(self) -> Result<(), Failure> {
-        self.map_err(|error| Failure::Error(error.into()))
-    }
-}
-
 /// Runs a synchronous listener on tokio's blocking pool; a panic there becomes a [`Failure`].
 #[doc(hidden)]
 pub async fn run_blocking<F>(call: F) -> Result<(), Failure>
@@ -316,10 +256,4 @@ where
             Err(error) => Err(Failure::Error(Box::new(error))),
         },
     }
-}
-
-/// Makes a future's `Send`-ness a requirement spanned on the listener.
-#[doc(hidden)]
-pub fn assert_send<F: Future + Send>(future: F) -> F {
-    future
 }
