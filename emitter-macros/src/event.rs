@@ -353,8 +353,13 @@ const OWN_SERDE_HANDLING: &[&str] = &[
 /// `#[serde(serialize_with, deserialize_with)]` through `EventField`, so that a field type
 /// without serde's traits is one error on the field with the fix, rather than an error per use
 /// in serde's code. serde leaves a missing `Option` field `None` only without `deserialize_with`,
-/// so an `Option` field also gets `default`, unless it has serde options of its own.
+/// so an `Option` field also gets `default`, unless it has serde options of its own. Types that
+/// are serializable by construction (`u64`, `String`, `Vec<String>`, ...) are left to serde:
+/// each checked field costs serde two wrapper types to compile.
 fn checked_field(field: &syn::Field) -> Option<TokenStream> {
+    if serializable_by_construction(&field.ty) {
+        return None;
+    }
     let mut default = false;
     for attr in field
         .attrs
@@ -387,6 +392,38 @@ fn checked_field(field: &syn::Field) -> Option<TokenStream> {
         #[serde(serialize_with = #serialize, deserialize_with = #deserialize)]
         #default
     })
+}
+
+/// Whether serde implements its traits for a type, known from its spelling: primitives, `String`,
+/// and std's containers, tuples and arrays of such types.
+fn serializable_by_construction(ty: &syn::Type) -> bool {
+    const LEAVES: &[&str] = &[
+        "bool", "char", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64",
+        "i128", "isize", "f32", "f64", "String",
+    ];
+    const CONTAINERS: &[&str] = &[
+        "Option", "Vec", "VecDeque", "Box", "HashMap", "BTreeMap", "HashSet", "BTreeSet",
+    ];
+    let known = match ty {
+        syn::Type::Tuple(_) | syn::Type::Array(_) | syn::Type::Paren(_) | syn::Type::Group(_) => {
+            true
+        }
+        syn::Type::Path(path) if path.qself.is_none() => {
+            path.path.segments.last().is_some_and(|last| {
+                let name = last.ident.to_string();
+                match &last.arguments {
+                    syn::PathArguments::None => LEAVES.contains(&name.as_str()),
+                    syn::PathArguments::AngleBracketed(_) => CONTAINERS.contains(&name.as_str()),
+                    syn::PathArguments::Parenthesized(_) => false,
+                }
+            })
+        }
+        _ => false,
+    };
+    known
+        && inner_types(ty)
+            .into_iter()
+            .all(serializable_by_construction)
 }
 
 /// Container options of serde that the derive sets itself.

@@ -135,9 +135,9 @@ impl<'a> Adapter<'a> {
         items
     }
 
-    /// The expression that binds the parameter at `position` (a `Result`), and the shared state
-    /// it needs (an `Option<StateKey>`).
-    fn bind(&self, position: usize, param: &Param) -> (TokenStream, TokenStream) {
+    /// The expression that binds the parameter at `position` (a `Result`), and, unless the
+    /// parameter visibly needs none, the shared state it needs (an `Option<StateKey>`).
+    fn bind(&self, position: usize, param: &Param) -> (TokenStream, Option<TokenStream>) {
         let private = quote!(::emitter::__private);
         let event = self.event;
         // rustc reports an unmet `<T as Trait>` on `T`: each context type is the user's type, or
@@ -157,20 +157,21 @@ impl<'a> Adapter<'a> {
             };
             (
                 quote!(<#ty as #trait_>::#get(&__emitter_delivery, #event_expr)),
-                quote!(<#ty as #trait_>::STATE),
+                Some(quote!(<#ty as #trait_>::STATE)),
             )
         };
         match &param.binding {
             Binding::Context { ty, by_ref } => {
-                context(Context::of(ty, *by_ref), quote!(__emitter_event))
+                let (get, state) = context(Context::of(ty, *by_ref), quote!(__emitter_event));
+                (get, state.filter(|_| is_state(ty)))
             }
             Binding::Event { ty, by_ref: true } => (
                 context(Context::of(ty, true), quote!(__emitter_event)).0,
-                quote!(#private::None),
+                None,
             ),
             Binding::Event { ty, by_ref: false } => (
                 quote!(#private::Result::Ok(<#ty as #private::OwnedEvent>::clone_event(__emitter_event))),
-                quote!(#private::None),
+                None,
             ),
             Binding::Field(name) => {
                 // Both the field access and the conversion are spanned on the parameter's name:
@@ -179,10 +180,7 @@ impl<'a> Adapter<'a> {
                 let from_field = quote_spanned! {name.span()=>
                     <_ as #private::FromField<'_, _, #event>>::from_field(#place)
                 };
-                (
-                    quote!(#private::Result::Ok(#from_field)),
-                    quote!(#private::None),
-                )
+                (quote!(#private::Result::Ok(#from_field)), None)
             }
             Binding::Named { name, referent } => {
                 // `target` is the parameter's type, or what its reference points to.
@@ -233,8 +231,19 @@ impl<'a> Adapter<'a> {
             let (bind, state) = self.bind(position, param);
             bindings.push(quote!(let #local = #bind?;));
             args.push(local);
-            states.push(state);
+            states.extend(state);
         }
+        // The states of the parameters that may need one, those that do, at compile time.
+        let states = if states.is_empty() {
+            quote!(&[])
+        } else {
+            quote! {{
+                const __EMITTER_STATES: &[#private::Option<#private::StateKey>] = &[#(#states),*];
+                const __EMITTER_KEYS: [#private::StateKey; #private::count_states(__EMITTER_STATES)] =
+                    #private::collect_states(__EMITTER_STATES);
+                &__EMITTER_KEYS
+            }}
+        };
         let body = if is_async {
             // Spanned so that a future that is not `Send` is reported on the function's name.
             let call = quote_spanned! {fn_name.span()=>
@@ -270,15 +279,15 @@ impl<'a> Adapter<'a> {
                        __emitter_slot: &mut #private::AdapterSlot,
                        __emitter_cx: &mut #private::Context<'_>|
                        -> #private::Started { #body },
-                states: {
-                    const __EMITTER_STATES: &[#private::Option<#private::StateKey>] = &[#(#states),*];
-                    const __EMITTER_KEYS: [#private::StateKey; #private::count_states(__EMITTER_STATES)] =
-                        #private::collect_states(__EMITTER_STATES);
-                    &__EMITTER_KEYS
-                },
+                states: #states,
             }
         }
     }
+}
+
+/// Whether a context type is `State<T>`, the one that needs shared state.
+fn is_state(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.path.segments.last().is_some_and(|last| last.ident == "State"))
 }
 
 /// The type a context parameter is extracted as, and whether by reference.
