@@ -1,21 +1,29 @@
-//! What the macros check at compile time: the traits that listener parameters, listener return
-//! types, `emit!`'s emitter and `emit!`'s values go through.
+//! What the macros check at compile time: the traits that event fields, listener parameters,
+//! listener return types, `emit!`'s emitter and `emit!`'s values go through.
 //!
-//! You do not implement or call these traits: [`#[listener]`](macro@crate::listener) and
-//! [`emit!`](crate::emit) do. They are public so that their documentation states the rules, and
-//! so that a compile error names a trait you can look up here. Each one carries the message of
-//! the mistake it catches.
+//! You do not implement or call these traits: [`#[derive(Event)]`](derive@crate::Event),
+//! [`#[listener]`](macro@crate::listener) and [`emit!`](crate::emit) do. They are public so that
+//! their documentation states the rules, and so that a compile error names a trait you can look
+//! up here. Each one carries the message of the mistake it catches.
 //!
 //! # How a listener parameter is bound
 //!
 //! 1. A parameter whose type is written `EventMeta`, `Emitter` or `State<T>` (or a reference to
 //!    one), or names one of the listener's events, is context: [`FromDelivery`] or
-//!    [`FromDeliveryRef`] provides it.
-//! 2. Any other parameter named like a field of the event takes that field, through
-//!    [`FromField`]: `email: &str` takes `email`.
-//! 3. Any other parameter is context again, recognised by its type: an alias or a renamed import
-//!    of a context type works, and anything else is a compile error on the parameter that says
-//!    what a listener can take.
+//!    [`FromDeliveryRef`] provides it ([`OwnedEvent`] the whole event by value).
+//! 2. A parameter of a type only a field can have (a primitive, `str`, a slice, an array, a
+//!    tuple, `String`, std's collections, `Option`, `Box`, `Cow`) takes the field it is named
+//!    after, through [`FromField`]: `email: &str` takes `email`. A field that does not exist is
+//!    rustc's "no field" error, which lists the event's fields.
+//! 3. Any other parameter takes the field it is named after if the event has one
+//!    ([`Event::FIELDS`]), and is context recognised by its type otherwise:
+//!    an alias or a renamed import of a context type works, and anything else is a compile error
+//!    on the parameter that says what a listener can take.
+//!
+//! # What `emit!` accepts
+//!
+//! Each value is checked as in a struct literal, through [`EmitValue`]; the emitter through
+//! [`AsEmitter`]. Event fields are (de)serialized through [`EventField`].
 
 use std::borrow::Cow;
 use std::future::Future;
