@@ -25,6 +25,20 @@ pub struct HTTPRequestSent {
     pub url: String,
 }
 
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+pub struct Address {
+    pub city: String,
+}
+
+/// Fields of the user's own types, which the derive checks for serde's traits.
+#[derive(Event, Debug, PartialEq)]
+pub struct UserMoved {
+    pub email: String,
+    pub to: Address,
+    pub from: Option<Address>,
+    pub note: Option<String>,
+}
+
 /// Fields are private: the derive lives in the same module, so serde can still reach them.
 #[derive(Event, Debug, PartialEq)]
 pub struct Opaque {
@@ -73,6 +87,33 @@ fn serde_field_attributes_apply() {
 }
 
 #[test]
+fn fields_of_the_users_types_round_trip_and_a_missing_option_is_none() {
+    let moved = UserMoved {
+        email: "jane@example.com".into(),
+        to: Address {
+            city: "Oslo".into(),
+        },
+        from: Some(Address {
+            city: "Bergen".into(),
+        }),
+        note: None,
+    };
+    let json = serde_json::to_string(&moved).unwrap();
+    assert_eq!(
+        json,
+        r#"{"email":"jane@example.com","to":{"city":"Oslo"},"from":{"city":"Bergen"},"note":null}"#
+    );
+    assert_eq!(serde_json::from_str::<UserMoved>(&json).unwrap(), moved);
+
+    // A stored event from before the `Option` fields existed.
+    let old: UserMoved =
+        serde_json::from_str(r#"{"email":"jane@example.com","to":{"city":"Oslo"}}"#).unwrap();
+    assert_eq!((old.from, old.note), (None, None));
+    let error = serde_json::from_str::<UserMoved>(r#"{"email":"jane@example.com"}"#).unwrap_err();
+    assert!(error.to_string().contains("missing field `to`"), "{error}");
+}
+
+#[test]
 fn derived_events_are_known_to_the_table_without_listeners() {
     let emitter = Emitter::builder().listeners([]).build().unwrap();
     let mut ids: Vec<&str> = emitter.table().event_ids().collect();
@@ -83,7 +124,8 @@ fn derived_events_are_known_to_the_table_without_listeners() {
             "billing.invoice_paid",
             "http_request_sent",
             "opaque",
-            "user_created"
+            "user_created",
+            "user_moved"
         ]
     );
     assert!(emitter.table().is_empty());

@@ -1,8 +1,11 @@
 //! `#[derive(Event)]`: the `Event` impl, serde impls through a remote mirror, and the registration.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
 use syn::{Data, DeriveInput, Fields, LitStr};
+
+use crate::tokens::inner_types;
 
 /// Options of the derive, from `#[event(...)]` on the struct.
 #[derive(Default)]
@@ -118,6 +121,7 @@ fn fallback(input: &DeriveInput) -> Option<TokenStream> {
     let ident = &input.ident;
     let id = snake_case(&ident.to_string());
     let private = quote!(::emitter::__private);
+    let field_names = field_names(&input.data);
     Some(quote! {
         const _: () = {
             impl #private::serde::Serialize for #ident {
@@ -140,9 +144,23 @@ fn fallback(input: &DeriveInput) -> Option<TokenStream> {
 
             impl #private::Event for #ident {
                 const ID: &'static str = #id;
+                const FIELDS: &'static [&'static str] = &[#(#field_names),*];
             }
         };
     })
+}
+
+/// The names of a struct's named fields, as listeners write them (`r#type` is `type`).
+fn field_names(data: &Data) -> Vec<String> {
+    match data {
+        Data::Struct(data) => data
+            .fields
+            .iter()
+            .filter_map(|field| field.ident.as_ref())
+            .map(|ident| ident.unraw().to_string())
+            .collect(),
+        Data::Enum(_) | Data::Union(_) => Vec::new(),
+    }
 }
 
 fn try_expand(input: &DeriveInput) -> syn::Result<TokenStream> {
@@ -187,7 +205,20 @@ fn try_expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             None
         }
     };
-    if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
+    let params = &input.generics.params;
+    let borrows = !params.is_empty()
+        && params
+            .iter()
+            .all(|param| matches!(param, syn::GenericParam::Lifetime(_)));
+    if borrows {
+        combine(
+            &mut errors,
+            syn::Error::new_spanned(
+                &input.generics,
+                "an event cannot borrow: it is queued, stored and read back, so it owns its data; remove the lifetime and give the fields owned types (`String` rather than `&str`)",
+            ),
+        );
+    } else if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
         combine(
             &mut errors,
             syn::Error::new_spanned(
@@ -195,6 +226,33 @@ fn try_expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 "an event cannot be generic: its id names one concrete type; define one event struct per concrete type",
             ),
         );
+    }
+    // A struct with a lifetime has borrowed fields: its one error says so.
+    if let Some(fields) = fields.filter(|_| !borrows) {
+        for field in &fields.named {
+            if let Some(reference) = first_reference(&field.ty) {
+                combine(&mut errors, borrowed_field(reference));
+            }
+        }
+    }
+    for attr in input
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("serde"))
+    {
+        let _ = attr.parse_nested_meta(|meta| {
+            for (key, why) in CONFLICTING_SERDE_OPTIONS {
+                if meta.path.is_ident(key) {
+                    combine(
+                        &mut errors,
+                        meta.error(format!(
+                            "`#[serde({key} = ...)]` cannot be used on an event: {why}"
+                        )),
+                    );
+                }
+            }
+            skip_value(&meta)
+        });
     }
     if let Some(errors) = errors {
         return Err(errors);
@@ -204,6 +262,7 @@ fn try_expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     };
 
     let ident = &input.ident;
+    let field_names = field_names(&input.data);
     let id = match &options.id {
         Some(id) => (*id).clone(),
         None => LitStr::new(&snake_case(&ident.to_string()), ident.span()),
@@ -220,9 +279,10 @@ fn try_expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             .attrs
             .iter()
             .filter(|attr| attr.path().is_ident("serde"));
+        let checked = checked_field(field);
         let name = &field.ident;
         let ty = &field.ty;
-        quote!(#(#attrs)* #name: #ty)
+        quote!(#(#attrs)* #checked #name: #ty)
     });
     let private = quote!(::emitter::__private);
     let registration = quote_spanned! {ident.span()=>
@@ -271,11 +331,133 @@ fn try_expand(input: &DeriveInput) -> syn::Result<TokenStream> {
 
             impl #private::Event for #ident {
                 const ID: &'static str = #id;
+                const FIELDS: &'static [&'static str] = &[#(#field_names),*];
             }
 
             #registration
         };
     })
+}
+
+/// serde's field options that say how a field is (de)serialized, or that it is not.
+const OWN_SERDE_HANDLING: &[&str] = &[
+    "with",
+    "serialize_with",
+    "deserialize_with",
+    "skip",
+    "skip_serializing",
+    "skip_deserializing",
+    "flatten",
+];
+
+/// `#[serde(serialize_with, deserialize_with)]` through `EventField`, so that a field type
+/// without serde's traits is one error on the field with the fix, rather than an error per use
+/// in serde's code. serde leaves a missing `Option` field `None` only without `deserialize_with`,
+/// so an `Option` field also gets `default`, unless it has serde options of its own. Types that
+/// are serializable by construction (`u64`, `String`, `Vec<String>`, ...) are left to serde:
+/// each checked field costs serde two wrapper types to compile.
+fn checked_field(field: &syn::Field) -> Option<TokenStream> {
+    if serializable_by_construction(&field.ty) {
+        return None;
+    }
+    let mut default = false;
+    for attr in field
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("serde"))
+    {
+        let mut own = false;
+        let _ = attr.parse_nested_meta(|meta| {
+            own |= OWN_SERDE_HANDLING.iter().any(|key| meta.path.is_ident(key));
+            default |= meta.path.is_ident("default");
+            skip_value(&meta)
+        });
+        if own {
+            return None;
+        }
+    }
+    let ty = &field.ty;
+    let span = ty
+        .to_token_stream()
+        .into_iter()
+        .next()
+        .map_or_else(proc_macro2::Span::call_site, |token| token.span());
+    let field_trait = quote!(<#ty as ::emitter::__private::EventField>).to_string();
+    let serialize = LitStr::new(&format!("{field_trait}::serialize_field"), span);
+    let deserialize = LitStr::new(&format!("{field_trait}::deserialize_field"), span);
+    let is_option = matches!(ty, syn::Type::Path(path)
+        if path.qself.is_none() && path.path.segments.last().is_some_and(|last| last.ident == "Option"));
+    let default = (is_option && !default).then(|| quote!(#[serde(default)]));
+    Some(quote! {
+        #[serde(serialize_with = #serialize, deserialize_with = #deserialize)]
+        #default
+    })
+}
+
+/// Whether serde implements its traits for a type, known from its spelling: primitives, `String`,
+/// and std's containers, tuples and arrays of such types.
+fn serializable_by_construction(ty: &syn::Type) -> bool {
+    const LEAVES: &[&str] = &[
+        "bool", "char", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64",
+        "i128", "isize", "f32", "f64", "String",
+    ];
+    const CONTAINERS: &[&str] = &[
+        "Option", "Vec", "VecDeque", "Box", "HashMap", "BTreeMap", "HashSet", "BTreeSet",
+    ];
+    let known = match ty {
+        syn::Type::Tuple(_) | syn::Type::Array(_) | syn::Type::Paren(_) | syn::Type::Group(_) => {
+            true
+        }
+        syn::Type::Path(path) if path.qself.is_none() => {
+            path.path.segments.last().is_some_and(|last| {
+                let name = last.ident.to_string();
+                match &last.arguments {
+                    syn::PathArguments::None => LEAVES.contains(&name.as_str()),
+                    syn::PathArguments::AngleBracketed(_) => CONTAINERS.contains(&name.as_str()),
+                    syn::PathArguments::Parenthesized(_) => false,
+                }
+            })
+        }
+        _ => false,
+    };
+    known
+        && inner_types(ty)
+            .into_iter()
+            .all(serializable_by_construction)
+}
+
+/// Container options of serde that the derive sets itself.
+const CONFLICTING_SERDE_OPTIONS: &[(&str, &str)] = &[
+    ("remote", "`#[derive(Event)]` implements `Serialize` and `Deserialize` for the event itself; remove it"),
+    ("crate", "`#[derive(Event)]` uses the serde that `emitter` brings; remove it"),
+];
+
+/// The first reference in a field's type (`&'static str`, `Option<&str>`), which an event cannot
+/// hold.
+fn first_reference(ty: &syn::Type) -> Option<&syn::TypeReference> {
+    match ty {
+        syn::Type::Reference(reference) => Some(reference),
+        other => inner_types(other).into_iter().find_map(first_reference),
+    }
+}
+
+fn borrowed_field(reference: &syn::TypeReference) -> syn::Error {
+    let owned = match &*reference.elem {
+        syn::Type::Path(path) if path.path.is_ident("str") => "String".to_owned(),
+        syn::Type::Slice(slice) => {
+            let elem = &slice.elem;
+            format!("Vec<{}>", quote!(#elem).to_string().replace(' ', ""))
+        }
+        other => quote!(#other).to_string().replace(' ', ""),
+    };
+    let written = quote!(#reference)
+        .to_string()
+        .replace(" '", "'")
+        .replace("& ", "&");
+    syn::Error::new_spanned(
+        reference,
+        format!("an event field cannot borrow (`{written}`): an event is queued, stored and read back, so it owns its data; write `{owned}`"),
+    )
 }
 
 /// `UserCreated` → `user_created`, `HTTPRequestSent` → `http_request_sent`.

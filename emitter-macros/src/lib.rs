@@ -10,6 +10,7 @@ mod duration;
 mod emit;
 mod event;
 mod listener;
+mod tokens;
 
 use proc_macro::TokenStream;
 

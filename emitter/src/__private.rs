@@ -1,7 +1,6 @@
 //! What the macros' expansions name. Not a public API: anything here may change in any release.
 
 pub use ::core::clone::Clone;
-pub use ::core::convert::Into;
 pub use ::core::result::Result;
 pub use ::std::any::{type_name, TypeId};
 pub use ::std::boxed::Box;
@@ -10,22 +9,20 @@ pub use inventory;
 pub use serde;
 
 pub use crate::context::{EventMeta, State};
-use crate::emit_id::EmitId;
 pub use crate::emitter::Emitter;
 pub use crate::error::EmitError;
 pub use crate::event::{
     decode_json, encode_json, Emitted, Event, EventRegistration, Header, Payload,
 };
+pub use crate::extract::{
+    collect_states, count_states, has_field, str_eq, AsEmitter, Dead, EmitValue, EventField,
+    FromDelivery, FromDeliveryRef, FromField, IntoListenerResult, ListenerFuture, OwnedEvent, Pick,
+    Select,
+};
 pub use crate::listener::{
-    assert_send, run_blocking, start, Adapter, AdapterSlot, BoxFuture, Delivery, FieldArg,
-    FieldValue, Handler, IntoListenerResult, Listener, ListenerRef, ListenerRegistration, Started,
-    StateKey,
+    run_blocking, start, Adapter, AdapterSlot, BoxFuture, Delivery, Handler, Listener, ListenerRef,
+    ListenerRegistration, Started, StateKey,
 };
 pub use crate::policy::PolicyOverrides;
-pub use ::core::option::Option::{None, Some};
+pub use ::core::option::Option::{self, None, Some};
 pub use ::core::time::Duration;
-
-/// What `emit!` expands to after building the event.
-pub fn emit<E: Event>(emitter: &Emitter, event: E) -> Result<EmitId, EmitError> {
-    emitter.emit(event)
-}

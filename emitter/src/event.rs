@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::emit_id::EmitId;
+use crate::error::EmitError;
 use crate::lifecycle::EventToken;
 use crate::trace::Trace;
 
@@ -71,6 +72,24 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The event's stable id: snake_case of the type name unless `#[event(id = "...")]` says
     /// otherwise. Durable backends store it, so changing it orphans queued events.
     const ID: &'static str;
+
+    /// The names of the event's fields, in declaration order. A listener parameter named like
+    /// one of them takes that field; `#[derive(Event)]` lists them.
+    const FIELDS: &'static [&'static str];
+
+    /// Emits the event: what `emit!` expands to. A method of the event type, so that a type
+    /// that is not an event is reported once, on that type.
+    #[doc(hidden)]
+    fn __emit(emitter: &impl Emits, event: Self) -> Result<EmitId, EmitError> {
+        emitter.emit_event(event)
+    }
+}
+
+/// What emits events: the emitter, which implements this where it is defined (this module is
+/// below it).
+#[doc(hidden)]
+pub trait Emits {
+    fn emit_event<E: Event>(&self, event: E) -> Result<EmitId, EmitError>;
 }
 
 /// What `#[derive(Event)]` submits to the link-time registry.

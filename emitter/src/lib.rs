@@ -7,6 +7,7 @@
 //! - [`emit!`] and [`Emitter::emit`]: emitting.
 //! - [`Emitter`] and [`EmitterBuilder`]: the handle, its lifecycle and configuration.
 //! - [`EventTable`]: which listeners run for which event, built at start.
+//! - [`extract`]: the traits behind the macros' compile-time checks, with the rules they enforce.
 //! - [`DeliveryPolicy`], [`Backoff`], [`Capacity`]: retries, timeouts, concurrency, and how
 //!   many events the emitter holds; [`ShutdownReport`] and [`Metrics`] say what happened.
 //! - [`EventEmitterBackend`]: where queued events live and who runs them;
@@ -28,6 +29,7 @@ mod context;
 mod emit_id;
 mod envelope;
 mod event;
+pub mod extract;
 mod lifecycle;
 mod listener;
 mod policy;
@@ -87,8 +89,12 @@ pub use crate::table::EventTable;
 /// - The id is the snake_case type name unless `#[event(id = "...")]` gives one. Durable
 ///   backends store it, so keep it stable. Two types with one id make the emitter's start fail
 ///   with [`StartError::DuplicateEventId`], naming both.
+/// - Fields own their data (`String`, not `&str`: an event is queued, stored and read back) and
+///   their types implement serde's `Serialize` and `Deserialize`. A field whose type is written
+///   `Option<...>` reads as `None` when a stored event lacks it.
 /// - Fields may carry serde attributes (`#[serde(rename = "...")]`, `#[serde(default)]`, ...).
-///   Do not also derive `Serialize` or `Deserialize`.
+///   Do not also derive `Serialize` or `Deserialize`, nor give `#[serde(remote)]` or
+///   `#[serde(crate)]`: the derive sets those itself.
 /// - Listeners in other modules bind fields by name, so make the fields they use `pub`.
 ///
 /// Without the macro, the same event is:
@@ -103,6 +109,7 @@ pub use crate::table::EventTable;
 ///
 /// impl emitter::Event for UserCreated {
 ///     const ID: &'static str = "user_created";
+///     const FIELDS: &'static [&'static str] = &["email"];
 /// }
 /// ```
 ///
@@ -180,10 +187,15 @@ pub use emitter_macros::Event;
 /// | `emitter: Emitter`, `&Emitter` | the [`Emitter`], to emit follow-up events |
 /// | `state: State<T>`, `&State<T>` | a clone of the `T` given to [`EmitterBuilder::state`] |
 ///
-/// Context parameters are recognised by their type's name (`EventMeta`, `Emitter`, `State`), so
-/// do not rename those types on import. Every other parameter names a field: a listener that
-/// asks for a field one of its events lacks, or with a type that does not fit, does not compile,
-/// and the error points at the parameter.
+/// Context is recognised by its type ([`extract`] has the rules): a renamed import or an alias of
+/// `EventMeta`, `Emitter` or `State<T>` works, and a parameter written with one of those types is
+/// context even if the event has a field of the same name. Every other parameter takes the field
+/// it is named after: a listener that asks for a field one of its events lacks, or with a type
+/// that does not fit, does not compile, and the error points at the parameter. So does a
+/// parameter that is neither (`mailer: &Mailer` for shared state: take `State<Mailer>`).
+///
+/// A listener is a free function: on a method or associated function in an `impl` or `trait`
+/// block the attribute is an error, since the emitter calls a listener by its path.
 ///
 /// The function returns `()` or `Result<(), E>` where `E` converts into [`BoxError`]; an `Err` or a
 /// panic is logged, handed to the error hook ([`EmitterBuilder::on_error`]) and affects nothing
@@ -221,10 +233,13 @@ pub use emitter_macros::listener;
 /// Builds an event, with every field checked at compile time, and emits it.
 ///
 /// `emit!(emitter, Event, field = value, ...)` returns what [`Emitter::emit`] returns:
-/// `Result<EmitId, EmitError>`. Values are converted with `Into` (a `&str` for a `String` field);
-/// number literals take the field's type. A field given alone, `emit!(emitter, Event, email)`,
-/// is shorthand for `email = email`. A missing, unknown or mistyped field is a compile error on
-/// your token. The emitter may be an `Emitter`, a `&Emitter` or anything that derefs to one.
+/// `Result<EmitId, EmitError>`. Each value is checked as in the struct literal
+/// `Event { field: value }`, so `6 * 7`, `None`, `vec![]` and `x.into()` take the field's type;
+/// the one convenience is that a `String` field also takes a `&str`, `&String`, `Cow<str>` or
+/// `Box<str>` ([`EmitValue`](extract::EmitValue)). A field given alone,
+/// `emit!(emitter, Event, email)`, is shorthand for `email = email`. A missing, unknown or
+/// mistyped field is a compile error on your token. The emitter may be an `Emitter`, a `&Emitter`,
+/// an `Arc<Emitter>` or anything else that is `AsRef<Emitter>`.
 ///
 /// ```
 /// use emitter::{emit, listener, Emitter, Event};
@@ -248,7 +263,7 @@ pub use emitter_macros::listener;
 /// # }
 /// ```
 ///
-/// Without the macro: `emitter.emit(OrderPlaced { order: 42, customer: customer.into() })`.
+/// Without the macro: `emitter.emit(OrderPlaced { order: 42, customer })`.
 #[doc(inline)]
 pub use emitter_macros::emit;
 

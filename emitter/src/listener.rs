@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::context::{EventMeta, ListenerContext, State};
-use crate::error::{BoxError, Failure};
+use crate::error::Failure;
 use crate::event::{Event, Payload};
 
 /// A function annotated with [`#[listener]`](macro@crate::listener).
@@ -167,10 +167,20 @@ pub struct Handler {
 
 /// A `State<T>` a listener takes, checked at start.
 #[doc(hidden)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct StateKey {
     pub type_id: fn() -> TypeId,
     pub type_name: fn() -> &'static str,
+}
+
+impl StateKey {
+    /// The key of `State<T>`.
+    pub const fn of<T: 'static>() -> Self {
+        StateKey {
+            type_id: TypeId::of::<T>,
+            type_name: std::any::type_name::<T>,
+        }
+    }
 }
 
 #[doc(hidden)]
@@ -189,6 +199,9 @@ pub struct Delivery {
     pub(crate) meta: EventMeta,
     /// Shared by every delivery of one emitter.
     pub(crate) context: Arc<ListenerContext>,
+    /// The emitter's handle, made the first time a parameter asks for it (see
+    /// `Delivery::emitter`): most listeners never do. Type-erased like the context's.
+    pub(crate) emitter: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Delivery {
@@ -214,7 +227,7 @@ impl Delivery {
     }
 
     /// The shared state as the builder stored it, for `&State<T>` parameters: no clone.
-    pub fn state_ref<T: Send + Sync + 'static>(&self) -> Result<&State<T>, Failure> {
+    pub fn state_ref<T: 'static>(&self) -> Result<&State<T>, Failure> {
         self.context.state::<T>().ok_or_else(|| {
             Failure::Error(
                 format!(
@@ -224,76 +237,6 @@ impl Delivery {
                 .into(),
             )
         })
-    }
-}
-
-/// Binds a listener parameter to an event field of type `F`.
-#[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "a listener parameter of type `{Self}` cannot take an event field of type `{F}`",
-    label = "the event's field has type `{F}`",
-    note = "take the field by reference (`&{F}`) or by value (`{F}`, cloned); a `String` can be taken as `&str` and a `Vec<T>` as `&[T]`"
-)]
-pub trait FieldArg<'a, F: ?Sized>: Sized {
-    fn from_field(field: &'a F) -> Self;
-}
-
-impl<'a, T: ?Sized> FieldArg<'a, T> for &'a T {
-    fn from_field(field: &'a T) -> Self {
-        field
-    }
-}
-
-impl<T: Clone> FieldArg<'_, T> for T {
-    fn from_field(field: &T) -> Self {
-        field.clone()
-    }
-}
-
-impl<'a> FieldArg<'a, String> for &'a str {
-    fn from_field(field: &'a String) -> Self {
-        field
-    }
-}
-
-impl<'a, T> FieldArg<'a, Vec<T>> for &'a [T] {
-    fn from_field(field: &'a Vec<T>) -> Self {
-        field
-    }
-}
-
-impl<'a, T> FieldArg<'a, Option<T>> for Option<&'a T> {
-    fn from_field(field: &'a Option<T>) -> Self {
-        field.as_ref()
-    }
-}
-
-impl<'a> FieldArg<'a, Option<String>> for Option<&'a str> {
-    fn from_field(field: &'a Option<String>) -> Self {
-        field.as_deref()
-    }
-}
-
-/// What a listener may return: `()` or `Result<(), E>` with `E` convertible to a boxed error.
-#[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "a listener must return `()` or `Result<(), E>`, not `{Self}`",
-    label = "this return type is not supported",
-    note = "return `()`, or `Result<(), E>` where `E` converts into `Box<dyn std::error::Error + Send + Sync>`"
-)]
-pub trait IntoListenerResult {
-    fn into_listener_result(self) -> Result<(), Failure>;
-}
-
-impl IntoListenerResult for () {
-    fn into_listener_result(self) -> Result<(), Failure> {
-        Ok(())
-    }
-}
-
-impl<E: Into<BoxError>> IntoListenerResult for Result<(), E> {
-    fn into_listener_result(self) -> Result<(), Failure> {
-        self.map_err(|error| Failure::Error(error.into()))
     }
 }
 
@@ -309,29 +252,5 @@ where
             Ok(payload) => Err(Failure::from_panic(payload)),
             Err(error) => Err(Failure::Error(Box::new(error))),
         },
-    }
-}
-
-/// Makes a future's `Send`-ness a requirement spanned on the listener.
-#[doc(hidden)]
-pub fn assert_send<F: Future + Send>(future: F) -> F {
-    future
-}
-
-/// `Into` for `emit!`'s values, with a message that says what the field needs.
-#[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "the field is a `{Self}`, but this value is a `{V}`",
-    label = "expected `{Self}` or a type that converts into it, found `{V}`",
-    note = "`emit!` converts each value with `Into`: give a `{Self}`, or convert the value first",
-    note = "an integer variable whose type nothing else fixes is an `i32`: give it a suffix or a type, e.g. `0..10u64`"
-)]
-pub trait FieldValue<V>: Sized {
-    fn from_value(value: V) -> Self;
-}
-
-impl<V: Into<T>, T> FieldValue<V> for T {
-    fn from_value(value: V) -> Self {
-        value.into()
     }
 }

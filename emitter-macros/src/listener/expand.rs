@@ -1,12 +1,15 @@
 //! Writing the output: the function unchanged, an adapter per event, the registration.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{GenericArgument, ItemFn, PathArguments, ReturnType, Type};
+use syn::{ItemFn, ReturnType, Type};
 
 use super::parse::{ListenerArgs, Policy};
 use super::validate::{Binding, Param};
+use crate::event::path_to_string;
+use crate::tokens::{first_last_spans, inner_types};
 
 pub(super) fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param]) -> TokenStream {
     let private = quote!(::emitter::__private);
@@ -20,7 +23,7 @@ pub(super) fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param])
     };
     // Spanned on the return type, so that an unsupported one is reported there.
     let into_result = match &sig.output {
-        ReturnType::Type(_, ty) if names_a_type(ty) => quote_spanned! {ty.span()=>
+        ReturnType::Type(_, ty) if names_a_type(ty) => quote! {
             <#ty as ::emitter::__private::IntoListenerResult>::into_listener_result(__emitter_output)
         },
         ReturnType::Type(_, ty) => quote_spanned! {ty.span()=>
@@ -31,134 +34,21 @@ pub(super) fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param])
         },
     };
 
-    let states: Vec<&Type> = params
+    let mut items = Vec::new();
+    let handlers: Vec<TokenStream> = args
+        .events
         .iter()
-        .filter_map(|param| match &param.binding {
-            Binding::State { inner, .. } => Some(&**inner),
-            _ => None,
+        .enumerate()
+        .map(|(index, event)| {
+            let adapter = Adapter::new(index, event, params);
+            items.extend(adapter.items());
+            adapter.handler(fn_name, sig.asyncness.is_some(), &into_result)
         })
         .collect();
-    let state_keys = states.iter().map(|inner| {
-        quote_spanned! {inner.span()=>
-            #private::StateKey {
-                type_id: #private::TypeId::of::<#inner>,
-                type_name: #private::type_name::<#inner>,
-            }
-        }
-    });
-    let state_keys = quote!(&[#(#state_keys),*]);
-
-    let field_traits =
-        params
-            .iter()
-            .enumerate()
-            .filter_map(|(position, param)| match &param.binding {
-                Binding::Field(field) => Some(field_trait(position, field)),
-                _ => None,
-            });
-
-    let handlers = args.events.iter().map(|event| {
-        let mut bindings = Vec::new();
-        let mut call_args = Vec::new();
-        for (position, param) in params.iter().enumerate() {
-            let local = format_ident!("__emitter_arg{}", position);
-            let ty = &param.ty;
-            let (value, by_ref) = match &param.binding {
-                Binding::Field(field) => {
-                    // Both the field access and the conversion are spanned on the parameter's
-                    // name: "no field `x` on type `E`" and a type mismatch point at it.
-                    let place = format_ident!("__emitter_field{}", position);
-                    let field_trait = field_trait_name(position, field);
-                    let bind = quote_spanned! {field.span()=>
-                        <_ as #field_trait<'_, #event, _>>::__emitter_bind(#place)
-                    };
-                    bindings.push(quote! {
-                        let #place = &(*__emitter_event).#field;
-                        let #local: #ty = #bind;
-                    });
-                    call_args.push(quote!(#local));
-                    continue;
-                }
-                Binding::Event { by_ref: true } => {
-                    call_args.push(quote!(__emitter_event));
-                    continue;
-                }
-                Binding::Event { by_ref: false } => {
-                    let clone = quote_spanned! {ty.span()=>
-                        <#ty as __EmitterOwnedEvent>::__emitter_clone(__emitter_event)
-                    };
-                    bindings.push(quote!(let #local: #ty = #clone;));
-                    call_args.push(quote!(#local));
-                    continue;
-                }
-                Binding::Meta { by_ref } => (
-                    quote!(#private::Clone::clone(__emitter_delivery.meta())),
-                    *by_ref,
-                ),
-                Binding::Emitter { by_ref } => (quote!(__emitter_delivery.emitter()?), *by_ref),
-                // `&State<T>` borrows the emitter's copy; `State<T>` clones it.
-                Binding::State {
-                    inner,
-                    by_ref: true,
-                } => (quote!(__emitter_delivery.state_ref::<#inner>()?), false),
-                Binding::State {
-                    inner,
-                    by_ref: false,
-                } => (quote!(__emitter_delivery.state::<#inner>()?), false),
-            };
-            bindings.push(quote!(let #local = #value;));
-            call_args.push(if by_ref {
-                quote!(&#local)
-            } else {
-                quote!(#local)
-            });
-        }
-        let body = if sig.asyncness.is_some() {
-            // Spanned so that a future that is not `Send` is reported on the function's name.
-            let call = quote_spanned! {fn_name.span()=>
-                ::emitter::__private::assert_send(#fn_name(#(#call_args),*))
-            };
-            quote! {
-                #private::start(__emitter_slot, __emitter_cx, async move {
-                    let __emitter_event: &#event = __emitter_delivery.event::<#event>()?;
-                    #(#bindings)*
-                    let __emitter_output = #call.await;
-                    #into_result
-                })
-            }
-        } else {
-            quote! {
-                #private::start(__emitter_slot, __emitter_cx, #private::run_blocking(move || {
-                    let __emitter_event: &#event = __emitter_delivery.event::<#event>()?;
-                    #(#bindings)*
-                    let __emitter_output = #fn_name(#(#call_args),*);
-                    #into_result
-                }))
-            }
-        };
-        let event_id = quote_spanned!(event.span()=> <#event as #private::Event>::ID);
-        // The adapter is a closure in the registration's initializer, not a separate function:
-        // type-checked in one body, an event type that is not an `Event` is reported once.
-        quote! {
-            #private::Handler {
-                event_type: #private::TypeId::of::<#event>,
-                event_type_name: #private::type_name::<#event>,
-                event_id: #event_id,
-                call: |__emitter_delivery: #private::Delivery,
-                       __emitter_slot: &mut #private::AdapterSlot,
-                       __emitter_cx: &mut #private::Context<'_>|
-                       -> #private::Started { #body },
-                states: #state_keys,
-            }
-        }
-    });
+    let distinct_events = distinct_event_checks(&args.events);
 
     let line = quote_spanned!(fn_name.span()=> ::core::line!());
     let policy = policy_overrides(&args.policy);
-    let owned_event = params
-        .iter()
-        .find(|param| matches!(param.binding, Binding::Event { by_ref: false }))
-        .map(|param| owned_event_trait(&param.ty));
 
     quote! {
         #function
@@ -168,8 +58,8 @@ pub(super) fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param])
         #vis struct #fn_name {}
 
         const _: () = {
-            #(#field_traits)*
-            #owned_event
+            #(#distinct_events)*
+            #(#items)*
 
             #[allow(clippy::needless_borrow, clippy::clone_on_copy, clippy::let_unit_value)]
             static __EMITTER_LISTENER: #private::ListenerRegistration = #private::ListenerRegistration {
@@ -189,6 +79,275 @@ pub(super) fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param])
             }
         };
     }
+}
+
+/// The adapter of one (listener, event) pair: how it binds each parameter.
+struct Adapter<'a> {
+    index: usize,
+    event: &'a syn::Path,
+    params: &'a [Param],
+}
+
+impl<'a> Adapter<'a> {
+    fn new(index: usize, event: &'a syn::Path, params: &'a [Param]) -> Self {
+        Adapter {
+            index,
+            event,
+            params,
+        }
+    }
+
+    /// `<Event as Trait>::name`: a type that is not an event is reported on it, once.
+    fn event_as(&self, tokens: TokenStream, name: &str) -> TokenStream {
+        let event = self.event;
+        let name = format_ident!("{}", name);
+        quote!(<#event as #tokens>::#name)
+    }
+
+    fn field_const(&self, position: usize) -> syn::Ident {
+        format_ident!("__EMITTER_FIELD_{}_{}", self.index, position)
+    }
+
+    fn stub(&self, position: usize) -> syn::Ident {
+        format_ident!("__EmitterStub{}_{}", self.index, position)
+    }
+
+    /// Per parameter bound by name: whether the event has the field, and a stub that has it.
+    fn items(&self) -> Vec<TokenStream> {
+        let mut items = Vec::new();
+        for (position, param) in self.params.iter().enumerate() {
+            let Binding::Named { name, .. } = &param.binding else {
+                continue;
+            };
+            let field = self.field_const(position);
+            let stub = self.stub(position);
+            let fields = self.event_as(quote!(::emitter::__private::Event), "FIELDS");
+            let text = name.unraw().to_string();
+            items.push(quote! {
+                #[allow(non_upper_case_globals)]
+                const #field: bool = ::emitter::__private::has_field(#fields, #text);
+                #[allow(dead_code, non_camel_case_types)]
+                struct #stub<T: ?::core::marker::Sized> {
+                    #name: ::emitter::__private::Dead<T>,
+                }
+            });
+        }
+        items
+    }
+
+    /// The expression that binds the parameter at `position` (a `Result`), and, unless the
+    /// parameter visibly needs none, the shared state it needs (an `Option<StateKey>`).
+    fn bind(&self, position: usize, param: &Param) -> (TokenStream, Option<TokenStream>) {
+        let private = quote!(::emitter::__private);
+        let event = self.event;
+        // rustc reports an unmet `<T as Trait>` on `T`: each context type is the user's type, or
+        // spans the user's type (see `Context::of`).
+        let context = |context: Context, event_expr: TokenStream| {
+            let Context { ty, by_ref } = context;
+            let (trait_, get) = if by_ref {
+                (
+                    quote!(#private::FromDeliveryRef<#event>),
+                    quote!(from_delivery_ref),
+                )
+            } else {
+                (
+                    quote!(#private::FromDelivery<#event>),
+                    quote!(from_delivery),
+                )
+            };
+            (
+                quote!(<#ty as #trait_>::#get(&__emitter_delivery, #event_expr)),
+                Some(quote!(<#ty as #trait_>::STATE)),
+            )
+        };
+        match &param.binding {
+            Binding::Context { ty, by_ref } => {
+                let (get, state) = context(Context::of(ty, *by_ref), quote!(__emitter_event));
+                (get, state.filter(|_| is_state(ty)))
+            }
+            Binding::Event { ty, by_ref: true } => (
+                context(Context::of(ty, true), quote!(__emitter_event)).0,
+                None,
+            ),
+            Binding::Event { ty, by_ref: false } => (
+                quote!(#private::Result::Ok(<#ty as #private::OwnedEvent>::clone_event(__emitter_event))),
+                None,
+            ),
+            Binding::Field(name) => {
+                // Both the field access and the conversion are spanned on the parameter's name:
+                // "no field `x` on type `E`" and a type mismatch point at it.
+                let place = quote_spanned!(name.span()=> &(*__emitter_event).#name);
+                let from_field = quote_spanned! {name.span()=>
+                    <_ as #private::FromField<'_, _, #event>>::from_field(#place)
+                };
+                (quote!(#private::Result::Ok(#from_field)), None)
+            }
+            Binding::Named { name, referent } => {
+                // `target` is the parameter's type, or what its reference points to.
+                let target = referent.as_ref().unwrap_or(&param.ty);
+                let field = self.field_const(position);
+                let stub = self.stub(position);
+                let pick = quote! {
+                    #private::Select<#field> as #private::Pick<#event, #stub<#target>, #target>
+                };
+                let context_type = Context::picked(target, &pick, referent.is_some());
+                let unwrap = if referent.is_some() {
+                    quote!(<#pick>::context_ref)
+                } else {
+                    quote!(<#pick>::context)
+                };
+                let (get, state) = context(context_type, quote!(__emitter_context));
+                // Spanned on the parameter's name: a field whose type does not fit is reported
+                // there.
+                let from_field = quote_spanned! {name.span()=>
+                    <_ as #private::FromField<'_, _, #event>>::from_field
+                };
+                let bind = quote! {
+                    <#pick>::bind(
+                        __emitter_event,
+                        |__emitter_target| #from_field(&__emitter_target.#name),
+                        |__emitter_context| #private::Result::map(#get, #unwrap),
+                    )
+                };
+                (bind, state)
+            }
+        }
+    }
+
+    /// The registration's `Handler` for this event: the adapter and the states it needs.
+    fn handler(
+        &self,
+        fn_name: &syn::Ident,
+        is_async: bool,
+        into_result: &TokenStream,
+    ) -> TokenStream {
+        let private = quote!(::emitter::__private);
+        let event = self.event;
+        let mut bindings = Vec::new();
+        let mut args = Vec::new();
+        let mut states = Vec::new();
+        for (position, param) in self.params.iter().enumerate() {
+            let local = format_ident!("__emitter_arg{}", position);
+            let (bind, state) = self.bind(position, param);
+            bindings.push(quote!(let #local = #bind?;));
+            args.push(local);
+            states.extend(state);
+        }
+        // The states of the parameters that may need one, those that do, at compile time.
+        let states = if states.is_empty() {
+            quote!(&[])
+        } else {
+            quote! {{
+                const __EMITTER_STATES: &[#private::Option<#private::StateKey>] = &[#(#states),*];
+                const __EMITTER_KEYS: [#private::StateKey; #private::count_states(__EMITTER_STATES)] =
+                    #private::collect_states(__EMITTER_STATES);
+                &__EMITTER_KEYS
+            }}
+        };
+        let body = if is_async {
+            // Spanned so that a future that is not `Send` is reported on the function's name.
+            let call = quote_spanned! {fn_name.span()=>
+                <_ as ::emitter::__private::ListenerFuture>::into_listener_future(#fn_name(#(#args),*))
+            };
+            quote! {
+                #private::start(__emitter_slot, __emitter_cx, async move {
+                    let __emitter_event: &#event = __emitter_delivery.event::<#event>()?;
+                    #(#bindings)*
+                    let __emitter_output = #call.await;
+                    #into_result
+                })
+            }
+        } else {
+            quote! {
+                #private::start(__emitter_slot, __emitter_cx, #private::run_blocking(move || {
+                    let __emitter_event: &#event = __emitter_delivery.event::<#event>()?;
+                    #(#bindings)*
+                    let __emitter_output = #fn_name(#(#args),*);
+                    #into_result
+                }))
+            }
+        };
+        let event_id = self.event_as(quote!(#private::Event), "ID");
+        // The adapter is a closure in the registration's initializer, not a separate function:
+        // type-checked in one body, an event type that is not an `Event` is reported once.
+        quote! {
+            #private::Handler {
+                event_type: #private::TypeId::of::<#event>,
+                event_type_name: #private::type_name::<#event>,
+                event_id: #event_id,
+                call: |__emitter_delivery: #private::Delivery,
+                       __emitter_slot: &mut #private::AdapterSlot,
+                       __emitter_cx: &mut #private::Context<'_>|
+                       -> #private::Started { #body },
+                states: #states,
+            }
+        }
+    }
+}
+
+/// Whether a context type is `State<T>`, the one that needs shared state.
+fn is_state(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.path.segments.last().is_some_and(|last| last.ident == "State"))
+}
+
+/// The type a context parameter is extracted as, and whether by reference.
+struct Context {
+    ty: TokenStream,
+    by_ref: bool,
+}
+
+impl Context {
+    fn of(ty: &Type, by_ref: bool) -> Self {
+        Context {
+            ty: quote!(#ty),
+            by_ref,
+        }
+    }
+
+    /// `<Select<..> as Pick<..>>::Context`, spanned from the first to the last token of the
+    /// user's `target` type, so that an error on it underlines that type.
+    fn picked(target: &Type, pick: &TokenStream, by_ref: bool) -> Self {
+        let (first, last) = first_last_spans(target);
+        let mut ty: Vec<TokenTree> = quote_spanned!(last=> <#pick>::Context)
+            .into_iter()
+            .collect();
+        if let Some(token) = ty.first_mut() {
+            token.set_span(first);
+        }
+        Context {
+            ty: ty.into_iter().collect(),
+            by_ref,
+        }
+    }
+}
+
+/// One check per pair of listed events written differently (`UserCreated`, `crate::UserCreated`,
+/// an alias): the same event twice, found by its id, fails to compile on the second.
+fn distinct_event_checks(events: &[syn::Path]) -> Vec<TokenStream> {
+    let mut checks = Vec::new();
+    for (i, later) in events.iter().enumerate() {
+        for earlier in &events[..i] {
+            let (first, last) = first_last_spans(later);
+            let message = format!(
+                "`{}` is `{}` again (it has the same event id): list each event once",
+                path_to_string(later),
+                path_to_string(earlier),
+            );
+            let mut args =
+                proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, quote!(#message));
+            args.set_span(last);
+            let panic = quote_spanned!(first=> ::core::panic!);
+            checks.push(quote! {
+                const _: () = if ::emitter::__private::str_eq(
+                    <#earlier as ::emitter::__private::Event>::ID,
+                    <#later as ::emitter::__private::Event>::ID,
+                ) {
+                    #panic #args
+                };
+            });
+        }
+    }
+    checks
 }
 
 /// The `PolicyOverrides` of the registration: `NONE` unless an option is given.
@@ -225,80 +384,10 @@ fn policy_overrides(policy: &Policy) -> TokenStream {
     }
 }
 
-/// A trait that only forwards to `FieldArg`, generated per field parameter so that a type
-/// mismatch is reported with the parameter's name and the event that has the field: rustc reports
-/// the message of the outer trait when both have the same `Self`.
-fn field_trait(position: usize, field: &syn::Ident) -> TokenStream {
-    let name = field_trait_name(position, field);
-    let message = format!("listener parameter `{field}: {{Self}}` cannot take field `{field}` of `{{E}}`, which is a `{{F}}`");
-    let label = format!("`{field}` is a `{{F}}` in `{{E}}`");
-    let note = "take the field as `&{F}` (borrowed) or `{F}` (cloned); a `String` can also be taken as `&str`, a `Vec<T>` as `&[T]`, an `Option<T>` as `Option<&T>`";
-    quote_spanned! {field.span()=>
-        #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
-        #[allow(non_camel_case_types)]
-        trait #name<'a, E, F: ?::core::marker::Sized>: ::core::marker::Sized {
-            fn __emitter_bind(field: &'a F) -> Self;
-        }
-
-        impl<'a, E, F, T> #name<'a, E, F> for T
-        where
-            F: ?::core::marker::Sized,
-            T: ::emitter::__private::FieldArg<'a, F>,
-        {
-            fn __emitter_bind(field: &'a F) -> Self {
-                <T as ::emitter::__private::FieldArg<'a, F>>::from_field(field)
-            }
-        }
-    }
-}
-
-fn field_trait_name(position: usize, field: &syn::Ident) -> syn::Ident {
-    format_ident!("__emitter_field_{}", position, span = field.span())
-}
-
-/// `Clone`, with a message that offers the borrow as the other fix.
-fn owned_event_trait(ty: &Type) -> TokenStream {
-    quote_spanned! {ty.span()=>
-        #[diagnostic::on_unimplemented(
-            message = "the listener takes the whole `{Self}` by value, so `{Self}` must be `Clone`",
-            label = "`{Self}` is not `Clone`",
-            note = "take it by reference (`&{Self}`), or add `#[derive(Clone)]` to `{Self}`"
-        )]
-        trait __EmitterOwnedEvent: ::core::marker::Sized {
-            fn __emitter_clone(event: &Self) -> Self;
-        }
-
-        impl<T: ::emitter::__private::Clone> __EmitterOwnedEvent for T {
-            fn __emitter_clone(event: &Self) -> Self {
-                ::emitter::__private::Clone::clone(event)
-            }
-        }
-    }
-}
-
 /// Whether a return type can be written as `<Type as Trait>`: not if it holds `impl Trait` or `_`.
 fn names_a_type(ty: &Type) -> bool {
-    match ty {
-        Type::ImplTrait(_) | Type::Infer(_) | Type::Macro(_) | Type::Verbatim(_) => false,
-        Type::Path(path) => path
-            .path
-            .segments
-            .iter()
-            .all(|segment| match &segment.arguments {
-                PathArguments::AngleBracketed(generic) => {
-                    generic.args.iter().all(|arg| match arg {
-                        GenericArgument::Type(ty) => names_a_type(ty),
-                        _ => true,
-                    })
-                }
-                PathArguments::Parenthesized(_) | PathArguments::None => true,
-            }),
-        Type::Reference(reference) => names_a_type(&reference.elem),
-        Type::Paren(paren) => names_a_type(&paren.elem),
-        Type::Group(group) => names_a_type(&group.elem),
-        Type::Tuple(tuple) => tuple.elems.iter().all(names_a_type),
-        Type::Array(array) => names_a_type(&array.elem),
-        Type::Slice(slice) => names_a_type(&slice.elem),
-        _ => true,
-    }
+    !matches!(
+        ty,
+        Type::ImplTrait(_) | Type::Infer(_) | Type::Macro(_) | Type::Verbatim(_)
+    ) && inner_types(ty).into_iter().all(names_a_type)
 }

@@ -4,6 +4,7 @@
 
 mod expand;
 mod parse;
+mod place;
 mod validate;
 
 use proc_macro2::{Span, TokenStream};
@@ -17,6 +18,9 @@ use self::parse::{parse_args, ListenerArgs, Policy};
 use self::validate::validate_signature;
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(block) = place::enclosing_block() {
+        return with_error(item.clone(), in_block(block, item));
+    }
     let function = match syn::parse2::<ItemFn>(item.clone()) {
         Ok(function) => function,
         Err(_) => return with_error(item.clone(), not_a_function(item)),
@@ -33,8 +37,34 @@ fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
     quote!(#item #error)
 }
 
+/// The attribute on a method or associated function: the emitter calls a listener by its path,
+/// which a function in an `impl` or `trait` block does not have on its own.
+fn in_block(block: place::Block, item: TokenStream) -> syn::Error {
+    let sig = syn::parse2::<ItemFn>(item.clone())
+        .map(|function| function.sig)
+        .or_else(|_| syn::parse2::<syn::TraitItemFn>(item).map(|function| function.sig));
+    let (name, span) = match sig {
+        Ok(sig) => (sig.ident.to_string(), sig.ident.span()),
+        Err(_) => ("the function".to_owned(), Span::call_site()),
+    };
+    let within = match block {
+        place::Block::Impl => "an `impl` block",
+        place::Block::Trait => "a trait",
+    };
+    syn::Error::new(
+        span,
+        format!("`#[listener]` goes on a free function, not on a method or associated function in {within}: move `{name}` out to the module, and take what it needs as parameters (`State<T>` for shared state)"),
+    )
+}
+
 fn not_a_function(item: TokenStream) -> syn::Error {
     use syn::Item;
+    if let Ok(method) = syn::parse2::<syn::TraitItemFn>(item.clone()) {
+        return syn::Error::new_spanned(
+            method.sig.fn_token,
+            "`#[listener]` goes on a function with a body, not on a method declaration: the emitter calls listeners as free functions; write `async fn name(field: &Type, ...) { ... }` outside the trait",
+        );
+    }
     let (span, what) = match syn::parse2::<Item>(item) {
         Ok(Item::Struct(item)) => (item.struct_token.span, "a struct"),
         Ok(Item::Enum(item)) => (item.enum_token.span, "an enum"),

@@ -11,6 +11,7 @@ use syn::{Expr, ExprLit, ExprUnary, Lit, LitStr, Token, UnOp};
 
 use crate::duration;
 use crate::event::{combine, path_to_string, skip_value};
+use crate::tokens::type_name_for_id;
 
 /// The attribute's arguments.
 pub(super) struct ListenerArgs {
@@ -58,6 +59,13 @@ impl Key {
 //                attempts = 3, backoff = "100ms..10s", timeout = "30s", concurrency = 1)]
 // A duration is an integer and a unit, `ms`, `s`, `m` or `h` (see `crate::duration`).
 pub(super) fn parse_args(args: TokenStream) -> syn::Result<ListenerArgs> {
+    if let Ok(id) = syn::parse2::<LitStr>(args.clone().into_iter().take(1).collect()) {
+        let suggestion = type_name_for_id(&id.value()).unwrap_or_else(|| "YourEvent".to_owned());
+        return Err(syn::Error::new_spanned(
+            id,
+            format!("`#[listener]` takes event types, not event ids: write `#[listener(events = [{suggestion}])]` with the type that derives `Event`"),
+        ));
+    }
     let mut events: Option<EventList> = None;
     let mut name: Option<LitStr> = None;
     let mut policy = Policy::default();
@@ -70,6 +78,12 @@ pub(super) fn parse_args(args: TokenStream) -> syn::Result<ListenerArgs> {
             known => {
                 let message = match known {
                     Some(_) => format!("`{text}` is given twice: keep one"),
+                    None if text == "event" => {
+                        "unknown `listener` option `event`: the option is `events`, a list: write `events = [...]`".to_owned()
+                    }
+                    None if looks_like_a_type(&meta.path) => format!(
+                        "`{text}` looks like an event type: list it in `events`, as in `#[listener(events = [{text}])]`"
+                    ),
                     None => format!(
                         "unknown `listener` option `{text}`: expected `events = [...]`, `name = \"...\"`, `attempts = 3`, `backoff = \"100ms..10s\"`, `timeout = \"30s\"` or `concurrency = 1`"
                     ),
@@ -173,17 +187,42 @@ impl Parse for EventList {
         }
         let content;
         let bracket = syn::bracketed!(content in input);
-        let paths = Punctuated::<syn::Path, Token![,]>::parse_terminated(&content).map_err(|error| {
+        let paths = Punctuated::<EventPath, Token![,]>::parse_terminated(&content)?;
+        Ok(EventList {
+            span: bracket.span.join(),
+            paths: paths.into_iter().map(|path| path.0).collect(),
+        })
+    }
+}
+
+/// One entry of `events`: an event type.
+struct EventPath(syn::Path);
+
+impl Parse for EventPath {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        if input.peek(LitStr) {
+            let id: LitStr = input.parse()?;
+            let suggestion =
+                type_name_for_id(&id.value()).unwrap_or_else(|| "YourEvent".to_owned());
+            return Err(syn::Error::new_spanned(
+                id,
+                format!("`events` lists event types, not event ids: write `{suggestion}`, the type that derives `Event`"),
+            ));
+        }
+        input.parse().map(EventPath).map_err(|error| {
             syn::Error::new(
                 error.span(),
                 "`events` lists event types separated by commas, e.g. `events = [UserCreated, billing::InvoicePaid]`",
             )
-        })?;
-        Ok(EventList {
-            span: bracket.span.join(),
-            paths: paths.into_iter().collect(),
         })
     }
+}
+
+/// Whether an unknown key is written like a type (`UserCreated`, `events::UserCreated`).
+fn looks_like_a_type(path: &syn::Path) -> bool {
+    path.segments
+        .last()
+        .is_some_and(|last| last.ident.to_string().starts_with(char::is_uppercase))
 }
 
 /// `attempts = 3`

@@ -1,21 +1,26 @@
-//! Checking the function's signature and deciding what each parameter receives.
+//! Checking the function's signature and deciding how each parameter is bound.
 
-use syn::{FnArg, GenericArgument, ItemFn, Pat, PathArguments, Type};
+use syn::{FnArg, GenericParam, ItemFn, Pat, PathArguments, ReturnType, Type};
 
 use crate::event::combine;
 
-/// What a parameter of the listener receives.
+/// How a parameter of the listener is bound.
 pub(super) enum Binding {
-    /// The event field of the same name.
+    /// Visibly context: `EventMeta`, `Emitter` or `State<T>`, by value or by reference. `ty` is
+    /// the type behind the reference.
+    Context { ty: Type, by_ref: bool },
+    /// Visibly the whole event: a type named like one of the listener's events.
+    Event { ty: Type, by_ref: bool },
+    /// Visibly a field: a type no context parameter can have (`&str`, `u64`, `Vec<T>`,
+    /// `Option<T>`, ...) takes the event's field `name`.
     Field(syn::Ident),
-    /// The whole event, by reference or cloned.
-    Event { by_ref: bool },
-    /// `EventMeta` or `&EventMeta`.
-    Meta { by_ref: bool },
-    /// `Emitter` or `&Emitter`.
-    Emitter { by_ref: bool },
-    /// `State<T>` or `&State<T>`.
-    State { inner: Box<Type>, by_ref: bool },
+    /// By name: the event's field `name` if the event has one (known when the adapter is
+    /// compiled), context recognised by its type otherwise. `referent` is the type behind a
+    /// reference, whose context is borrowed.
+    Named {
+        name: syn::Ident,
+        referent: Option<Type>,
+    },
 }
 
 pub(super) struct Param {
@@ -30,10 +35,25 @@ pub(super) fn validate_signature(
     let sig = &function.sig;
     let mut errors: Option<syn::Error> = None;
     let mut fail = |error: syn::Error| combine(&mut errors, error);
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+    for param in &sig.generics.params {
+        fail(match param {
+            GenericParam::Lifetime(lifetime) => syn::Error::new_spanned(
+                lifetime,
+                format!(
+                    "a listener cannot declare lifetimes: leave them out, as in `&str`, and the borrow lasts for the call; remove `{}`",
+                    lifetime.lifetime
+                ),
+            ),
+            GenericParam::Type(_) | GenericParam::Const(_) => syn::Error::new_spanned(
+                param,
+                "a listener cannot be generic: the emitter calls it with the event's concrete types; remove the generic parameter and name the type",
+            ),
+        });
+    }
+    if let Some(where_clause) = &sig.generics.where_clause {
         fail(syn::Error::new_spanned(
-            &sig.generics,
-            "a listener cannot be generic: the emitter calls it with concrete types; remove the generic parameters (elided lifetimes such as `&str` are fine)",
+            where_clause,
+            "a listener cannot have a `where` clause: it is called with concrete types; remove the clause",
         ));
     }
     if let Some(token) = &sig.constness {
@@ -57,6 +77,16 @@ pub(super) fn validate_signature(
             "a listener cannot be variadic",
         ));
     }
+    if sig.asyncness.is_none() {
+        if let ReturnType::Type(_, ty) = &sig.output {
+            if returns_future(ty) {
+                fail(syn::Error::new_spanned(
+                    ty,
+                    "a plain `fn` listener runs on the blocking pool and its result is not awaited: make it an `async fn` that returns the future's output",
+                ));
+            }
+        }
+    }
     let mut params = Vec::new();
     for input in &sig.inputs {
         match input {
@@ -73,6 +103,24 @@ pub(super) fn validate_signature(
     match errors {
         Some(errors) => Err(errors),
         None => Ok(params),
+    }
+}
+
+/// `impl Future<...>`, or a type named like a future (`BoxFuture<...>`, `Pin<Box<dyn Future>>`).
+fn returns_future(ty: &Type) -> bool {
+    match ty {
+        Type::ImplTrait(bounds) => bounds.bounds.iter().any(|bound| {
+            matches!(bound, syn::TypeParamBound::Trait(bound)
+                if bound.path.segments.last().is_some_and(|s| s.ident == "Future"))
+        }),
+        Type::Path(path) => path.path.segments.last().is_some_and(|last| {
+            last.ident == "BoxFuture"
+                || last.ident == "LocalBoxFuture"
+                || (last.ident == "Pin" && quote::quote!(#last).to_string().contains("Future"))
+        }),
+        Type::Paren(paren) => returns_future(&paren.elem),
+        Type::Group(group) => returns_future(&group.elem),
+        _ => false,
     }
 }
 
@@ -100,33 +148,23 @@ fn classify(pat: &Pat, ty: &Type, events: &[syn::Path]) -> syn::Result<Param> {
         _ => None,
     };
     let binding = match last {
-        Some(segment) if segment.ident == "EventMeta" => Some(Binding::Meta { by_ref }),
-        Some(segment) if segment.ident == "Emitter" => Some(Binding::Emitter { by_ref }),
-        Some(segment) if segment.ident == "State" => match &segment.arguments {
-            PathArguments::AngleBracketed(generic) if generic.args.len() == 1 => {
-                match &generic.args[0] {
-                    GenericArgument::Type(inner) => Some(Binding::State {
-                        inner: Box::new(inner.clone()),
-                        by_ref,
-                    }),
-                    _ => None,
-                }
-            }
-            _ => {
-                return Err(syn::Error::new_spanned(
-                    ty,
-                    "`State` takes the type of the shared state: write `State<MyState>`",
-                ))
-            }
-        },
-        Some(segment) if segment.arguments.is_none() => {
-            let whole_event = events.iter().any(|event| {
-                event
-                    .segments
-                    .last()
-                    .is_some_and(|last| last.ident == segment.ident)
-            });
-            if whole_event && events.len() > 1 {
+        Some(segment) if segment.arguments.is_none() && is_context_name(&segment.ident) => {
+            Some(Binding::Context {
+                ty: inner.clone(),
+                by_ref,
+            })
+        }
+        Some(segment)
+            if segment.ident == "State"
+                && matches!(&segment.arguments, PathArguments::AngleBracketed(generic) if generic.args.len() == 1) =>
+        {
+            Some(Binding::Context {
+                ty: inner.clone(),
+                by_ref,
+            })
+        }
+        Some(segment) if segment.arguments.is_none() && names_an_event(&segment.ident, events) => {
+            if events.len() > 1 {
                 return Err(syn::Error::new_spanned(
                     ty,
                     format!(
@@ -135,17 +173,60 @@ fn classify(pat: &Pat, ty: &Type, events: &[syn::Path]) -> syn::Result<Param> {
                     ),
                 ));
             }
-            whole_event.then_some(Binding::Event { by_ref })
+            Some(Binding::Event {
+                ty: inner.clone(),
+                by_ref,
+            })
         }
         _ => None,
     };
     let binding = match binding {
         Some(binding) => binding,
-        None => Binding::Field(param_ident(pat)?),
+        None if is_field_type(inner) => Binding::Field(param_ident(pat)?),
+        None => Binding::Named {
+            name: param_ident(pat)?,
+            referent: by_ref.then(|| inner.clone()),
+        },
     };
     Ok(Param {
         ty: ty.clone(),
         binding,
+    })
+}
+
+/// Whether a parameter of this type can only be a field: primitives, slices, arrays, tuples and
+/// std's strings and collections are never context (an alias cannot name a primitive), so the
+/// field is read directly and a field that does not exist is rustc's "no field" error, which
+/// lists the event's fields.
+fn is_field_type(ty: &Type) -> bool {
+    const FIELD_TYPES: &[&str] = &[
+        "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32",
+        "i64", "i128", "isize", "f32", "f64", "String", "Vec", "VecDeque", "Option", "HashMap",
+        "HashSet", "BTreeMap", "BTreeSet", "Box", "Cow",
+    ];
+    match ty {
+        Type::Slice(_) | Type::Array(_) | Type::Tuple(_) => true,
+        Type::Paren(paren) => is_field_type(&paren.elem),
+        Type::Group(group) => is_field_type(&group.elem),
+        Type::Path(path) if path.qself.is_none() => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| FIELD_TYPES.iter().any(|name| last.ident == name)),
+        _ => false,
+    }
+}
+
+fn is_context_name(ident: &syn::Ident) -> bool {
+    ident == "EventMeta" || ident == "Emitter"
+}
+
+fn names_an_event(ident: &syn::Ident, events: &[syn::Path]) -> bool {
+    events.iter().any(|event| {
+        event
+            .segments
+            .last()
+            .is_some_and(|last| last.ident == *ident)
     })
 }
 

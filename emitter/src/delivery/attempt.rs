@@ -69,6 +69,7 @@ pub(crate) fn start_attempt(
         payload: Arc::clone(payload),
         meta: meta.clone(),
         context: Arc::clone(&core.context),
+        emitter: std::sync::OnceLock::new(),
     };
     let deadline = policy
         .attempt_timeout()

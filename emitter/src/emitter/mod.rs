@@ -16,7 +16,9 @@ pub use shutdown::ShutdownError;
 
 use crate::backend::DynEventEmitterBackend;
 use crate::delivery::{Core, Dispatcher};
-use crate::error::Failure;
+use crate::emit_id::EmitId;
+use crate::error::{EmitError, Failure};
+use crate::event::{Emits, Event};
 use crate::lifecycle::Phase;
 use crate::listener::Delivery;
 use crate::stats::Metrics;
@@ -123,18 +125,37 @@ impl Emitter {
 }
 
 impl Delivery {
-    /// The emitter, for a listener's `Emitter` parameter: a listener's handle (see [`Emitter`]).
-    pub fn emitter(&self) -> Result<Emitter, Failure> {
-        let erased: Arc<dyn Any + Send + Sync> =
-            self.context.emitter.upgrade().ok_or_else(|| {
-                Failure::Error("the emitter was dropped while this delivery was starting".into())
+    /// The emitter, for a listener's `Emitter` parameter: a listener's handle (see [`Emitter`]),
+    /// made the first time it is asked for.
+    pub fn emitter(&self) -> Result<&Emitter, Failure> {
+        if self.emitter.get().is_none() {
+            let erased: Arc<dyn Any + Send + Sync> =
+                self.context.emitter.upgrade().ok_or_else(|| {
+                    Failure::Error(
+                        "the emitter was dropped while this delivery was starting".into(),
+                    )
+                })?;
+            let shared = erased.downcast::<Shared>().map_err(|_| {
+                Failure::Error(
+                    "a delivery's emitter has an unexpected type (a bug in emitter)".into(),
+                )
             })?;
-        let shared = erased.downcast::<Shared>().map_err(|_| {
-            Failure::Error("a delivery's emitter has an unexpected type (a bug in emitter)".into())
-        })?;
-        Ok(Emitter {
-            shared,
-            from_listener: true,
-        })
+            let _ = self.emitter.set(Box::new(Emitter {
+                shared,
+                from_listener: true,
+            }));
+        }
+        self.emitter
+            .get()
+            .and_then(|handle| handle.downcast_ref::<Emitter>())
+            .ok_or_else(|| {
+                Failure::Error("a delivery lost its emitter's handle (a bug in emitter)".into())
+            })
+    }
+}
+
+impl Emits for Emitter {
+    fn emit_event<E: Event>(&self, event: E) -> Result<EmitId, EmitError> {
+        self.emit(event)
     }
 }
