@@ -10,6 +10,10 @@
 //! callable). Both sides build the same events, do the same work in the listeners, and are
 //! checked the same way: every counter must hold its expected sum, or the program says which
 //! did not and exits with a failure. Prints one line per workload and runtime.
+//!
+//! The workloads are the peer benchmark's (`fanout1`, `fanout3`, `multi_event`, `latency`): the
+//! same counts, listeners and event shape (an e-mail formatted from the id and the id, built
+//! inside the timed loop), so that the ratios here and the peer table's agree.
 
 use std::future::Future;
 use std::process::ExitCode;

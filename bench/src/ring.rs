@@ -1,4 +1,4 @@
-//! W3: sixteen event types in a ring. Listener `j` listens to events `j, j+1, j+2, j+3` (mod 16),
+//! W3: sixteen event types in a ring, each with the sign-up's two fields. Listener `j` listens to events `j, j+1, j+2, j+3` (mod 16),
 //! so each event has four listeners, and each listener adds the id to its own counter.
 //!
 //! One table below generates the events, the listeners, and the baseline's hand-written dispatch.
@@ -9,6 +9,7 @@ use std::any::TypeId;
 use emitter::{listener, listeners, EmitError, EmitId, Emitter, EmitterBuilder, Event, State};
 
 use crate::counter::Counters;
+use crate::signup::email;
 
 /// How many event types, and listeners, the ring has.
 pub const EVENTS: usize = 16;
@@ -24,6 +25,7 @@ macro_rules! ring {
             /// One of W3's sixteen events.
             #[derive(Event, Debug, Clone)]
             pub struct $event {
+                pub email: String,
                 pub id: u64,
             }
 
@@ -44,7 +46,7 @@ macro_rules! ring {
             /// Event number `index` of the ring (`index < 16`) with id `id`.
             pub fn new(index: usize, id: u64) -> Self {
                 match index {
-                    $($slot => RingEvent::$event($event { id }),)+
+                    $($slot => RingEvent::$event($event { email: email(id), id }),)+
                     _ => panic!("event index {index} is outside the ring (0..{EVENTS})"),
                 }
             }
@@ -53,7 +55,7 @@ macro_rules! ring {
         /// Emits event number `index` of the ring (`index < 16`) with id `id`.
         pub fn emit(emitter: &Emitter, index: usize, id: u64) -> Result<EmitId, EmitError> {
             match index {
-                $($slot => emitter.emit($event { id }),)+
+                $($slot => emitter.emit($event { email: email(id), id }),)+
                 _ => panic!("event index {index} is outside the ring (0..{EVENTS})"),
             }
         }
