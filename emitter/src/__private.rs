@@ -10,7 +10,7 @@ pub use serde;
 
 pub use crate::context::{EventMeta, State};
 pub use crate::emitter::Emitter;
-pub use crate::error::EmitError;
+pub use crate::error::{EmitError, Failure};
 pub use crate::event::{
     decode_json, encode_json, Emitted, Event, EventRegistration, Header, Payload,
 };
@@ -20,8 +20,8 @@ pub use crate::extract::{
     Select,
 };
 pub use crate::listener::{
-    run_blocking, start, Adapter, AdapterSlot, BoxFuture, Delivery, Handler, Listener, ListenerRef,
-    ListenerRegistration, Started, StateKey,
+    now, run_blocking, start, Adapter, AdapterSlot, AnyAdapter, BoxFuture, Delivery, DeliveryParts,
+    EventRef, Handler, Held, Listener, ListenerRef, ListenerRegistration, Started, StateKey,
 };
 pub use crate::policy::PolicyOverrides;
 pub use ::core::option::Option::{self, None, Some};

@@ -20,6 +20,11 @@ impl EmitId {
         EmitIds::new().next()
     }
 
+    /// Where the id is in its emitter's range: the emitter's `count`-th emit.
+    pub(crate) fn count(self) -> u64 {
+        self.0 as u64
+    }
+
     /// The id as a number.
     pub fn as_u128(self) -> u128 {
         self.0
@@ -66,7 +71,11 @@ impl EmitIds {
     }
 
     pub(crate) fn next(&self) -> EmitId {
-        let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        self.with_count(self.count.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// The id this emitter gave as its `count`-th (see [`EmitId::count`]).
+    pub(crate) fn with_count(&self, count: u64) -> EmitId {
         EmitId((u128::from(self.lane) << 64) | u128::from(count))
     }
 

@@ -1,7 +1,7 @@
 //! The [`Event`] trait and the link-time registry of event types.
 
 use std::any::{Any, TypeId};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use crate::emit_id::EmitId;
@@ -12,8 +12,9 @@ use crate::trace::Trace;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// One emitted event with what the emitter knows of it, in a single allocation shared by every
-/// delivery of the emit. Dropping the last reference finishes the event (its [`EventToken`]).
+/// One emitted event with what the emitter knows of it: owned by its only delivery, or in one
+/// allocation shared by every delivery of the emit. Dropping it finishes the event when it holds
+/// its [`EventToken`].
 #[doc(hidden)]
 pub struct Emitted<T: ?Sized> {
     pub(crate) header: Header,
@@ -29,9 +30,11 @@ pub struct Header {
     /// The emit's trace context. Boxed: only emitters that propagate spans pay for one, and
     /// the event stays small.
     pub(crate) trace: Option<Box<Trace>>,
-    /// Counts the event in the emitter's pending events; `None` for a delivery a durable
-    /// backend loaded from its store (the store, not the emitter, keeps it).
-    pub(crate) _token: Option<EventToken>,
+    /// Counts the event in the emitter's pending events while the event lives, when it is the
+    /// event that does (see the scheduler): empty for an event the scheduler finishes itself,
+    /// and for a delivery a durable backend loaded from its store (the store, not the emitter,
+    /// keeps it).
+    pub(crate) token: OnceLock<EventToken>,
 }
 
 /// A type-erased emitted event.

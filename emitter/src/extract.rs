@@ -50,20 +50,27 @@ pub trait FromDelivery<E>: Sized {
     #[doc(hidden)]
     const STATE: Option<StateKey> = None;
 
+    /// Whether this parameter takes something besides the event and what it carries (shared
+    /// state, the emitter, the metadata by reference): only then does a delivery make it.
     #[doc(hidden)]
-    fn from_delivery(delivery: &Delivery, event: &E) -> Result<Self, Failure>;
+    const CONTEXT: bool = true;
+
+    #[doc(hidden)]
+    fn from_delivery(delivery: &Delivery<'_, E>, event: &E) -> Result<Self, Failure>;
 }
 
 #[diagnostic::do_not_recommend]
 impl<E> FromDelivery<E> for EventMeta {
-    fn from_delivery(delivery: &Delivery, _: &E) -> Result<Self, Failure> {
-        Ok(delivery.meta().clone())
+    const CONTEXT: bool = false;
+
+    fn from_delivery(delivery: &Delivery<'_, E>, _: &E) -> Result<Self, Failure> {
+        Ok(delivery.meta_value())
     }
 }
 
 #[diagnostic::do_not_recommend]
 impl<E> FromDelivery<E> for Emitter {
-    fn from_delivery(delivery: &Delivery, _: &E) -> Result<Self, Failure> {
+    fn from_delivery(delivery: &Delivery<'_, E>, _: &E) -> Result<Self, Failure> {
         Ok(delivery.emitter()?.clone())
     }
 }
@@ -71,14 +78,16 @@ impl<E> FromDelivery<E> for Emitter {
 impl<E, T: StateValue> FromDelivery<E> for State<T> {
     const STATE: Option<StateKey> = Some(StateKey::of::<T>());
 
-    fn from_delivery(delivery: &Delivery, _: &E) -> Result<Self, Failure> {
-        shared_state::<T>(delivery).cloned()
+    fn from_delivery(delivery: &Delivery<'_, E>, _: &E) -> Result<Self, Failure> {
+        shared_state::<E, T>(delivery).cloned()
     }
 }
 
 #[diagnostic::do_not_recommend]
 impl<E: Event + Clone> FromDelivery<E> for E {
-    fn from_delivery(_: &Delivery, event: &E) -> Result<Self, Failure> {
+    const CONTEXT: bool = false;
+
+    fn from_delivery(_: &Delivery<'_, E>, event: &E) -> Result<Self, Failure> {
         Ok(event.clone())
     }
 }
@@ -96,20 +105,26 @@ pub trait FromDeliveryRef<E> {
     #[doc(hidden)]
     const STATE: Option<StateKey> = None;
 
+    /// Whether this parameter takes something besides the event and what it carries (shared
+    /// state, the emitter, the metadata by reference): only then does a delivery make it.
     #[doc(hidden)]
-    fn from_delivery_ref<'a>(delivery: &'a Delivery, event: &'a E) -> Result<&'a Self, Failure>;
+    const CONTEXT: bool = true;
+
+    #[doc(hidden)]
+    fn from_delivery_ref<'a>(delivery: &Delivery<'a, E>, event: &'a E)
+        -> Result<&'a Self, Failure>;
 }
 
 #[diagnostic::do_not_recommend]
 impl<E> FromDeliveryRef<E> for EventMeta {
-    fn from_delivery_ref<'a>(delivery: &'a Delivery, _: &'a E) -> Result<&'a Self, Failure> {
-        Ok(delivery.meta())
+    fn from_delivery_ref<'a>(delivery: &Delivery<'a, E>, _: &'a E) -> Result<&'a Self, Failure> {
+        delivery.meta()
     }
 }
 
 #[diagnostic::do_not_recommend]
 impl<E> FromDeliveryRef<E> for Emitter {
-    fn from_delivery_ref<'a>(delivery: &'a Delivery, _: &'a E) -> Result<&'a Self, Failure> {
+    fn from_delivery_ref<'a>(delivery: &Delivery<'a, E>, _: &'a E) -> Result<&'a Self, Failure> {
         delivery.emitter()
     }
 }
@@ -117,14 +132,16 @@ impl<E> FromDeliveryRef<E> for Emitter {
 impl<E, T: 'static> FromDeliveryRef<E> for State<T> {
     const STATE: Option<StateKey> = Some(StateKey::of::<T>());
 
-    fn from_delivery_ref<'a>(delivery: &'a Delivery, _: &'a E) -> Result<&'a Self, Failure> {
-        shared_state::<T>(delivery)
+    fn from_delivery_ref<'a>(delivery: &Delivery<'a, E>, _: &'a E) -> Result<&'a Self, Failure> {
+        shared_state::<E, T>(delivery)
     }
 }
 
 #[diagnostic::do_not_recommend]
 impl<E: Event> FromDeliveryRef<E> for E {
-    fn from_delivery_ref<'a>(_: &'a Delivery, event: &'a E) -> Result<&'a Self, Failure> {
+    const CONTEXT: bool = false;
+
+    fn from_delivery_ref<'a>(_: &Delivery<'a, E>, event: &'a E) -> Result<&'a Self, Failure> {
         Ok(event)
     }
 }
@@ -132,7 +149,7 @@ impl<E: Event> FromDeliveryRef<E> for E {
 /// The emitter's copy of a `State<T>`. Only `T: 'static` is asked for here: a listener that holds
 /// state across an `.await` makes its future require `Send`, which rustc explains on the
 /// listener, and the builder only accepts state that is `Send + Sync`.
-fn shared_state<T: 'static>(delivery: &Delivery) -> Result<&State<T>, Failure> {
+fn shared_state<'a, E, T: 'static>(delivery: &Delivery<'a, E>) -> Result<&'a State<T>, Failure> {
     delivery.state_ref::<T>()
 }
 
@@ -472,14 +489,18 @@ fn dead_binding() -> Failure {
 
 #[diagnostic::do_not_recommend]
 impl<T, E> FromDelivery<E> for Dead<T> {
-    fn from_delivery(_: &Delivery, _: &E) -> Result<Self, Failure> {
+    const CONTEXT: bool = false;
+
+    fn from_delivery(_: &Delivery<'_, E>, _: &E) -> Result<Self, Failure> {
         Err(dead_binding())
     }
 }
 
 #[diagnostic::do_not_recommend]
 impl<T: ?Sized, E> FromDeliveryRef<E> for Dead<T> {
-    fn from_delivery_ref<'a>(_: &'a Delivery, _: &'a E) -> Result<&'a Self, Failure> {
+    const CONTEXT: bool = false;
+
+    fn from_delivery_ref<'a>(_: &Delivery<'a, E>, _: &'a E) -> Result<&'a Self, Failure> {
         Err(dead_binding())
     }
 }

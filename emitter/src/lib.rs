@@ -213,14 +213,21 @@ pub use emitter_macros::Event;
 /// for `send_welcome_email` is roughly:
 ///
 /// ```ignore
-/// fn adapter(delivery: Delivery) -> BoxFuture {
-///     Box::pin(async move {
-///         let event: &UserCreated = delivery.event::<UserCreated>()?;
+/// fn adapter(held: Held<UserCreated>, slot: &mut AdapterSlot, cx: &mut Context) -> Started {
+///     start(slot, cx, async move {
+///         let delivery = held.delivery()?;
+///         let event: &UserCreated = delivery.event();
 ///         send_welcome_email(&event.email, &event.name).await;
 ///         Ok(())
 ///     })
 /// }
 /// ```
+///
+/// The first poll happens in place; a delivery that finishes in it costs no task. A listener
+/// whose body cannot suspend (no `.await`, only plain calls and the standard formatting and
+/// logging macros) gets an adapter that is a plain function of a borrowed event, with no future
+/// at all; it runs under the same panic guard and outcome rules. (A `timeout` cannot cut such a
+/// body short either way: with no `.await` it never yields to the timer.)
 ///
 /// # Listeners in another crate
 ///

@@ -122,6 +122,20 @@ impl Lifecycle {
         export::gauge("emitter_queued", deliveries as f64);
     }
 
+    /// `deliveries` the scheduler took from its inbox, where the exported gauge already counted
+    /// them (see [`queue_in_inbox`](Self::queue_in_inbox)).
+    pub(crate) fn queue_taken(&self, deliveries: u64) {
+        if deliveries > 0 {
+            self.queued.fetch_add(deliveries, Ordering::Relaxed);
+        }
+    }
+
+    /// `deliveries` went into the scheduler's inbox, which counts them itself until the
+    /// scheduler takes them: only the exported gauge hears of them now.
+    pub(crate) fn queue_in_inbox(&self, deliveries: u64) {
+        export::gauge("emitter_queued", deliveries as f64);
+    }
+
     /// `deliveries` left the queue: started, or dropped.
     pub(crate) fn unqueue(&self, deliveries: u64) {
         if deliveries > 0 {
@@ -131,13 +145,40 @@ impl Lifecycle {
     }
 
     pub(crate) fn finish(&self) {
-        let before = self.pending.fetch_sub(1, Ordering::SeqCst) & !CLOSED;
-        if before == 1 {
+        self.finish_many(1);
+    }
+
+    /// `events` pending events are done: finished by whoever ran their last delivery, in one
+    /// update for a batch of them.
+    pub(crate) fn finish_many(&self, events: u64) {
+        if events == 0 {
+            return;
+        }
+        let before = self.pending.fetch_sub(events, Ordering::SeqCst) & !CLOSED;
+        if before == events {
             self.idle.notify_waiters();
         }
-        if before == self.capacity {
+        if before >= self.capacity && before - events < self.capacity {
             self.room.notify_waiters();
         }
+    }
+
+    /// Counts an event in, unless the emitter is full or closed. The caller finishes it
+    /// exactly once: with [`finish_many`](Self::finish_many), or by making it an
+    /// [`EventToken`] that finishes it when dropped.
+    pub(crate) fn admit(&self) -> Result<(), Refusal> {
+        let before = self.pending.fetch_add(1, Ordering::SeqCst);
+        if before & CLOSED != 0 || before >= self.capacity {
+            // Not counted in after all. Undone like any finished event: meanwhile another event
+            // may have finished and, seeing this one counted, left the wake-ups to it.
+            self.finish();
+            return Err(if before & CLOSED != 0 {
+                Refusal::Closed
+            } else {
+                Refusal::Full
+            });
+        }
+        Ok(())
     }
 }
 
@@ -155,21 +196,11 @@ pub(crate) struct EventToken {
 }
 
 impl EventToken {
-    pub(crate) fn begin(lifecycle: &Arc<Lifecycle>) -> Result<Self, Refusal> {
-        let before = lifecycle.pending.fetch_add(1, Ordering::SeqCst);
-        if before & CLOSED != 0 || before >= lifecycle.capacity {
-            // Not counted in after all. Undone like any finished event: meanwhile another event
-            // may have finished and, seeing this one counted, left the wake-ups to it.
-            lifecycle.finish();
-            return Err(if before & CLOSED != 0 {
-                Refusal::Closed
-            } else {
-                Refusal::Full
-            });
-        }
-        Ok(EventToken {
+    /// The token of an event [`Lifecycle::admit`] counted in.
+    pub(crate) fn adopt(lifecycle: &Arc<Lifecycle>) -> Self {
+        EventToken {
             lifecycle: Arc::clone(lifecycle),
-        })
+        }
     }
 }
 

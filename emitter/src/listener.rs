@@ -4,12 +4,12 @@ use std::any::{Any, TypeId};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use crate::context::{EventMeta, ListenerContext, State};
 use crate::error::Failure;
-use crate::event::{Event, Payload};
+use crate::event::{Emitted, Header, Payload};
 
 /// A function annotated with [`#[listener]`](macro@crate::listener).
 ///
@@ -150,9 +150,115 @@ impl<F: Future<Output = Result<(), Failure>>> Future for InPlace<F> {
     }
 }
 
-/// The generated adapter of one (listener, event) pair.
+/// The generated adapter of one (listener, event) pair, typed by its event: what the scheduler
+/// calls for an event it holds as an `E`.
 #[doc(hidden)]
-pub type Adapter = fn(Delivery, &mut AdapterSlot, &mut Context<'_>) -> Started;
+pub enum Adapter<E> {
+    /// An `async fn` whose body has no `.await` (and no macro that could hide one): its future
+    /// finishes at its first poll, so the adapter runs it in place, borrowing the event.
+    Now(for<'a> fn(Delivery<'a, E>) -> Result<(), Failure>),
+    /// Any other listener: a future that owns its event, polled first in place in the
+    /// adapter's slot.
+    Future(fn(Held<E>, &mut AdapterSlot, &mut Context<'_>) -> Started),
+}
+
+/// An adapter whatever its event type: what the table holds, and how an event that is only known
+/// as a [`Payload`] (a stored one, or one emitted with options) reaches the typed adapter.
+#[doc(hidden)]
+pub trait AnyAdapter: Send + Sync + 'static {
+    /// The adapter as `Any`, for the scheduler to find the typed one.
+    fn as_any(&self) -> &(dyn Any + Send + Sync);
+
+    /// Calls the adapter with a type-erased event; the adapter checks its type.
+    fn call_erased(
+        &self,
+        payload: &Payload,
+        parts: DeliveryParts,
+        slot: &mut AdapterSlot,
+        cx: &mut Context<'_>,
+    ) -> Started;
+}
+
+// Bounded by what it needs, not by `Event`: a listener on a type that is not an event is
+// reported once, on the type, by the macro's own check.
+impl<E: Send + Sync + 'static> AnyAdapter for Adapter<E> {
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn call_erased(
+        &self,
+        payload: &Payload,
+        parts: DeliveryParts,
+        slot: &mut AdapterSlot,
+        cx: &mut Context<'_>,
+    ) -> Started {
+        match self {
+            Adapter::Now(call) => {
+                let Some(event) = payload.event.downcast_ref::<E>() else {
+                    return Started::Done(Err(wrong_type::<E>(payload.header.event_id)));
+                };
+                let lazy = Lazy::default();
+                let delivery = Delivery {
+                    event,
+                    header: &payload.header,
+                    attempt: parts.attempt,
+                    listener: parts.listener,
+                    extras: parts.context.as_deref().map(|context| Extras {
+                        context,
+                        lazy: &lazy,
+                    }),
+                };
+                Started::Done(run_now(*call, delivery))
+            }
+            Adapter::Future(call) => call(
+                Held::new(EventRef::Erased(Arc::clone(payload)), parts),
+                slot,
+                cx,
+            ),
+        }
+    }
+}
+
+/// Runs a [`Adapter::Now`] adapter; a panic becomes a [`Failure`].
+pub(crate) fn run_now<E>(
+    call: for<'a> fn(Delivery<'a, E>) -> Result<(), Failure>,
+    delivery: Delivery<'_, E>,
+) -> Result<(), Failure> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| call(delivery)))
+        .unwrap_or_else(|payload| Err(Failure::from_panic(payload)))
+}
+
+/// Polls the future of a listener whose body has no `.await` once, and returns its output.
+#[doc(hidden)]
+pub fn now<F: Future>(future: F) -> Result<F::Output, Failure> {
+    let future = std::pin::pin!(future);
+    match future.poll(&mut Context::from_waker(std::task::Waker::noop())) {
+        Poll::Ready(output) => Ok(output),
+        // Not reached: `#[listener]` only runs a body this way when it has no `.await`.
+        Poll::Pending => Err(Failure::Error(
+            "a listener whose body has no `.await` did not finish at its first poll (a bug in \
+             emitter)"
+                .into(),
+        )),
+    }
+}
+
+fn wrong_type<E>(event_id: &str) -> Failure {
+    Failure::Error(
+        format!(
+            "event `{event_id}` was delivered with a payload of another type than `{}`",
+            std::any::type_name::<E>()
+        )
+        .into(),
+    )
+}
+
+impl std::fmt::Debug for dyn AnyAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Adapter")
+    }
+}
 
 /// One (listener, event) pair: the generated adapter and what it needs.
 #[doc(hidden)]
@@ -161,8 +267,11 @@ pub struct Handler {
     pub event_type: fn() -> TypeId,
     pub event_type_name: fn() -> &'static str,
     pub event_id: &'static str,
-    pub call: Adapter,
+    pub call: &'static dyn AnyAdapter,
     pub states: &'static [StateKey],
+    /// Whether a parameter takes something from the emitter's context (shared state, the
+    /// emitter): only then does a delivery carry a reference to it.
+    pub context: bool,
 }
 
 /// A `State<T>` a listener takes, checked at start.
@@ -192,34 +301,137 @@ pub(crate) fn registered() -> impl Iterator<Item = &'static ListenerRegistration
     inventory::iter::<ListenerRef>.into_iter().map(|r| r.0)
 }
 
-/// Everything an adapter turns into the listener's arguments.
+/// The event of a delivery that owns it: alone (the event's only delivery), shared by the
+/// deliveries of one emit, or type-erased (an event loaded from a store, or emitted with
+/// options).
 #[doc(hidden)]
-pub struct Delivery {
-    pub(crate) payload: Payload,
-    pub(crate) meta: EventMeta,
-    /// Shared by every delivery of one emitter.
-    pub(crate) context: Arc<ListenerContext>,
-    /// The emitter's handle, made the first time a parameter asks for it (see
-    /// `Delivery::emitter`): most listeners never do. Type-erased like the context's.
-    pub(crate) emitter: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+pub enum EventRef<E> {
+    Owned(Emitted<E>),
+    Shared(Arc<Emitted<E>>),
+    Erased(Payload),
 }
 
-impl Delivery {
-    pub fn event<E: Event>(&self) -> Result<&E, Failure> {
-        self.payload.event.downcast_ref::<E>().ok_or_else(|| {
-            Failure::Error(
-                format!(
-                    "event `{}` was delivered with a payload of another type than `{}`",
-                    self.meta.event_id,
-                    std::any::type_name::<E>()
-                )
-                .into(),
-            )
-        })
+impl<E: 'static> EventRef<E> {
+    pub(crate) fn header(&self) -> &Header {
+        match self {
+            EventRef::Owned(emitted) => &emitted.header,
+            EventRef::Shared(emitted) => &emitted.header,
+            EventRef::Erased(payload) => &payload.header,
+        }
     }
 
-    pub fn meta(&self) -> &EventMeta {
-        &self.meta
+    fn get(&self) -> Option<&E> {
+        match self {
+            EventRef::Owned(emitted) => Some(&emitted.event),
+            EventRef::Shared(emitted) => Some(&emitted.event),
+            EventRef::Erased(payload) => payload.event.downcast_ref::<E>(),
+        }
+    }
+}
+
+/// What a delivery carries besides its event, made by the delivery core.
+#[doc(hidden)]
+pub struct DeliveryParts {
+    pub(crate) attempt: u32,
+    pub(crate) listener: &'static str,
+    /// The emitter's context, for adapters whose listener takes state or the emitter.
+    pub(crate) context: Option<Arc<ListenerContext>>,
+}
+
+/// What a delivery makes on demand, for the parameters that ask: its metadata by reference, and
+/// the emitter's handle.
+#[derive(Default)]
+pub(crate) struct Lazy {
+    pub(crate) meta: OnceLock<EventMeta>,
+    /// Type-erased like the context's emitter (this module is below the emitter's).
+    pub(crate) emitter: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+/// A delivery that owns its event: what a listener's future holds, and takes its
+/// [`Delivery`] from.
+#[doc(hidden)]
+pub struct Held<E> {
+    event: EventRef<E>,
+    attempt: u32,
+    listener: &'static str,
+    context: Option<Arc<ListenerContext>>,
+    lazy: Lazy,
+}
+
+impl<E: Send + Sync + 'static> Held<E> {
+    pub(crate) fn new(event: EventRef<E>, parts: DeliveryParts) -> Self {
+        Held {
+            event,
+            attempt: parts.attempt,
+            listener: parts.listener,
+            context: parts.context,
+            lazy: Lazy::default(),
+        }
+    }
+
+    /// The delivery, borrowing the event; an error when a type-erased event is not an `E`.
+    pub fn delivery(&self) -> Result<Delivery<'_, E>, Failure> {
+        let header = self.event.header();
+        let event = self
+            .event
+            .get()
+            .ok_or_else(|| wrong_type::<E>(header.event_id))?;
+        Ok(Delivery {
+            event,
+            header,
+            attempt: self.attempt,
+            listener: self.listener,
+            extras: self.context.as_deref().map(|context| Extras {
+                context,
+                lazy: &self.lazy,
+            }),
+        })
+    }
+}
+
+/// Everything an adapter turns into the listener's arguments: the event, borrowed, and what
+/// comes with it.
+#[doc(hidden)]
+pub struct Delivery<'a, E> {
+    pub(crate) event: &'a E,
+    pub(crate) header: &'a Header,
+    pub(crate) attempt: u32,
+    pub(crate) listener: &'static str,
+    /// `None` when the listener takes nothing but the event, its fields and its metadata by
+    /// value (most do): then a delivery makes nothing more.
+    pub(crate) extras: Option<Extras<'a>>,
+}
+
+/// What a delivery needs for listeners that take shared state, the emitter or their metadata by
+/// reference.
+#[derive(Clone, Copy)]
+pub(crate) struct Extras<'a> {
+    pub(crate) context: &'a ListenerContext,
+    pub(crate) lazy: &'a Lazy,
+}
+
+impl<E> Clone for Delivery<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for Delivery<'_, E> {}
+
+impl<'a, E> Delivery<'a, E> {
+    pub fn event(&self) -> &'a E {
+        self.event
+    }
+
+    /// The delivery's metadata.
+    pub fn meta_value(&self) -> EventMeta {
+        EventMeta::of(self.header, self.listener, self.attempt)
+    }
+
+    /// The delivery's metadata, made the first time it is asked for, for `&EventMeta`
+    /// parameters.
+    pub fn meta(&self) -> Result<&'a EventMeta, Failure> {
+        Ok(self.extras()?.lazy.meta.get_or_init(|| self.meta_value()))
     }
 
     pub fn state<T: Clone + Send + Sync + 'static>(&self) -> Result<State<T>, Failure> {
@@ -227,14 +439,28 @@ impl Delivery {
     }
 
     /// The shared state as the builder stored it, for `&State<T>` parameters: no clone.
-    pub fn state_ref<T: 'static>(&self) -> Result<&State<T>, Failure> {
-        self.context.state::<T>().ok_or_else(|| {
+    pub fn state_ref<T: 'static>(&self) -> Result<&'a State<T>, Failure> {
+        self.context()?.state::<T>().ok_or_else(|| {
             Failure::Error(
                 format!(
                     "state `{}` is missing (it was checked at start, so this is a bug in emitter)",
                     std::any::type_name::<T>()
                 )
                 .into(),
+            )
+        })
+    }
+
+    /// The emitter's context, which the adapter said it needs.
+    pub(crate) fn context(&self) -> Result<&'a ListenerContext, Failure> {
+        Ok(self.extras()?.context)
+    }
+
+    /// What the adapter said it needs besides the event.
+    pub(crate) fn extras(&self) -> Result<Extras<'a>, Failure> {
+        self.extras.ok_or_else(|| {
+            Failure::Error(
+                "a listener's adapter took context it did not declare (a bug in emitter)".into(),
             )
         })
     }

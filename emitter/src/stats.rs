@@ -37,8 +37,23 @@ impl DeliveryStats {
     }
 
     pub(crate) fn delivered(&self, event_id: &'static str, listener: &'static str) {
-        self.delivered.fetch_add(1, Ordering::Relaxed);
-        export::counter("emitter_delivered_total", event_id, Some(listener));
+        self.delivered_many(1, event_id, listener);
+    }
+
+    /// `deliveries` deliveries succeeded, counted in one update.
+    pub(crate) fn delivered_many(
+        &self,
+        deliveries: u64,
+        event_id: &'static str,
+        listener: &'static str,
+    ) {
+        self.delivered.fetch_add(deliveries, Ordering::Relaxed);
+        export::counter_by(
+            "emitter_delivered_total",
+            event_id,
+            Some(listener),
+            deliveries,
+        );
     }
 
     pub(crate) fn failed(&self, event_id: &'static str, listener: &'static str) {
@@ -57,6 +72,49 @@ impl DeliveryStats {
             delivered: self.delivered.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Successful deliveries counted where they ran, per (event, listener) pair of the table, until
+/// [`flush`](Tally::flush) adds them to the pairs' [`DeliveryStats`] in one update each: the
+/// scheduler flushes once per chunk of events rather than touching a shared counter per
+/// delivery.
+#[derive(Debug)]
+pub(crate) struct Tally {
+    counts: Vec<u64>,
+    /// The pairs whose count is not zero.
+    touched: Vec<usize>,
+}
+
+impl Tally {
+    /// A tally for a table of `pairs` pairs.
+    pub(crate) fn new(pairs: usize) -> Self {
+        Tally {
+            counts: vec![0; pairs],
+            touched: Vec::new(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn add(&mut self, pair: usize) {
+        if let Some(count) = self.counts.get_mut(pair) {
+            if *count == 0 {
+                self.touched.push(pair);
+            }
+            *count += 1;
+        }
+    }
+
+    /// Adds the counts to the table's counters and starts over.
+    pub(crate) fn flush(&mut self, table: &crate::table::EventTable) {
+        for pair in self.touched.drain(..) {
+            let count = std::mem::take(&mut self.counts[pair]);
+            if let Some((event_id, listener)) = table.pair(pair) {
+                listener
+                    .stats
+                    .delivered_many(count, event_id, listener.name);
+            }
         }
     }
 }
@@ -114,6 +172,19 @@ pub(crate) mod export {
         }
     }
 
+    pub(crate) fn counter_by(
+        name: &'static str,
+        event_id: &'static str,
+        listener: Option<&'static str>,
+        count: u64,
+    ) {
+        match listener {
+            Some(listener) => metrics::counter!(name, "event" => event_id, "listener" => listener)
+                .increment(count),
+            None => metrics::counter!(name, "event" => event_id).increment(count),
+        }
+    }
+
     pub(crate) fn gauge(name: &'static str, delta: f64) {
         metrics::gauge!(name).increment(delta);
     }
@@ -126,6 +197,15 @@ pub(crate) mod export {
         _name: &'static str,
         _event_id: &'static str,
         _listener: Option<&'static str>,
+    ) {
+    }
+
+    #[inline(always)]
+    pub(crate) fn counter_by(
+        _name: &'static str,
+        _event_id: &'static str,
+        _listener: Option<&'static str>,
+        _count: u64,
     ) {
     }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use crate::context::TypeMap;
 use crate::error::StartError;
 use crate::event::{self, EventRegistration};
-use crate::listener::{Adapter, ListenerRegistration, StateKey};
+use crate::listener::{AnyAdapter, ListenerRegistration, StateKey};
 use crate::policy::DeliveryPolicy;
 use crate::stats::DeliveryStats;
 
@@ -24,6 +24,8 @@ pub struct EventTable {
     by_id: HashMap<&'static str, usize>,
     listeners: Vec<ListenerInfo>,
     listener_count: usize,
+    /// Per (event, listener) pair, by [`ListenerEntry::pair`]: where it is.
+    pairs: Vec<(usize, usize)>,
 }
 
 /// One listener of the table, whatever its events: its effective policy.
@@ -48,7 +50,9 @@ pub(crate) struct ListenerEntry {
     pub(crate) name: &'static str,
     pub(crate) file: &'static str,
     pub(crate) line: u32,
-    pub(crate) call: Adapter,
+    pub(crate) call: &'static dyn AnyAdapter,
+    /// Whether the listener takes something from the emitter's context (state, the emitter).
+    pub(crate) context: bool,
     /// Index of the listener in [`EventTable::listeners`].
     pub(crate) listener: usize,
     /// Index of this (event, listener) pair among all pairs of the table.
@@ -69,6 +73,7 @@ impl EventTable {
             by_id: HashMap::new(),
             listeners: Vec::new(),
             listener_count: 0,
+            pairs: Vec::new(),
         };
         let mut ids: HashMap<&'static str, &'static str> = HashMap::new();
         let mut registrations: Vec<&'static EventRegistration> = event::registered().collect();
@@ -124,11 +129,15 @@ impl EventTable {
                         None,
                     ),
                 };
+                table
+                    .pairs
+                    .push((event, table.events[event].listeners.len()));
                 table.events[event].listeners.push(ListenerEntry {
                     name: listener.name,
                     file: listener.file,
                     line: listener.line,
                     call: handler.call,
+                    context: handler.context,
                     listener: index,
                     pair: table.listener_count,
                     stats: DeliveryStats::default(),
@@ -188,6 +197,13 @@ impl EventTable {
         self.events
             .get(event)
             .and_then(|entry| entry.listeners.get(slot))
+    }
+
+    /// The event id and the listener of a pair, by [`ListenerEntry::pair`].
+    pub(crate) fn pair(&self, pair: usize) -> Option<(&'static str, &ListenerEntry)> {
+        let &(event, slot) = self.pairs.get(pair)?;
+        let entry = self.events.get(event)?;
+        Some((entry.id, entry.listeners.get(slot)?))
     }
 
     pub(crate) fn events(&self) -> &[EventEntry] {

@@ -1,12 +1,13 @@
 //! Writing the output: the function unchanged, an adapter per event, the registration.
 
 use proc_macro2::{TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType, Type};
 
 use super::parse::{ListenerArgs, Policy};
+use super::suspend::never_suspends;
 use super::validate::{Binding, Param};
 use crate::event::path_to_string;
 use crate::tokens::{first_last_spans, inner_types};
@@ -34,6 +35,11 @@ pub(super) fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param])
         },
     };
 
+    let run = match sig.asyncness {
+        Some(_) if never_suspends(function.block.to_token_stream()) => Run::Now,
+        Some(_) => Run::Future,
+        None => Run::Blocking,
+    };
     let mut items = Vec::new();
     let handlers: Vec<TokenStream> = args
         .events
@@ -42,7 +48,7 @@ pub(super) fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param])
         .map(|(index, event)| {
             let adapter = Adapter::new(index, event, params);
             items.extend(adapter.items());
-            adapter.handler(fn_name, sig.asyncness.is_some(), &into_result)
+            adapter.handler(fn_name, run, &into_result)
         })
         .collect();
     let distinct_events = distinct_event_checks(&args.events);
@@ -79,6 +85,17 @@ pub(super) fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param])
             }
         };
     }
+}
+
+/// How a listener runs.
+#[derive(Clone, Copy)]
+enum Run {
+    /// An `async fn` that never suspends: in place, at once.
+    Now,
+    /// An `async fn`: a future.
+    Future,
+    /// A plain `fn`: on tokio's blocking pool.
+    Blocking,
 }
 
 /// The adapter of one (listener, event) pair: how it binds each parameter.
@@ -135,9 +152,11 @@ impl<'a> Adapter<'a> {
         items
     }
 
-    /// The expression that binds the parameter at `position` (a `Result`), and, unless the
-    /// parameter visibly needs none, the shared state it needs (an `Option<StateKey>`).
-    fn bind(&self, position: usize, param: &Param) -> (TokenStream, Option<TokenStream>) {
+    /// The expression that binds the parameter at `position` (a `Result`); unless the
+    /// parameter visibly needs none, the shared state it needs (an `Option<StateKey>`); and
+    /// unless it visibly needs none, whether it takes something from the emitter's context (a
+    /// `bool`).
+    fn bind(&self, position: usize, param: &Param) -> Bound {
         let private = quote!(::emitter::__private);
         let event = self.event;
         // rustc reports an unmet `<T as Trait>` on `T`: each context type is the user's type, or
@@ -155,24 +174,30 @@ impl<'a> Adapter<'a> {
                     quote!(from_delivery),
                 )
             };
-            (
-                quote!(<#ty as #trait_>::#get(&__emitter_delivery, #event_expr)),
-                Some(quote!(<#ty as #trait_>::STATE)),
-            )
+            Bound {
+                get: quote!(<#ty as #trait_>::#get(&__emitter_delivery, #event_expr)),
+                state: Some(quote!(<#ty as #trait_>::STATE)),
+                context: Some(quote!(<#ty as #trait_>::CONTEXT)),
+            }
         };
         match &param.binding {
             Binding::Context { ty, by_ref } => {
-                let (get, state) = context(Context::of(ty, *by_ref), quote!(__emitter_event));
-                (get, state.filter(|_| is_state(ty)))
+                let bound = context(Context::of(ty, *by_ref), quote!(__emitter_event));
+                Bound {
+                    state: bound.state.filter(|_| is_state(ty)),
+                    ..bound
+                }
             }
-            Binding::Event { ty, by_ref: true } => (
-                context(Context::of(ty, true), quote!(__emitter_event)).0,
-                None,
-            ),
-            Binding::Event { ty, by_ref: false } => (
-                quote!(#private::Result::Ok(<#ty as #private::OwnedEvent>::clone_event(__emitter_event))),
-                None,
-            ),
+            Binding::Event { ty, by_ref: true } => Bound {
+                get: context(Context::of(ty, true), quote!(__emitter_event)).get,
+                state: None,
+                context: None,
+            },
+            Binding::Event { ty, by_ref: false } => Bound {
+                get: quote!(#private::Result::Ok(<#ty as #private::OwnedEvent>::clone_event(__emitter_event))),
+                state: None,
+                context: None,
+            },
             Binding::Field(name) => {
                 // Both the field access and the conversion are spanned on the parameter's name:
                 // "no field `x` on type `E`" and a type mismatch point at it.
@@ -180,7 +205,11 @@ impl<'a> Adapter<'a> {
                 let from_field = quote_spanned! {name.span()=>
                     <_ as #private::FromField<'_, _, #event>>::from_field(#place)
                 };
-                (quote!(#private::Result::Ok(#from_field)), None)
+                Bound {
+                    get: quote!(#private::Result::Ok(#from_field)),
+                    state: None,
+                    context: None,
+                }
             }
             Binding::Named { name, referent } => {
                 // `target` is the parameter's type, or what its reference points to.
@@ -196,7 +225,11 @@ impl<'a> Adapter<'a> {
                 } else {
                     quote!(<#pick>::context)
                 };
-                let (get, state) = context(context_type, quote!(__emitter_context));
+                let Bound {
+                    get,
+                    state,
+                    context,
+                } = context(context_type, quote!(__emitter_context));
                 // Spanned on the parameter's name: a field whose type does not fit is reported
                 // there.
                 let from_field = quote_spanned! {name.span()=>
@@ -209,30 +242,37 @@ impl<'a> Adapter<'a> {
                         |__emitter_context| #private::Result::map(#get, #unwrap),
                     )
                 };
-                (bind, state)
+                Bound {
+                    get: bind,
+                    state,
+                    context,
+                }
             }
         }
     }
 
     /// The registration's `Handler` for this event: the adapter and the states it needs.
-    fn handler(
-        &self,
-        fn_name: &syn::Ident,
-        is_async: bool,
-        into_result: &TokenStream,
-    ) -> TokenStream {
+    fn handler(&self, fn_name: &syn::Ident, run: Run, into_result: &TokenStream) -> TokenStream {
         let private = quote!(::emitter::__private);
         let event = self.event;
         let mut bindings = Vec::new();
         let mut args = Vec::new();
         let mut states = Vec::new();
+        let mut contexts = Vec::new();
         for (position, param) in self.params.iter().enumerate() {
             let local = format_ident!("__emitter_arg{}", position);
-            let (bind, state) = self.bind(position, param);
-            bindings.push(quote!(let #local = #bind?;));
+            let Bound {
+                get,
+                state,
+                context,
+            } = self.bind(position, param);
+            bindings.push(quote!(let #local = #get?;));
             args.push(local);
             states.extend(state);
+            contexts.extend(context);
         }
+        // Whether a delivery must carry the emitter's context, at compile time.
+        let context = quote!(false #(|| #contexts)*);
         // The states of the parameters that may need one, those that do, at compile time.
         let states = if states.is_empty() {
             quote!(&[])
@@ -244,28 +284,58 @@ impl<'a> Adapter<'a> {
                 &__EMITTER_KEYS
             }}
         };
-        let body = if is_async {
-            // Spanned so that a future that is not `Send` is reported on the function's name.
-            let call = quote_spanned! {fn_name.span()=>
-                <_ as ::emitter::__private::ListenerFuture>::into_listener_future(#fn_name(#(#args),*))
-            };
-            quote! {
-                #private::start(__emitter_slot, __emitter_cx, async move {
-                    let __emitter_event: &#event = __emitter_delivery.event::<#event>()?;
-                    #(#bindings)*
-                    let __emitter_output = #call.await;
-                    #into_result
-                })
-            }
-        } else {
-            quote! {
-                #private::start(__emitter_slot, __emitter_cx, #private::run_blocking(move || {
-                    let __emitter_event: &#event = __emitter_delivery.event::<#event>()?;
-                    #(#bindings)*
-                    let __emitter_output = #fn_name(#(#args),*);
-                    #into_result
-                }))
-            }
+        // Spanned so that a future that is not `Send` is reported on the function's name.
+        let call = quote_spanned! {fn_name.span()=>
+            <_ as ::emitter::__private::ListenerFuture>::into_listener_future(#fn_name(#(#args),*))
+        };
+        let adapter = match run {
+            Run::Now => quote! {
+                #private::Adapter::<#event>::Now(
+                    |__emitter_delivery: #private::Delivery<'_, #event>|
+                     -> #private::Result<(), #private::Failure> {
+                        let __emitter_event: &#event = __emitter_delivery.event();
+                        #(#bindings)*
+                        let __emitter_output = #private::now(#call)?;
+                        #into_result
+                    },
+                )
+            },
+            Run::Future => quote! {
+                #private::Adapter::<#event>::Future(
+                    |__emitter_held: #private::Held<#event>,
+                     __emitter_slot: &mut #private::AdapterSlot,
+                     __emitter_cx: &mut #private::Context<'_>|
+                     -> #private::Started {
+                        #private::start(__emitter_slot, __emitter_cx, async move {
+                            let __emitter_delivery = __emitter_held.delivery()?;
+                            let __emitter_event: &#event = __emitter_delivery.event();
+                            #(#bindings)*
+                            let __emitter_output = #call.await;
+                            #into_result
+                        })
+                    },
+                )
+            },
+            Run::Blocking => quote! {
+                #private::Adapter::<#event>::Future(
+                    |__emitter_held: #private::Held<#event>,
+                     __emitter_slot: &mut #private::AdapterSlot,
+                     __emitter_cx: &mut #private::Context<'_>|
+                     -> #private::Started {
+                        #private::start(
+                            __emitter_slot,
+                            __emitter_cx,
+                            #private::run_blocking(move || {
+                                let __emitter_delivery = __emitter_held.delivery()?;
+                                let __emitter_event: &#event = __emitter_delivery.event();
+                                #(#bindings)*
+                                let __emitter_output = #fn_name(#(#args),*);
+                                #into_result
+                            }),
+                        )
+                    },
+                )
+            },
         };
         let event_id = self.event_as(quote!(#private::Event), "ID");
         // The adapter is a closure in the registration's initializer, not a separate function:
@@ -275,14 +345,20 @@ impl<'a> Adapter<'a> {
                 event_type: #private::TypeId::of::<#event>,
                 event_type_name: #private::type_name::<#event>,
                 event_id: #event_id,
-                call: |__emitter_delivery: #private::Delivery,
-                       __emitter_slot: &mut #private::AdapterSlot,
-                       __emitter_cx: &mut #private::Context<'_>|
-                       -> #private::Started { #body },
+                call: &#adapter,
                 states: #states,
+                context: #context,
             }
         }
     }
+}
+
+/// How a parameter is bound: the expression, and what it needs from the emitter (see
+/// [`Adapter::bind`]).
+struct Bound {
+    get: TokenStream,
+    state: Option<TokenStream>,
+    context: Option<TokenStream>,
 }
 
 /// Whether a context type is `State<T>`, the one that needs shared state.

@@ -5,6 +5,7 @@
 mod expand;
 mod parse;
 mod place;
+mod suspend;
 mod validate;
 
 use proc_macro2::{Span, TokenStream};

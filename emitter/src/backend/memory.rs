@@ -12,7 +12,9 @@ use crate::error::BackendError;
 /// The default backend: events live in the emitter's memory.
 ///
 /// `enqueue` hands the event straight to the emitter's scheduler queue, which never blocks and
-/// works from any thread; the scheduler starts each listener's deliveries in emit order. How
+/// works from any thread; the scheduler starts each listener's deliveries in emit order. A plain
+/// emit (no options) on this backend does not go through `enqueue` at all: the emitter pushes the
+/// typed event onto the scheduler's inbox itself, without boxing or serializing it. How
 /// many events the emitter holds at once is bounded by
 /// [`EmitterBuilder::capacity`](crate::EmitterBuilder::capacity).
 /// Queued events live only in memory: they are delivered before

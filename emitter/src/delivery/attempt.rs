@@ -12,8 +12,10 @@ use tracing::Instrument;
 use super::Core;
 use crate::context::EventMeta;
 use crate::error::Failure;
-use crate::event::Payload;
-use crate::listener::{AdapterSlot, BoxFuture, Delivery, Started};
+use crate::event::{Header, Payload};
+use crate::listener::{
+    run_now, AdapterSlot, BoxFuture, Delivery, DeliveryParts, Extras, Lazy, Started,
+};
 use crate::policy::DeliveryPolicy;
 use crate::table::ListenerEntry;
 use crate::trace::delivery_span;
@@ -47,58 +49,148 @@ impl Pending {
     }
 }
 
-/// Starts attempt `meta.attempt()` of `listener` at `payload`: binds the arguments and polls
-/// the listener once, in `slot`, with `cx`.
-pub(crate) fn start_attempt(
-    core: &Arc<Core>,
-    listener: &ListenerEntry,
-    policy: &DeliveryPolicy,
-    payload: &Payload,
-    meta: &EventMeta,
-    slot: &mut AdapterSlot,
-    cx: &mut Context<'_>,
-) -> Begun {
-    let span = delivery_span(
-        payload.header.trace.as_deref(),
-        meta.event_id,
-        meta.listener,
-        meta.emit_id,
-        meta.attempt,
-    );
-    let delivery = Delivery {
-        payload: Arc::clone(payload),
-        meta: meta.clone(),
-        context: Arc::clone(&core.context),
-        emitter: std::sync::OnceLock::new(),
-    };
-    let deadline = policy
-        .attempt_timeout()
-        .map(|limit| (tokio::time::Instant::now() + limit, limit));
-    match span.in_scope(|| (listener.call)(delivery, slot, cx)) {
-        Started::Done(result) => Begun::Done(result),
-        Started::Pending(future) => Begun::Pending(Pending {
-            future,
-            span,
-            deadline,
-        }),
+/// One attempt about to start: whose, by which policy, at which event.
+pub(crate) struct Attempt<'a> {
+    pub(crate) core: &'a Core,
+    pub(crate) listener: &'a ListenerEntry,
+    pub(crate) policy: &'a DeliveryPolicy,
+    pub(crate) header: &'a Header,
+    /// Which attempt, from 1.
+    pub(crate) number: u32,
+}
+
+impl Attempt<'_> {
+    /// The attempt's metadata.
+    pub(crate) fn meta(&self) -> EventMeta {
+        EventMeta::of(self.header, self.listener.name, self.number)
+    }
+
+    /// The attempt's span, a child of the emit's trace context if it has one; none at all (and
+    /// no work) when no subscriber records spans at its level.
+    fn span(&self) -> tracing::Span {
+        if !tracing::level_enabled!(tracing::Level::INFO) {
+            return tracing::Span::none();
+        }
+        let header = self.header;
+        delivery_span(
+            header.trace.as_deref(),
+            header.event_id,
+            self.listener.name,
+            header.emit_id,
+            self.number,
+        )
+    }
+
+    /// Runs the attempt of a listener whose adapter runs in place, borrowing `event`.
+    pub(crate) fn run_now<E>(
+        &self,
+        call: for<'d> fn(Delivery<'d, E>) -> Result<(), Failure>,
+        event: &E,
+    ) -> Result<(), Failure> {
+        let lazy;
+        let extras = if self.listener.context {
+            lazy = Lazy::default();
+            Some(Extras {
+                context: &self.core.context,
+                lazy: &lazy,
+            })
+        } else {
+            None
+        };
+        let delivery = Delivery {
+            event,
+            header: self.header,
+            attempt: self.number,
+            listener: self.listener.name,
+            extras,
+        };
+        if !tracing::level_enabled!(tracing::Level::INFO) {
+            return run_now(call, delivery);
+        }
+        self.span().in_scope(|| run_now(call, delivery))
+    }
+
+    /// What a future-making adapter needs, taken before the event moves into it.
+    pub(crate) fn prepare(&self) -> Prepared {
+        Prepared {
+            span: self.span(),
+            parts: DeliveryParts {
+                attempt: self.number,
+                listener: self.listener.name,
+                context: self
+                    .listener
+                    .context
+                    .then(|| Arc::clone(&self.core.context)),
+            },
+            deadline: self
+                .policy
+                .attempt_timeout()
+                .map(|limit| (tokio::time::Instant::now() + limit, limit)),
+        }
+    }
+
+    /// Starts the attempt at a type-erased event.
+    pub(crate) fn start_erased(
+        &self,
+        payload: &Payload,
+        slot: &mut AdapterSlot,
+        cx: &mut Context<'_>,
+    ) -> Begun {
+        self.prepare().start(slot, cx, |parts, slot, cx| {
+            self.listener.call.call_erased(payload, parts, slot, cx)
+        })
     }
 }
 
-/// Runs attempt `meta.attempt()` of `listener` at `payload` from its first poll to its end.
+/// An attempt ready to start: its span, the parts of its delivery, its deadline.
+pub(crate) struct Prepared {
+    span: tracing::Span,
+    parts: DeliveryParts,
+    deadline: Option<(tokio::time::Instant, Duration)>,
+}
+
+impl Prepared {
+    /// Binds the arguments and polls the listener once, in `slot`, with `cx`: `call` calls the
+    /// adapter with the parts of the delivery besides its event.
+    pub(crate) fn start(
+        self,
+        slot: &mut AdapterSlot,
+        cx: &mut Context<'_>,
+        call: impl FnOnce(DeliveryParts, &mut AdapterSlot, &mut Context<'_>) -> Started,
+    ) -> Begun {
+        let Prepared {
+            span,
+            parts,
+            deadline,
+        } = self;
+        match span.in_scope(|| call(parts, slot, cx)) {
+            Started::Done(result) => Begun::Done(result),
+            Started::Pending(future) => Begun::Pending(Pending {
+                future,
+                span,
+                deadline,
+            }),
+        }
+    }
+}
+
+/// Runs attempt `number` of `listener` at `payload` from its first poll to its end.
 pub(crate) async fn run_attempt(
-    core: &Arc<Core>,
+    core: &Core,
     listener: &ListenerEntry,
     policy: &DeliveryPolicy,
     payload: &Payload,
-    meta: &EventMeta,
+    number: u32,
 ) -> Result<(), Failure> {
+    let attempt = Attempt {
+        core,
+        listener,
+        policy,
+        header: &payload.header,
+        number,
+    };
     let mut slot = AdapterSlot::default();
-    let begun = poll_fn(|cx| {
-        Poll::Ready(start_attempt(
-            core, listener, policy, payload, meta, &mut slot, cx,
-        ))
-    })
-    .await;
+    let begun = poll_fn(|cx| Poll::Ready(attempt.start_erased(payload, &mut slot, cx))).await;
     match begun {
         Begun::Done(result) => result,
         Begun::Pending(pending) => pending.finish().await,

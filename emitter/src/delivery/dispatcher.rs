@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use super::inbox::Queued;
 use super::scheduler::{spawn_scheduler, Control, SchedulerHandle};
 use super::Core;
 use crate::envelope::Envelope;
+use crate::event::Event;
 use crate::report::UnfinishedDelivery;
 use crate::table::EventTable;
 
@@ -49,10 +51,29 @@ impl Dispatcher {
     /// listener's error or panic is logged, retried per its policy, handed to the error hook
     /// when attempts run out, and affects nothing else.
     pub fn dispatch(&self, envelope: Envelope) {
-        if let Err(refused) = self.inner.scheduler.envelopes.send(envelope) {
+        if let Err(refused) = self.inner.scheduler.inbox.push_envelope(envelope) {
             // The scheduler has stopped (the emitter shut down): the event is dropped.
-            self.unqueue(&refused.0);
+            self.unqueue(&refused);
         }
+    }
+
+    /// Hands the event of a plain emit, which [`Lifecycle::admit`](crate::lifecycle::Lifecycle::admit)
+    /// counted in, to the scheduler by value: the in-memory backend's path. `event` is its
+    /// entry in the table, which lists `deliveries` listeners for it. Gives it back when the
+    /// scheduler has stopped.
+    pub(crate) fn push<E: Event>(
+        &self,
+        event: usize,
+        deliveries: u64,
+        queued: Queued<E>,
+    ) -> Result<(), Queued<E>> {
+        self.inner.scheduler.inbox.push(event, deliveries, queued)
+    }
+
+    /// Deliveries of plain emits not yet taken by the scheduler (for the queue depth), and how
+    /// many plain emits were handed over so far.
+    pub(crate) fn inbox_counts(&self) -> (u64, u64) {
+        self.inner.scheduler.inbox.counts()
     }
 
     /// Drops an envelope that will not be delivered (a duplicate emit, say), taking its

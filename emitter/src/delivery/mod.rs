@@ -6,9 +6,15 @@
 //! on the outcome: the in-memory [`scheduler`] waits and retries; a durable engine tells its
 //! store (acknowledge, retry at a time, dead-letter). The core is handed what it needs at build
 //! time ([`Core`]) and never calls back up into the emitter.
+//!
+//! On the in-memory path, emits reach the scheduler through its [`inbox`]: a plain emit pushes
+//! its typed event there, so the common case never boxes, serializes or type-erases the event;
+//! anything else arrives as an envelope. The scheduler starts a delivery in place and only makes
+//! a task of the ones that do not finish at once.
 
 mod attempt;
 mod dispatcher;
+mod inbox;
 mod outcome;
 mod scheduler;
 
@@ -16,6 +22,7 @@ use std::sync::Arc;
 
 pub(crate) use attempt::run_attempt;
 pub use dispatcher::Dispatcher;
+pub(crate) use inbox::Queued;
 pub use outcome::ErrorHook;
 pub(crate) use outcome::{Outcome, Outcomes};
 

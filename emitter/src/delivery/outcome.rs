@@ -9,6 +9,7 @@ use crate::context::EventMeta;
 use crate::emit_id::EmitId;
 use crate::error::{Failure, ListenerError};
 use crate::policy::DeliveryPolicy;
+use crate::stats::Tally;
 use crate::table::ListenerEntry;
 use crate::testing::Capture;
 
@@ -61,16 +62,57 @@ impl Outcomes {
         meta: &EventMeta,
         result: Result<(), Failure>,
     ) -> Outcome {
-        if let Some(capture) = &self.capture {
-            capture.record_attempt(meta, &result);
-        }
-        let failure = match result {
+        let failure = match self.record(meta, result) {
             Ok(()) => {
                 listener.stats.delivered(meta.event_id, listener.name);
                 return Outcome::Delivered;
             }
             Err(failure) => failure,
         };
+        self.conclude_failure(listener, policy, meta, failure)
+    }
+
+    /// [`conclude`](Self::conclude), counting a success in `tally` rather than in the
+    /// listener's counters (the scheduler publishes its tally once per chunk of events), and
+    /// making the metadata (`meta`) only when something needs it: a failure, a test capture.
+    pub(crate) fn conclude_tallied(
+        &self,
+        listener: &ListenerEntry,
+        policy: &DeliveryPolicy,
+        meta: impl FnOnce() -> EventMeta,
+        result: Result<(), Failure>,
+        tally: &mut Tally,
+    ) -> Outcome {
+        if result.is_ok() && self.capture.is_none() {
+            tally.add(listener.pair);
+            return Outcome::Delivered;
+        }
+        let meta = meta();
+        match self.record(&meta, result) {
+            Ok(()) => {
+                tally.add(listener.pair);
+                Outcome::Delivered
+            }
+            Err(failure) => self.conclude_failure(listener, policy, &meta, failure),
+        }
+    }
+
+    /// Hands the attempt's result to the test capture, if any.
+    fn record(&self, meta: &EventMeta, result: Result<(), Failure>) -> Result<(), Failure> {
+        if let Some(capture) = &self.capture {
+            capture.record_attempt(meta, &result);
+        }
+        result
+    }
+
+    /// A failed attempt: retried by `policy`, or the delivery's failure.
+    fn conclude_failure(
+        &self,
+        listener: &ListenerEntry,
+        policy: &DeliveryPolicy,
+        meta: &EventMeta,
+        failure: Failure,
+    ) -> Outcome {
         let attempt = meta.attempt;
         if attempt < policy.max_attempts() {
             let after = policy.backoff_policy().wait_before_retry(attempt);

@@ -38,6 +38,8 @@ pub struct EmitterBuilder {
     listeners: Option<Vec<&'static ListenerRegistration>>,
     states: TypeMap<Box<dyn Any + Send + Sync>>,
     backend: Option<Box<dyn DynEventEmitterBackend>>,
+    /// Whether `backend` is the in-memory one (`None` is).
+    in_memory: bool,
     no_listeners: NoListenersPolicy,
     error_hook: Option<ErrorHook>,
     expected: Vec<String>,
@@ -92,6 +94,7 @@ impl EmitterBuilder {
 
     /// Uses another backend than the in-memory [`SimpleEventEmitter`].
     pub fn backend(mut self, backend: impl EventEmitterBackend) -> Self {
+        self.in_memory = (&backend as &dyn Any).is::<SimpleEventEmitter>();
         self.backend = Some(Box::new(backend));
         self
     }
@@ -175,6 +178,7 @@ impl EmitterBuilder {
             Capacity::Bounded(events) => (events as u64).clamp(1, CLOSED - 1),
             Capacity::Unbounded => CLOSED - 1,
         };
+        let in_memory = self.in_memory || self.backend.is_none();
         let (alive, alive_receiver) = tokio::sync::watch::channel(());
         let states = self.states;
         let shared = Arc::new_cyclic(|shared: &Weak<Shared>| {
@@ -199,6 +203,8 @@ impl EmitterBuilder {
                     .backend
                     .unwrap_or_else(|| Box::new(SimpleEventEmitter::new())),
                 dispatcher: OnceLock::new(),
+                direct: OnceLock::new(),
+                in_memory,
                 no_listeners: self.no_listeners,
                 emitted: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),

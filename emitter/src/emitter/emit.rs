@@ -3,10 +3,11 @@
 
 use std::any::TypeId;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use super::{Emitter, NoListenersPolicy};
+use crate::delivery::Queued;
 use crate::emit_id::EmitId;
 use crate::envelope::{EmitOptions, Envelope, Options};
 use crate::error::{BackendError, EmitError, RejectedEvent};
@@ -74,8 +75,8 @@ impl Emitter {
         let Some(route) = self.route::<E>()? else {
             return self.accept_without_listeners::<E>();
         };
-        match EventToken::begin(&self.shared.core.lifecycle) {
-            Ok(token) => self.enqueue(event, route, token, options),
+        match self.shared.core.lifecycle.admit() {
+            Ok(()) => self.enqueue(event, route, options),
             Err(Refusal::Full) => Err(self.reject(event)),
             Err(Refusal::Closed) => Err(self.closed()),
         }
@@ -111,16 +112,23 @@ impl Emitter {
             None
         };
         let lifecycle = &self.shared.core.lifecycle;
-        let emit_id = loop {
-            let room = lifecycle.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
-            match EventToken::begin(lifecycle) {
-                Ok(token) => break self.enqueue(event, route, token, options)?,
-                Err(Refusal::Closed) => return Err(self.closed()),
-                Err(Refusal::Full) if self.from_listener => return Err(self.reject(event)),
-                Err(Refusal::Full) => room.await,
-            }
+        // Tried once before waiting: registering as a waiter for room costs a lock.
+        let admitted = match lifecycle.admit() {
+            Err(Refusal::Full) if !self.from_listener => loop {
+                let room = lifecycle.room.notified();
+                tokio::pin!(room);
+                room.as_mut().enable();
+                match lifecycle.admit() {
+                    Err(Refusal::Full) => room.await,
+                    admitted => break admitted,
+                }
+            },
+            admitted => admitted,
+        };
+        let emit_id = match admitted {
+            Ok(()) => self.enqueue(event, route, options)?,
+            Err(Refusal::Closed) => return Err(self.closed()),
+            Err(Refusal::Full) => return Err(self.reject(event)),
         };
         match stored {
             None => Ok(emit_id),
@@ -190,11 +198,12 @@ impl Emitter {
         export::counter("emitter_emitted_total", event_id, None);
     }
 
+    /// Hands an event [`admit`](crate::lifecycle::Lifecycle::admit) counted in to the
+    /// scheduler (a plain emit on the in-memory backend) or to the backend, which finish it.
     fn enqueue<E: Event>(
         &self,
         event: E,
         route: Route,
-        token: EventToken,
         options: Option<Box<Options>>,
     ) -> Result<EmitId, EmitError> {
         let shared = &*self.shared;
@@ -205,45 +214,67 @@ impl Emitter {
             .capture
             .as_ref()
             .map(|capture| (capture, Capture::json(&event)));
-        let payload: Payload = Arc::new(Emitted {
-            header: Header {
-                event_id: E::ID,
-                emit_id,
-                emitted_at: SystemTime::now(),
-                trace: if core.propagate_span {
-                    Trace::current()
-                } else {
-                    None
-                },
-                _token: Some(token),
-            },
-            event,
-        });
-        let envelope = Envelope {
-            payload,
-            event: route.event,
-            options,
+        let trace = if core.propagate_span {
+            Trace::current()
+        } else {
+            None
         };
+        let emitted_at = SystemTime::now();
         let listeners = route.listeners as u64;
-        core.lifecycle.queue(listeners);
-        if let Err(source) = shared.backend.enqueue_dyn(envelope) {
-            core.lifecycle.unqueue(listeners);
-            return Err(match source.too_large() {
-                Some((size, limit)) => EmitError::PayloadTooLarge {
-                    event_id: E::ID,
-                    size,
-                    limit,
-                },
-                None => EmitError::Backend {
-                    event_id: E::ID,
-                    source,
-                },
-            });
+        match (options, shared.direct.get()) {
+            (None, Some(dispatcher)) => {
+                // The in-memory backend: straight to the scheduler, by value.
+                let queued = Queued {
+                    event,
+                    emit: emit_id.count(),
+                    emitted_at,
+                    trace,
+                };
+                if dispatcher.push(route.event, listeners, queued).is_err() {
+                    core.lifecycle.finish();
+                    return Err(self.closed());
+                }
+                // Counted by the inbox.
+                core.lifecycle.queue_in_inbox(listeners);
+                export::counter("emitter_emitted_total", E::ID, None);
+            }
+            (options, _) => {
+                let payload: Payload = Arc::new(Emitted {
+                    header: Header {
+                        event_id: E::ID,
+                        emit_id,
+                        emitted_at,
+                        trace,
+                        token: OnceLock::from(EventToken::adopt(&core.lifecycle)),
+                    },
+                    event,
+                });
+                let envelope = Envelope {
+                    payload,
+                    event: route.event,
+                    options,
+                };
+                core.lifecycle.queue(listeners);
+                if let Err(source) = shared.backend.enqueue_dyn(envelope) {
+                    core.lifecycle.unqueue(listeners);
+                    return Err(match source.too_large() {
+                        Some((size, limit)) => EmitError::PayloadTooLarge {
+                            event_id: E::ID,
+                            size,
+                            limit,
+                        },
+                        None => EmitError::Backend {
+                            event_id: E::ID,
+                            source,
+                        },
+                    });
+                }
+                self.count_emitted(E::ID);
+            }
         }
         if let Some((capture, json)) = recorded {
             capture.record_emit(E::ID, emit_id, json);
         }
-        self.count_emitted(E::ID);
         Ok(emit_id)
     }
 }

@@ -49,6 +49,10 @@ struct Shared {
     core: Arc<Core>,
     backend: Box<dyn DynEventEmitterBackend>,
     dispatcher: OnceLock<Dispatcher>,
+    /// The dispatcher, when the backend is the in-memory one: plain emits go straight to it.
+    direct: OnceLock<Dispatcher>,
+    /// Whether the backend is the in-memory one.
+    in_memory: bool,
     no_listeners: NoListenersPolicy,
     emitted: AtomicU64,
     rejected: AtomicU64,
@@ -83,10 +87,13 @@ impl Emitter {
     pub fn metrics(&self) -> Metrics {
         let shared = &*self.shared;
         let lifecycle = &shared.core.lifecycle;
+        // Plain emits on the in-memory backend are counted by the scheduler's inbox.
+        let (inbox_queued, inbox_emitted) =
+            shared.direct.get().map_or((0, 0), Dispatcher::inbox_counts);
         let mut metrics = Metrics {
-            emitted: shared.emitted.load(Ordering::Relaxed),
+            emitted: shared.emitted.load(Ordering::Relaxed) + inbox_emitted,
             rejected: shared.rejected.load(Ordering::Relaxed),
-            queued: lifecycle.queued.load(Ordering::Relaxed),
+            queued: lifecycle.queued.load(Ordering::Relaxed) + inbox_queued,
             pending_events: lifecycle.pending(),
             ..Metrics::default()
         };
@@ -124,13 +131,15 @@ impl Emitter {
     }
 }
 
-impl Delivery {
+impl<'a, E> Delivery<'a, E> {
     /// The emitter, for a listener's `Emitter` parameter: a listener's handle (see [`Emitter`]),
     /// made the first time it is asked for.
-    pub fn emitter(&self) -> Result<&Emitter, Failure> {
-        if self.emitter.get().is_none() {
+    pub fn emitter(&self) -> Result<&'a Emitter, Failure> {
+        let extras = self.extras()?;
+        let lazy = extras.lazy;
+        if lazy.emitter.get().is_none() {
             let erased: Arc<dyn Any + Send + Sync> =
-                self.context.emitter.upgrade().ok_or_else(|| {
+                extras.context.emitter.upgrade().ok_or_else(|| {
                     Failure::Error(
                         "the emitter was dropped while this delivery was starting".into(),
                     )
@@ -140,12 +149,12 @@ impl Delivery {
                     "a delivery's emitter has an unexpected type (a bug in emitter)".into(),
                 )
             })?;
-            let _ = self.emitter.set(Box::new(Emitter {
+            let _ = lazy.emitter.set(Box::new(Emitter {
                 shared,
                 from_listener: true,
             }));
         }
-        self.emitter
+        lazy.emitter
             .get()
             .and_then(|handle| handle.downcast_ref::<Emitter>())
             .ok_or_else(|| {

@@ -49,6 +49,9 @@ impl Emitter {
             .dispatcher
             .get_or_init(|| Dispatcher::start(Arc::clone(core), &tokio::runtime::Handle::current()))
             .clone();
+        if self.shared.in_memory {
+            let _ = self.shared.direct.set(dispatcher.clone());
+        }
         if let Err(error) = self.shared.backend.start_dyn(dispatcher).await {
             let _ = lifecycle.transition(Phase::Starting, Phase::Built);
             return Err(StartError::Backend(error));

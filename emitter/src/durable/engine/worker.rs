@@ -343,7 +343,7 @@ async fn run_claimed(core: &Arc<Core>, claim: &Claimed, extra_claims: u32) -> Ra
         emit_id: stored.emit_id,
         emitted_at: stored.emitted_at,
         trace: Trace::restored(stored.emit_id, stored.trace.clone()),
-        _token: None,
+        token: std::sync::OnceLock::new(),
     };
     let payload = match (codec.decode)(&stored.payload, header) {
         Ok(payload) => payload,
@@ -360,7 +360,7 @@ async fn run_claimed(core: &Arc<Core>, claim: &Claimed, extra_claims: u32) -> Ra
     let meta = EventMeta::of(&payload.header, listener.name, claim.attempt);
     let result = {
         let _in_flight = InFlight::new(&listener.stats);
-        run_attempt(core, listener, policy, &payload, &meta).await
+        run_attempt(core, listener, policy, &payload, claim.attempt).await
     };
     let outcome = core.outcomes.conclude(listener, policy, &meta, result);
     if !matches!(outcome, Outcome::Retry { .. }) {
