@@ -25,7 +25,9 @@ pub struct DurableConfig {
     /// How long idempotency keys are remembered (default 7 days).
     pub key_retention: Duration,
     /// How many times a delivery may be claimed beyond its listener's attempts before it is
-    /// dead-lettered as a crash loop (its workers keep dying while running it; default 5).
+    /// dead-lettered as a crash loop (its workers keep dying while running it; default 5). Once
+    /// a delivery's worker died while running it, it is claimed and run alone, so only the
+    /// delivery that kills its workers gathers these claims.
     pub extra_claims: u32,
     /// Whether this process runs listeners (default `true`); `false` makes an emit-only process,
     /// such as a web server whose workers run elsewhere.
