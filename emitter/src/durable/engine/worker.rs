@@ -170,6 +170,8 @@ impl<S: Store> Worker<S> {
                     drop(first);
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
+                        // A store that hears its server come back wakes the worker sooner.
+                        () = self.store.wait_for_work(wait) => {}
                         _ = mode.changed() => {}
                     }
                     wait = (wait * 2).min(MAX_WAIT);

@@ -49,7 +49,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -106,6 +106,8 @@ struct Inner {
     next_key_purge: AtomicI64,
     /// Woken by notifications on the channel.
     work: Arc<Notify>,
+    /// Whether the listener's `LISTEN` is in place.
+    listening: Arc<watch::Sender<bool>>,
     /// The task that listens for notifications, once started.
     listener: Mutex<Option<AbortHandle>>,
     /// The listeners with a concurrency limit, from [`Setup`](crate::durable::Setup).
@@ -277,8 +279,26 @@ impl PostgresStore {
             self.inner.connect.clone(),
             self.inner.channel.clone(),
             Arc::clone(&self.inner.work),
+            Arc::clone(&self.inner.listening),
         ));
         *listener = Some(task.abort_handle());
+    }
+
+    /// Waits until the listener's `LISTEN` is in place, for the operation timeout at most: a
+    /// worker that claimed before it could miss the notification of the first emits.
+    async fn until_listening(&self) {
+        let mut listening = self.inner.listening.subscribe();
+        let timeout = self.inner.timeout;
+        if tokio::time::timeout(timeout, listening.wait_for(|listening| *listening))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the PostgreSQL store at {} is not listening for notifications {timeout:?} after \
+                 it opened; its workers find new deliveries at their poll interval until it is",
+                self.inner.connect.address
+            );
+        }
     }
 
     /// Deletes expired idempotency keys, at most once a minute per process.

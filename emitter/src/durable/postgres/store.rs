@@ -25,6 +25,7 @@ impl Store for PostgresStore {
             .store(duration_ms(setup.key_retention), Ordering::Relaxed);
         self.migrate().await?;
         self.ensure_listening();
+        self.until_listening().await;
         Ok(())
     }
 
