@@ -13,7 +13,7 @@ use emitter::durable::postgres::PostgresConfig;
 use emitter::durable::redis::RedisConfig;
 use emitter::durable::{Durable, DurableConfig, Store};
 use emitter::{listener, listeners, Emitter, Event, State};
-use emitter_tests::servers::{Postgres, Redis, RedisOptions};
+use emitter_tests::servers::{Postgres, Redis, RedisOptions, Restartable};
 use tokio::sync::mpsc;
 
 /// The workers' poll interval: what a missed wake-up would cost.
@@ -126,32 +126,6 @@ async fn the_first_emits_after_a_worker_starts_wake_it_on_postgres() {
     producer.shutdown().await.expect("shutdown");
 }
 
-/// A private server that can be stopped and started again.
-trait Server {
-    fn stop(&mut self);
-    fn restart(&mut self);
-}
-
-impl Server for Postgres {
-    fn stop(&mut self) {
-        Postgres::stop(self);
-    }
-
-    fn restart(&mut self) {
-        Postgres::restart(self);
-    }
-}
-
-impl Server for Redis {
-    fn stop(&mut self) {
-        Redis::stop(self);
-    }
-
-    fn restart(&mut self) {
-        Redis::restart(self);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_wakes_soon_after_postgres_is_back() {
     let Some(mut server) = Postgres::start() else {
@@ -182,7 +156,7 @@ async fn back_after_an_outage<S: Store>(
     name: &str,
     producing: S,
     working: S,
-    server: &mut impl Server,
+    server: &mut impl Restartable,
 ) {
     let (sender, mut delivered) = mpsc::unbounded_channel();
     let sender = Delivered(sender);
@@ -229,13 +203,13 @@ async fn a_wait_that_failed_on_redis_returns_soon_after_the_server_is_back() {
         Duration::from_secs(3600),
     );
     store.open(&setup).await.expect("the store opens");
-    tokio::task::block_in_place(|| Server::stop(&mut server));
+    tokio::task::block_in_place(|| Restartable::stop(&mut server));
     let waiting = tokio::spawn(async move {
         store.wait_for_work(POLL).await;
         Instant::now()
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
-    tokio::task::block_in_place(|| Server::restart(&mut server));
+    tokio::task::block_in_place(|| Restartable::restart(&mut server));
     let back = Instant::now();
     let returned = tokio::time::timeout(POLL * 2, waiting)
         .await

@@ -90,6 +90,11 @@ pub trait Store: Send + Sync + 'static {
     /// An emit whose idempotency key is already stored (and not expired) is skipped. The batch is
     /// stored atomically where the store can: after an error, none of it may be stored, or all of
     /// it; the engine retries the whole batch, relying on the keys it does not have to dedupe.
+    ///
+    /// An error after which the batch may have been stored all the same (the statement was sent
+    /// and no answer came) is marked [`BackendError::in_doubt`]: the engine tells the emitter's
+    /// caller so when it gives up at [`DurableConfig::emit_timeout`]. An unmarked error says
+    /// nothing was stored.
     fn insert(
         &self,
         emits: &[NewEmit],

@@ -342,6 +342,7 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
             Arc::clone(&self.inner.store),
             dispatcher,
             emits,
+            config.emit_timeout,
             Arc::clone(&wake),
             Arc::clone(&self.inner.progress),
             self.inner.mode.subscribe(),

@@ -45,7 +45,7 @@ mod transactional;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -233,33 +233,55 @@ impl PostgresStore {
     }
 
     /// Runs `statement`, prepared, with `params` on a pooled connection.
+    ///
+    /// Its error is [in doubt](BackendError::in_doubt) when the statement may have run all the
+    /// same: it was sent, and the connection broke or the operation timeout passed before the
+    /// server answered.
     async fn run(
         &self,
         op: &str,
         statement: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, BackendError> {
-        self.attempt(op, async {
-            let mut retried = false;
-            loop {
-                let mut pooled = self.inner.pool.get().await?;
-                let conn = pooled.conn()?;
-                let result = match conn.prepare(statement).await {
-                    Ok(statement) => conn
-                        .client
-                        .query(&statement, params)
-                        .await
-                        .map_err(Failure::Db),
-                    Err(failure) => Err(failure),
-                };
-                if pooled.done(&result, retried) {
-                    retried = true;
-                    continue;
+        // Whether a statement is sent and unanswered, and whether one's answer was lost.
+        let in_flight = AtomicBool::new(false);
+        let lost = AtomicBool::new(false);
+        let result = self
+            .attempt(op, async {
+                let mut retried = false;
+                loop {
+                    let mut pooled = self.inner.pool.get().await?;
+                    let conn = pooled.conn()?;
+                    let result = match conn.prepare(statement).await {
+                        Ok(statement) => {
+                            in_flight.store(true, Ordering::Relaxed);
+                            let result = conn.client.query(&statement, params).await;
+                            in_flight.store(false, Ordering::Relaxed);
+                            result.map_err(|error| {
+                                // Closed: the connection had died before the statement went out.
+                                if error.as_db_error().is_none() && !error.is_closed() {
+                                    lost.store(true, Ordering::Relaxed);
+                                }
+                                Failure::Db(error)
+                            })
+                        }
+                        Err(failure) => Err(failure),
+                    };
+                    if pooled.done(&result, retried) {
+                        retried = true;
+                        continue;
+                    }
+                    return result;
                 }
-                return result;
+            })
+            .await;
+        result.map_err(|error| {
+            if in_flight.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) {
+                error.in_doubt()
+            } else {
+                error
             }
         })
-        .await
     }
 
     /// Starts the task that listens for notifications, unless it runs.
