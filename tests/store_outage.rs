@@ -9,12 +9,13 @@
 //! deadline, not refused at the first failure) and a wide upper one.
 
 use std::process::Command;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use emitter::durable::postgres::PostgresConfig;
 use emitter::durable::redis::RedisConfig;
 use emitter::durable::{Durable, DurableConfig, Store};
-use emitter::{listener, listeners, EmitError, EmitOptions, Emitter, Event};
+use emitter::{listener, listeners, EmitError, EmitId, EmitOptions, Emitter, Event};
 use emitter_tests::servers::{Postgres, Redis, RedisOptions, Restartable};
 
 /// The emit timeout of these tests.
@@ -208,17 +209,39 @@ async fn an_emit_to_a_frozen_redis_fails_at_its_deadline_in_doubt_and_a_retry_wi
     emitter.shutdown().await.expect("shutdown");
 }
 
-/// `emit` returns at once; the background storing gives up at the deadline too, so a shutdown
-/// without a deadline returns soon after it even though the server never comes back.
+/// `emit` returns at once; the background storing gives up at the deadline too: each delivery of
+/// an event given up fails for good without running (attempt 0), which the error hook hears with
+/// the reason, and a shutdown without a deadline returns soon after it although the server never
+/// comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn background_storing_gives_up_at_the_deadline() {
+async fn background_storing_gives_up_at_the_deadline_and_tells_the_error_hook() {
     let Some(mut server) = Postgres::start() else {
         return;
     };
-    let (emitter, _backend) = producer(postgres(&server.url()).await).await;
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let hook = Arc::clone(&heard);
+    let emitter = Emitter::builder()
+        .listeners(listeners![record])
+        .on_error(move |error| {
+            hook.lock().unwrap_or_else(PoisonError::into_inner).push((
+                error.emit_id,
+                error.attempt,
+                error.failure.to_string(),
+            ));
+        })
+        .backend(Durable::with_config(
+            postgres(&server.url()).await,
+            DurableConfig::default()
+                .deliver(false)
+                .emit_timeout(TIMEOUT),
+        ))
+        .start()
+        .await
+        .expect("the emitter starts");
     tokio::task::block_in_place(|| server.stop());
+    let mut emitted = Vec::new();
     for n in 0..10 {
-        emitter.emit(Order { n }).expect("accepted");
+        emitted.push(emitter.emit(Order { n }).expect("accepted"));
     }
     let started = Instant::now();
     let report = tokio::time::timeout(UNBOUNDED, emitter.shutdown())
@@ -229,6 +252,16 @@ async fn background_storing_gives_up_at_the_deadline() {
         "store_outage on postgres: a shutdown with 10 emits unstorable returned after {:?}: {report}",
         started.elapsed()
     );
+    assert_eq!(report.failed(), 10, "{report}");
+    let heard = heard.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let mut named: Vec<EmitId> = heard.iter().map(|(emit_id, _, _)| *emit_id).collect();
+    named.sort_unstable();
+    emitted.sort_unstable();
+    assert_eq!(named, emitted, "the hook hears of each emit given up");
+    for (_, attempt, failure) in &heard {
+        assert_eq!(*attempt, 0, "it never ran");
+        assert!(failure.contains("was not stored"), "{failure}");
+    }
 }
 
 /// A shutdown deadline that passes while the server is away names every delivery of every emit
@@ -273,4 +306,42 @@ async fn a_shutdown_deadline_during_an_outage_names_every_unstored_delivery() {
     for emit_id in &emitted {
         assert!(text.contains(&emit_id.to_string()), "{emit_id} in {text}");
     }
+}
+
+/// An `emit_async` that waits for room in a full emitter during an outage is held to its deadline
+/// too: room frees when the emits ahead of it are given up, and it fails, as not stored, instead
+/// of waiting for the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emit_async_waiting_for_room_during_an_outage_is_bounded() {
+    let Some(mut server) = Postgres::start() else {
+        return;
+    };
+    let backend = Durable::with_config(
+        postgres(&server.url()).await,
+        DurableConfig::default()
+            .deliver(false)
+            .emit_timeout(TIMEOUT),
+    );
+    let emitter = Emitter::builder()
+        .listeners(listeners![record])
+        .capacity(emitter::Capacity::Bounded(1))
+        .backend(backend.clone())
+        .start()
+        .await
+        .expect("the emitter starts");
+    tokio::task::block_in_place(|| server.stop());
+    backend
+        .counts()
+        .await
+        .expect_err("the store cannot count while its server is stopped");
+    emitter
+        .emit(Order { n: 0 })
+        .expect("accepted: the emitter has room for one");
+    let (result, took) = emit_keyed(&emitter, 1).await;
+    let error = result.expect_err("order 1 is not stored while the server is stopped");
+    println!("store_outage on postgres: emit_async behind a full emitter failed after {took:?} (emit timeout {TIMEOUT:?}): {error}");
+    assert!(!error.is_in_doubt(), "{error}");
+    assert!(error.to_string().contains("was not stored"), "{error}");
+    assert!(took < UNBOUNDED, "the emit waited {took:?}");
+    emitter.shutdown().await.expect("shutdown");
 }

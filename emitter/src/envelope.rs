@@ -106,6 +106,13 @@ impl Envelope {
         self.options.as_ref().and_then(|options| options.run_at)
     }
 
+    /// Whether a caller waits to hear that the envelope is stored (`emit_async`).
+    pub(crate) fn is_awaited(&self) -> bool {
+        self.options
+            .as_ref()
+            .is_some_and(|options| options.stored.is_some())
+    }
+
     /// When `emit_async` was called for this envelope, if it was.
     pub(crate) fn since(&self) -> Option<Instant> {
         self.options.as_ref().and_then(|options| options.since)

@@ -381,7 +381,7 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
         )?;
         running
             .writer
-            .send((emit, envelope))
+            .send(writer::Pending::new(emit, envelope))
             .map_err(|_| BackendError::new("the durable backend has stopped"))
     }
 

@@ -12,12 +12,28 @@ use super::{aborted, Mode, MAX_WAIT};
 use crate::delivery::Dispatcher;
 use crate::durable::{NewEmit, Store, StoredEvent};
 use crate::envelope::Envelope;
-use crate::error::{BackendError, BackendErrorKind};
+use crate::error::{BackendError, BackendErrorKind, Failure};
 use crate::report::UnfinishedDelivery;
 use crate::table::EventTable;
 
-/// An emit on its way to the store: encoded, and the envelope that waits for it to be stored.
-pub(super) type Pending = (NewEmit, Envelope);
+/// An emit on its way to the store: encoded, the envelope that waits for it to be stored, and
+/// when its time to be stored began (the `emit_async` call, or the hand-over of an `emit`).
+pub(super) struct Pending {
+    pub(super) emit: NewEmit,
+    pub(super) envelope: Envelope,
+    pub(super) since: std::time::Instant,
+}
+
+impl Pending {
+    pub(super) fn new(emit: NewEmit, envelope: Envelope) -> Self {
+        let since = envelope.since().unwrap_or_else(std::time::Instant::now);
+        Self {
+            emit,
+            envelope,
+            since,
+        }
+    }
+}
 
 /// How many emits one insert stores at most.
 const BATCH: usize = 512;
@@ -82,10 +98,12 @@ struct Batch {
     waiting: Vec<Waiting>,
 }
 
-/// An emit's envelope, its deadline, and whether a try to store it may have stored it.
+/// An emit's envelope, its deadline, whether it was handed to the store, and whether a try to
+/// store it may have stored it.
 struct Waiting {
     envelope: Envelope,
     deadline: Instant,
+    sent: bool,
     in_doubt: bool,
 }
 
@@ -94,15 +112,12 @@ impl Batch {
         self.emits.len()
     }
 
-    fn push(&mut self, (emit, envelope): Pending, timeout: Duration) {
-        // `emit_async` counts from its call, which may have waited for room in the emitter.
-        let since = envelope
-            .since()
-            .map_or_else(Instant::now, Instant::from_std);
-        self.emits.push(emit);
+    fn push(&mut self, pending: Pending, timeout: Duration) {
+        self.emits.push(pending.emit);
         self.waiting.push(Waiting {
-            envelope,
-            deadline: since + timeout,
+            envelope: pending.envelope,
+            deadline: Instant::from_std(pending.since) + timeout,
+            sent: false,
             in_doubt: false,
         });
     }
@@ -110,6 +125,13 @@ impl Batch {
     /// The earliest deadline of the batch.
     fn deadline(&self) -> Option<Instant> {
         self.waiting.iter().map(|waiting| waiting.deadline).min()
+    }
+
+    /// Marks every emit of the batch as handed to the store.
+    fn sent(&mut self) {
+        for waiting in &mut self.waiting {
+            waiting.sent = true;
+        }
     }
 
     /// Marks every emit of the batch as possibly stored.
@@ -145,7 +167,17 @@ fn not_stored(waiting: &Waiting, timeout: Duration, last: Option<&BackendError>)
         None => "the store did not answer".to_owned(),
     };
     let kind = last.map_or(BackendErrorKind::TimedOut, BackendError::kind);
-    let error = if waiting.in_doubt {
+    let error = if !waiting.sent {
+        // It waited for room in the emitter, or behind emits the store did not take.
+        BackendError::of(
+            BackendErrorKind::TimedOut,
+            format!(
+                "event `{}` (emit {emit_id}) was not stored: its emit timeout ({timeout:?}) \
+                 passed before it could be handed to the store; emit it again",
+                envelope.event_id()
+            ),
+        )
+    } else if waiting.in_doubt {
         let retry = match key {
             Some(key) => format!(
                 "emit it again with the same idempotency key ({key:?}): the store keeps one of \
@@ -174,6 +206,25 @@ fn not_stored(waiting: &Waiting, timeout: Duration, last: Option<&BackendError>)
         )
     };
     error.about_emit(emit_id, key)
+}
+
+/// Tells of an `emit` the writer gave up on, whose caller has long returned: each of its
+/// deliveries failed for good without running (attempt 0), which the listener's failure count
+/// and the error hook hear, and the log.
+fn given_up(dispatcher: &Dispatcher, envelope: &Envelope, error: &BackendError) {
+    let core = dispatcher.core();
+    let Some(entry) = core.table.event(envelope.event) else {
+        return;
+    };
+    for listener in &entry.listeners {
+        core.outcomes.failed(
+            listener,
+            entry.id,
+            envelope.emit_id(),
+            0,
+            Failure::Undeliverable(error.to_string()),
+        );
+    }
 }
 
 /// Stores emits in batches until told to stop. Each stored emit is let go (the emitter counted
@@ -233,14 +284,9 @@ pub(super) async fn write<S: Store>(
             if !expired.is_empty() {
                 for (_, waiting) in expired {
                     let error = not_stored(&waiting, timeout, last_error.as_ref());
-                    // `emit` has returned long ago: this is where its caller learns of it.
-                    tracing::error!(
-                        event_id = waiting.envelope.event_id(),
-                        emit_id = %waiting.envelope.emit_id(),
-                        idempotency_key = waiting.envelope.idempotency_key(),
-                        in_doubt = waiting.in_doubt,
-                        "{error}"
-                    );
+                    if !waiting.envelope.is_awaited() {
+                        given_up(&dispatcher, &waiting.envelope, &error);
+                    }
                     dispatcher.unqueue(&waiting.envelope);
                     waiting.envelope.stored(Err(error));
                 }
@@ -249,6 +295,7 @@ pub(super) async fn write<S: Store>(
             let Some(deadline) = batch.deadline() else {
                 continue 'batches;
             };
+            batch.sent();
             let inserted = tokio::select! {
                 biased;
                 () = aborted(&mut mode) => {
