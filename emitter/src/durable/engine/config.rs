@@ -29,7 +29,9 @@ pub struct DurableConfig {
     /// the storing it leaves to the background. While the store is unreachable, emits wait and
     /// are retried until then; after it, they fail with an error that says whether the event is
     /// known not to be stored or may have been (and then carries the emit id and idempotency
-    /// key: see [`BackendError::is_in_doubt`](crate::BackendError::is_in_doubt)).
+    /// key: see [`BackendError::is_in_doubt`](crate::BackendError::is_in_doubt)): `emit_async`
+    /// returns it, and for an `emit` each delivery fails for good without running (attempt 0),
+    /// with it as the reason, for the error hook and the shutdown report.
     pub emit_timeout: Duration,
     /// How many times a delivery may be claimed beyond its listener's attempts before it is
     /// dead-lettered as a crash loop (its workers keep dying while running it; default 5). Once
