@@ -392,6 +392,7 @@ fn open_raw(path: &Path) -> Result<Connection, String> {
     sqlite::setup_connection(path, &mut conn).map_err(|error| error.to_string())?;
     conn.execute_batch(statements::SCHEMA_V1)
         .and_then(|()| conn.execute_batch(statements::MIGRATE_V2))
+        .and_then(|()| conn.execute_batch(statements::MIGRATE_V3))
         .map_err(sql("create the schema"))?;
     Ok(conn)
 }

@@ -54,7 +54,10 @@ struct Delivery {
     first_due: SystemTime,
     /// Claims so far.
     attempts: u32,
-    /// The token of the last claim; `None` once released for a retry.
+    /// Claims since the last failed attempt that ended without an outcome (their lease ran
+    /// out); more than 0 makes it a suspect, claimed alone.
+    crashes: u32,
+    /// The token of the last claim; `None` once released, or released for a retry.
     lease: Option<u64>,
 }
 
@@ -73,9 +76,31 @@ impl State {
             due,
             first_due: due,
             attempts: 0,
+            crashes: 0,
             lease: None,
         };
         self.deliveries.insert(self.last_id, delivery);
+    }
+
+    /// Leases delivery `id` until `until`, as its next attempt; a lease it still had ran out
+    /// without an outcome, which counts as a crash.
+    fn lease(&mut self, id: u64, until: SystemTime) -> Option<Claimed> {
+        self.last_lease += 1;
+        let token = self.last_lease;
+        let delivery = self.deliveries.get_mut(&id)?;
+        delivery.attempts += 1;
+        if delivery.lease.is_some() {
+            delivery.crashes += 1;
+        }
+        delivery.lease = Some(token);
+        delivery.due = until;
+        Some(Claimed {
+            receipt: Receipt::new(id, token),
+            listener: delivery.listener.clone(),
+            event: delivery.event.clone(),
+            attempt: delivery.attempts,
+            crashes: delivery.crashes,
+        })
     }
 
     /// The delivery `receipt` holds, if its claim is still the last one.
@@ -129,6 +154,18 @@ impl Store for MapStore {
     ) -> Result<Vec<Claimed>, BackendError> {
         let now = SystemTime::now();
         let mut state = self.state();
+        // A due suspect (still leased: its lease ran out; or with crashes since its last
+        // failure) is claimed alone, the oldest first.
+        let suspect = state
+            .deliveries
+            .iter()
+            .filter(|(_, d)| listeners.contains(&d.listener.as_str()) && d.due <= now)
+            .filter(|(_, d)| d.lease.is_some() || d.crashes > 0)
+            .map(|(id, d)| (d.due, *id))
+            .min();
+        if let Some((_, id)) = suspect {
+            return Ok(state.lease(id, now + lease).into_iter().collect());
+        }
         let mut due: Vec<(SystemTime, u64)> = Vec::new();
         for listener in listeners {
             let mine = state
@@ -138,46 +175,37 @@ impl Store for MapStore {
             match state.concurrency.get(listener) {
                 // Due ones of all its deliveries.
                 None => due.extend(
-                    mine.filter(|(_, d)| d.due <= now)
+                    mine.filter(|(_, d)| d.due <= now && d.lease.is_none() && d.crashes == 0)
                         .map(|(id, d)| (d.due, *id)),
                 ),
                 // Due ones among its first `limit` in emit order: leased ones and those waiting
                 // for a retry hold their place.
                 Some(limit) => {
-                    let mut order: Vec<(SystemTime, u64, SystemTime)> = mine
+                    let mut order: Vec<(SystemTime, u64, SystemTime, bool)> = mine
                         .filter(|(_, d)| d.first_due <= now)
-                        .map(|(id, d)| (d.first_due, *id, d.due))
+                        .map(|(id, d)| {
+                            let suspect = d.lease.is_some() || d.crashes > 0;
+                            (d.first_due, *id, d.due, suspect)
+                        })
                         .collect();
                     order.sort_unstable();
                     due.extend(
                         order
                             .into_iter()
                             .take(limit.get() as usize)
-                            .filter(|(_, _, at)| *at <= now)
-                            .map(|(_, id, at)| (at, id)),
+                            .filter(|(_, _, at, suspect)| *at <= now && !suspect)
+                            .map(|(_, id, at, _)| (at, id)),
                     );
                 }
             }
         }
         due.sort_unstable();
-        let mut claimed = Vec::new();
-        for (_, id) in due.into_iter().take(limit) {
-            state.last_lease += 1;
-            let token = state.last_lease;
-            let Some(delivery) = state.deliveries.get_mut(&id) else {
-                continue;
-            };
-            delivery.attempts += 1;
-            delivery.lease = Some(token);
-            delivery.due = now + lease;
-            claimed.push(Claimed {
-                receipt: Receipt::new(id, token),
-                listener: delivery.listener.clone(),
-                event: delivery.event.clone(),
-                attempt: delivery.attempts,
-            });
-        }
-        Ok(claimed)
+        let until = now + lease;
+        Ok(due
+            .into_iter()
+            .take(limit)
+            .filter_map(|(_, id)| state.lease(id, until))
+            .collect())
     }
 
     async fn extend(&self, receipts: &[Receipt], lease: Duration) -> Result<(), BackendError> {
@@ -232,6 +260,7 @@ impl Store for MapStore {
         if let Some((_, delivery)) = self.state().held(receipt) {
             delivery.due = run_at;
             delivery.lease = None;
+            delivery.crashes = 0;
         }
         self.work.notify_waiters();
         Ok(())

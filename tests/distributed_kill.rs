@@ -8,18 +8,21 @@
 //! listener run appends `n listener worker attempt` to a log file shared by all processes before
 //! it returns, so the log holds every run, whoever ran it and whether or not it was acknowledged.
 
+#![cfg(unix)]
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::process::{Child, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use emitter::durable::postgres::PostgresConfig;
 use emitter::durable::redis::RedisConfig;
 use emitter::durable::{Durable, DurableConfig, Store};
 use emitter::{listener, listeners, Emitter, Event, EventMeta, State};
+use emitter_tests::children::{self, runtime, RunLog, SIGKILL};
 use emitter_tests::servers::{Postgres, Redis};
 
 /// Events emitted; each is one delivery to each of [`LISTENERS`].
@@ -68,37 +71,25 @@ pub struct Numbered {
 /// The log every run appends to, shared through `State`, with the id of the process.
 #[derive(Clone)]
 struct Log {
-    file: Arc<Mutex<File>>,
+    runs: RunLog,
     worker: String,
 }
 
 impl Log {
     fn open(path: &Path, worker: &str) -> Log {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .expect("the log opens");
         Log {
-            file: Arc::new(Mutex::new(file)),
+            runs: RunLog::open(path),
             worker: worker.to_owned(),
         }
     }
 
-    /// One `write` of the whole line on a file opened with `O_APPEND`: lines of several
-    /// processes never mix, and a process killed after the write returned leaves its line whole
-    /// (the kernel keeps it; `fsync` would matter only for a power loss).
     fn append(&self, n: u64, meta: &EventMeta) {
-        let line = format!(
-            "{n} {} {} {}\n",
+        self.runs.append(&format!(
+            "{n} {} {} {}",
             meta.listener(),
             self.worker,
             meta.attempt()
-        );
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        file.write_all(line.as_bytes())
-            .expect("the log is writable");
-        file.flush().expect("the log is writable");
+        ));
     }
 }
 
@@ -152,14 +143,6 @@ macro_rules! with_store {
             }
         }
     };
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,7 +375,7 @@ async fn emit_kill_settle<S: Store>(store: S, workers: &mut Workers, log: &Path)
 
     let quarter = EVENTS as usize * LISTENERS.len() / 4;
     let deadline = Instant::now() + PATIENCE;
-    while log_lines(log) < quarter {
+    while RunLog::count(log) < quarter {
         workers.assert_running();
         assert!(
             Instant::now() < deadline,
@@ -411,7 +394,7 @@ async fn emit_kill_settle<S: Store>(store: S, workers: &mut Workers, log: &Path)
         .expect("someone ran something");
     workers.kill(&worker);
     let at = started.elapsed();
-    let ran_at_kill = log_lines(log);
+    let ran_at_kill = RunLog::count(log);
 
     let emitted = tokio::time::timeout(PATIENCE, emitting)
         .await
@@ -440,21 +423,17 @@ struct Workers {
 
 impl Workers {
     fn start(kind: Kind, url: &str, dir: &Path) -> Workers {
-        let exe = std::env::current_exe().expect("the test binary's path");
         let children = (1..=WORKERS)
             .map(|number| {
                 let id = format!("worker-{number}");
-                let out = File::create(dir.join(format!("{id}.out"))).expect("an output file");
-                let err = out.try_clone().expect("an output file");
-                let child = Command::new(&exe)
-                    .args(["--exact", CHILD, "--nocapture", "--test-threads", "1"])
-                    .env(WORKER, &id)
-                    .env(STORE, kind.name())
-                    .env(URL, url)
-                    .env(DIR, dir)
+                let env = [
+                    (WORKER, id.as_ref()),
+                    (STORE, kind.name().as_ref()),
+                    (URL, url.as_ref()),
+                    (DIR, dir.as_os_str()),
+                ];
+                let child = children::command(CHILD, &env, &dir.join(format!("{id}.out")))
                     .stdin(Stdio::piped())
-                    .stdout(out)
-                    .stderr(err)
                     .spawn()
                     .expect("the worker starts");
                 (id, child)
@@ -503,7 +482,12 @@ impl Workers {
             .expect("a worker of ours");
         let (_, mut child) = self.children.remove(at);
         child.kill().expect("the worker is killed");
-        assert_killed(child.wait().expect("the killed worker is reaped"));
+        let status = child.wait().expect("the killed worker is reaped");
+        assert_eq!(
+            children::signal(status),
+            Some(SIGKILL),
+            "the worker ended otherwise than by SIGKILL: {status}"
+        );
     }
 
     /// Closes the workers' stdin, which shuts them down, and waits until they exited; returns
@@ -547,50 +531,28 @@ impl Drop for Workers {
 }
 
 fn output(dir: &Path, id: &str) -> String {
-    std::fs::read_to_string(dir.join(format!("{id}.out"))).unwrap_or_default()
-}
-
-#[cfg(unix)]
-fn assert_killed(status: ExitStatus) {
-    use std::os::unix::process::ExitStatusExt;
-    const SIGKILL: i32 = 9;
-    assert_eq!(
-        status.signal(),
-        Some(SIGKILL),
-        "the worker ended otherwise than by SIGKILL: {status}"
-    );
-}
-
-#[cfg(not(unix))]
-fn assert_killed(status: ExitStatus) {
-    assert!(
-        !status.success(),
-        "the worker exited cleanly instead of being killed"
-    );
-}
-
-fn log_lines(log: &Path) -> usize {
-    std::fs::read(log)
-        .map(|bytes| bytes.iter().filter(|&&byte| byte == b'\n').count())
-        .unwrap_or(0)
+    children::read_output(&dir.join(format!("{id}.out")))
 }
 
 /// The runs in the log, by (n, listener), in the order they were logged.
 fn read_log(log: &Path) -> BTreeMap<(u64, String), Vec<Run>> {
-    let text = std::fs::read_to_string(log).expect("the log is readable");
-    let mut runs: BTreeMap<(u64, String), Vec<Run>> = BTreeMap::new();
-    for line in text.lines() {
+    let lines = RunLog::read(log, |line| {
         let fields: Vec<&str> = line.split(' ').collect();
         let [n, listener, worker, attempt] = fields[..] else {
-            panic!("a malformed log line: {line:?}");
+            return None;
         };
-        let (Ok(n), Ok(attempt)) = (n.parse(), attempt.parse()) else {
-            panic!("a malformed log line: {line:?}");
-        };
-        runs.entry((n, listener.to_owned())).or_default().push(Run {
-            worker: worker.to_owned(),
-            attempt,
-        });
+        Some((
+            n.parse().ok()?,
+            listener.to_owned(),
+            worker.to_owned(),
+            attempt.parse().ok()?,
+        ))
+    });
+    let mut runs: BTreeMap<(u64, String), Vec<Run>> = BTreeMap::new();
+    for (n, listener, worker, attempt) in lines {
+        runs.entry((n, listener))
+            .or_default()
+            .push(Run { worker, attempt });
     }
     runs
 }

@@ -157,6 +157,34 @@ impl Drop for Redis {
     }
 }
 
+/// A private server that can be stopped and started again, whichever it is.
+pub trait Restartable {
+    /// Stops the server, if it runs.
+    fn stop(&mut self);
+    /// Stops the server if it runs, then starts it again on the same port.
+    fn restart(&mut self);
+}
+
+impl Restartable for Redis {
+    fn stop(&mut self) {
+        Redis::stop(self);
+    }
+
+    fn restart(&mut self) {
+        Redis::restart(self);
+    }
+}
+
+impl Restartable for Postgres {
+    fn stop(&mut self) {
+        Postgres::stop(self);
+    }
+
+    fn restart(&mut self) {
+        Postgres::restart(self);
+    }
+}
+
 /// Options of [`Postgres::start_with`]; the default is what [`Postgres::start`] uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PostgresOptions {

@@ -7,17 +7,17 @@
 //! it, phase 2 reopens the file and delivers until nothing is left. Every listener run appends
 //! `n attempt` to a log file before it returns, so the log holds every run, whoever ran it.
 
-use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
-use std::sync::{Arc, Mutex, PoisonError};
+#![cfg(unix)]
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use emitter::durable::sqlite::SqliteStore;
 use emitter::durable::{Counts, Durable, DurableConfig, Store};
 use emitter::{listener, listeners, Emitter, Event, EventMeta, State};
+use emitter_tests::children::{self, runtime, RunLog, SIGKILL};
 
 /// Events emitted by phase 1.
 const EVENTS: u64 = 3_000;
@@ -54,35 +54,10 @@ pub struct Numbered {
     pub n: u64,
 }
 
-/// The log every run appends to, shared through `State`.
-#[derive(Clone)]
-struct Log(Arc<Mutex<File>>);
-
-impl Log {
-    fn open(path: &Path) -> Log {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .expect("the log opens");
-        Log(Arc::new(Mutex::new(file)))
-    }
-
-    /// One `write` of the whole line on an append-only file: a process killed after it returned
-    /// leaves the line whole in the file (the kernel keeps it; no `fsync` is needed to survive
-    /// a killed process, only to survive a power loss).
-    fn append(&self, n: u64, attempt: u32) {
-        let mut file = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        file.write_all(format!("{n} {attempt}\n").as_bytes())
-            .expect("the log is writable");
-        file.flush().expect("the log is writable");
-    }
-}
-
 #[listener(events = [Numbered], name = "sqlite_crash.record")]
-async fn record(n: u64, meta: EventMeta, State(log): State<Log>) {
+async fn record(n: u64, meta: EventMeta, State(log): State<RunLog>) {
     // Logged before returning `Ok`: a line means the listener ran, acknowledged or not.
-    log.append(n, meta.attempt());
+    log.append(&format!("{n} {}", meta.attempt()));
     tokio::time::sleep(DELIVERY_TIME).await;
 }
 
@@ -122,14 +97,9 @@ fn crash_child() {
     let files = Files {
         dir: PathBuf::from(std::env::var_os(DIR).expect("the parent sets the directory")),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
     match mode.as_str() {
-        EMIT => runtime.block_on(emit_then_deliver(&files)),
-        DRAIN => runtime.block_on(drain(&files)),
+        EMIT => runtime().block_on(emit_then_deliver(&files)),
+        DRAIN => runtime().block_on(drain(&files)),
         other => panic!("unknown mode `{other}`"),
     }
 }
@@ -143,7 +113,7 @@ async fn start(files: &Files) -> (Emitter, Durable<SqliteStore>) {
     let backend = Durable::with_config(store, config);
     let emitter = Emitter::builder()
         .listeners(listeners![record])
-        .state(Log::open(&files.log()))
+        .state(RunLog::open(&files.log()))
         .backend(backend.clone())
         .start()
         .await
@@ -192,13 +162,13 @@ fn sigkill_mid_delivery_loses_no_event() {
     let mut child = spawn_child(&files, EMIT);
     let deadline = Instant::now() + PATIENCE;
     loop {
-        if files.emitted().exists() && log_lines(&files) >= EVENTS / 4 {
+        if files.emitted().exists() && RunLog::count(&files.log()) as u64 >= EVENTS / 4 {
             break;
         }
         if let Some(status) = child.try_wait().expect("the child can be polled") {
             panic!(
                 "phase 1 exited before it was killed ({status}):\n{}",
-                output(&files, EMIT)
+                children::read_output(&files.output(EMIT))
             );
         }
         if Instant::now() > deadline {
@@ -207,8 +177,8 @@ fn sigkill_mid_delivery_loses_no_event() {
             panic!(
                 "phase 1 did not store its events and deliver a quarter of them within \
                  {PATIENCE:?}; {} log lines:\n{}",
-                log_lines(&files),
-                output(&files, EMIT)
+                RunLog::count(&files.log()),
+                children::read_output(&files.output(EMIT))
             );
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -216,10 +186,14 @@ fn sigkill_mid_delivery_loses_no_event() {
     // `Child::kill` sends SIGKILL on Unix: no destructor, no flush, no shutdown runs.
     child.kill().expect("the child is killed");
     let status = child.wait().expect("the killed child is reaped");
-    assert_killed(status);
+    assert_eq!(
+        children::signal(status),
+        Some(SIGKILL),
+        "phase 1 ended otherwise than by SIGKILL: {status}"
+    );
     let phase1 = started.elapsed();
 
-    let at_kill = read_log(&files);
+    let at_kill = RunLog::attempts(&files.log());
     let ran_at_kill = at_kill.len() as u64;
     assert!(
         at_kill.values().all(|runs| runs.len() == 1),
@@ -245,15 +219,16 @@ fn sigkill_mid_delivery_loses_no_event() {
     // Phase 2: the same file, no emits; deliver what is left.
     let phase2_started = Instant::now();
     let mut child = spawn_child(&files, DRAIN);
-    let status = wait_for(&mut child, &files);
+    let output = files.output(DRAIN);
+    let status = children::wait(&mut child, PATIENCE, "finish phase 2", &output);
     assert!(
         status.success(),
         "phase 2 failed ({status}):\n{}",
-        output(&files, DRAIN)
+        children::read_output(&output)
     );
     let phase2 = phase2_started.elapsed();
 
-    let runs = read_log(&files);
+    let runs = RunLog::attempts(&files.log());
     let lost: Vec<u64> = (0..EVENTS).filter(|n| !runs.contains_key(n)).collect();
     let delivered: u64 = runs.values().map(|runs| runs.len() as u64).sum();
     let duplicates = delivered - runs.len() as u64;
@@ -316,80 +291,10 @@ fn sigkill_mid_delivery_loses_no_event() {
 }
 
 fn spawn_child(files: &Files, mode: &str) -> Child {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let out = File::create(files.output(mode)).expect("the child's output file");
-    let err = out.try_clone().expect("the child's output file");
-    Command::new(exe)
-        .args(["--exact", CHILD, "--nocapture", "--test-threads", "1"])
-        .env(MODE, mode)
-        .env(DIR, &files.dir)
-        .stdout(out)
-        .stderr(err)
+    let env = [(MODE, mode.as_ref()), (DIR, files.dir.as_os_str())];
+    children::command(CHILD, &env, &files.output(mode))
         .spawn()
         .expect("the child starts")
-}
-
-fn wait_for(child: &mut Child, files: &Files) -> ExitStatus {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(status) = child.try_wait().expect("the child can be polled") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "phase 2 did not finish within {PATIENCE:?}:\n{}",
-                output(files, DRAIN)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-#[cfg(unix)]
-fn assert_killed(status: ExitStatus) {
-    use std::os::unix::process::ExitStatusExt;
-    const SIGKILL: i32 = 9;
-    assert_eq!(
-        status.signal(),
-        Some(SIGKILL),
-        "phase 1 ended otherwise than by SIGKILL: {status}"
-    );
-}
-
-#[cfg(not(unix))]
-fn assert_killed(status: ExitStatus) {
-    assert!(
-        !status.success(),
-        "phase 1 exited cleanly instead of being killed"
-    );
-}
-
-fn output(files: &Files, phase: &str) -> String {
-    std::fs::read_to_string(files.output(phase)).unwrap_or_default()
-}
-
-fn log_lines(files: &Files) -> u64 {
-    std::fs::read(files.log())
-        .map(|bytes| bytes.iter().filter(|&&byte| byte == b'\n').count() as u64)
-        .unwrap_or(0)
-}
-
-/// The runs in the log: the attempts of each event, in the order they ran.
-fn read_log(files: &Files) -> BTreeMap<u64, Vec<u32>> {
-    let text = std::fs::read_to_string(files.log()).expect("the log is readable");
-    let mut runs: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-    for line in text.lines() {
-        let parsed = line
-            .split_once(' ')
-            .and_then(|(n, attempt)| Some((n.parse().ok()?, attempt.parse().ok()?)));
-        let Some((n, attempt)) = parsed else {
-            panic!("a malformed log line: {line:?}");
-        };
-        runs.entry(n).or_default().push(attempt);
-    }
-    runs
 }
 
 /// The store's counts, read through a connection of this process (the child is not running).

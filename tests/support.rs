@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests beside this file (one test target per behaviour; see
 //! `Cargo.toml`).
 
+#[cfg(unix)]
+pub mod children;
 pub mod servers;
 
 use std::fmt::Debug;

@@ -66,7 +66,10 @@ pub(crate) async fn prepare(
             let client = pg_connect(url, None).await?;
             let sql = Statements::new(namespace);
             client
-                .batch_execute(&format!("{};\n{}", sql.schema_v1, sql.migrate_v2))
+                .batch_execute(&format!(
+                    "{};\n{};\n{}",
+                    sql.schema_v1, sql.migrate_v2, sql.migrate_v3
+                ))
                 .await
                 .map_err(pg("create the baseline's schema"))
         }

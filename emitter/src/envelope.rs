@@ -1,7 +1,7 @@
 //! An emitted event on its way to its listeners ([`Envelope`]), and how it was asked to be
 //! delivered ([`EmitOptions`]).
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
@@ -52,6 +52,7 @@ impl EmitOptions {
                 run_at: self.run_at,
                 key: self.key,
                 stored: None,
+                since: None,
             })
         })
     }
@@ -73,6 +74,8 @@ pub(crate) struct Options {
     pub(crate) key: Option<String>,
     /// Told when a durable backend has stored the event (`emit_async` waits on it).
     pub(crate) stored: Option<oneshot::Sender<Result<(), BackendError>>>,
+    /// When `emit_async` was called: a durable backend's deadline to store counts from then.
+    pub(crate) since: Option<Instant>,
 }
 
 impl Envelope {
@@ -101,6 +104,18 @@ impl Envelope {
     /// [`Emitter::emit_at`](crate::Emitter::emit_at)).
     pub fn run_at(&self) -> Option<SystemTime> {
         self.options.as_ref().and_then(|options| options.run_at)
+    }
+
+    /// Whether a caller waits to hear that the envelope is stored (`emit_async`).
+    pub(crate) fn is_awaited(&self) -> bool {
+        self.options
+            .as_ref()
+            .is_some_and(|options| options.stored.is_some())
+    }
+
+    /// When `emit_async` was called for this envelope, if it was.
+    pub(crate) fn since(&self) -> Option<Instant> {
+        self.options.as_ref().and_then(|options| options.since)
     }
 
     /// The emit's idempotency key, if it has one: a backend drops an emit whose key it has seen.

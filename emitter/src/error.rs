@@ -157,6 +157,10 @@ pub struct BackendError {
     source: Option<BoxError>,
     /// `(size, limit)` when an event was refused for its size.
     too_large: Option<(usize, usize)>,
+    /// Whether the call may have taken effect all the same.
+    in_doubt: bool,
+    /// The emit the error is about, and its idempotency key (boxed: errors stay small).
+    emit: Option<Box<(EmitId, Option<String>)>>,
 }
 
 /// What kind of failure a [`BackendError`] is.
@@ -196,6 +200,8 @@ impl BackendError {
             message: message.into(),
             source: None,
             too_large: None,
+            in_doubt: false,
+            emit: None,
         }
     }
 
@@ -226,6 +232,39 @@ impl BackendError {
     /// What kind of failure this is.
     pub fn kind(&self) -> BackendErrorKind {
         self.kind
+    }
+
+    /// This error, marked as one after which the call may have taken effect all the same: the
+    /// request was sent and no answer came (a timeout, a connection that broke during the call).
+    /// Stores mark such errors; an error not marked says the call changed nothing.
+    pub fn in_doubt(mut self) -> Self {
+        self.in_doubt = true;
+        self
+    }
+
+    /// Whether the call that failed may have taken effect all the same (see
+    /// [`BackendError::in_doubt`]). An emit refused with such an error may have been stored:
+    /// emit it again with the same idempotency key ([`BackendError::idempotency_key`]), and the
+    /// store drops it if the first one was stored.
+    pub fn is_in_doubt(&self) -> bool {
+        self.in_doubt
+    }
+
+    /// This error, about the emit `emit_id` with the idempotency key `key`.
+    pub(crate) fn about_emit(mut self, emit_id: EmitId, key: Option<&str>) -> Self {
+        self.emit = Some(Box::new((emit_id, key.map(str::to_owned))));
+        self
+    }
+
+    /// The id of the emit this error is about, when it is about one: an emit a durable backend
+    /// could not store within its `DurableConfig::emit_timeout`.
+    pub fn emit_id(&self) -> Option<EmitId> {
+        self.emit.as_deref().map(|(emit_id, _)| *emit_id)
+    }
+
+    /// The idempotency key of the emit this error is about, if it had one.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.emit.as_deref().and_then(|(_, key)| key.as_deref())
     }
 
     /// `(size, limit)` if this error refused an event for its size.

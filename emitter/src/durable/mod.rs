@@ -90,6 +90,11 @@ pub trait Store: Send + Sync + 'static {
     /// An emit whose idempotency key is already stored (and not expired) is skipped. The batch is
     /// stored atomically where the store can: after an error, none of it may be stored, or all of
     /// it; the engine retries the whole batch, relying on the keys it does not have to dedupe.
+    ///
+    /// An error after which the batch may have been stored all the same (the statement was sent
+    /// and no answer came) is marked [`BackendError::in_doubt`]: the engine tells the emitter's
+    /// caller so when it gives up at [`DurableConfig::emit_timeout`]. An unmarked error says
+    /// nothing was stored.
     fn insert(
         &self,
         emits: &[NewEmit],
@@ -106,6 +111,13 @@ pub trait Store: Send + Sync + 'static {
     /// its retry holds back the listener's later ones, and with `N = 1` deliveries run one at a
     /// time in emit order, retries included. A delayed delivery takes its place in that order
     /// when it becomes due.
+    ///
+    /// A due **suspect** (see [`Claimed::crashes`]: a delivery whose lease ran out before its
+    /// outcome, or that has such a claim since its last failed attempt) is claimed alone: a
+    /// claim returns either one suspect and nothing else, or deliveries none of which is a
+    /// suspect. While a suspect is due, claims return suspects, the oldest first, one each. So
+    /// a delivery that kills its worker is run apart from the others, and only it gathers
+    /// crashes.
     fn claim(
         &self,
         worker: &str,
@@ -125,7 +137,8 @@ pub trait Store: Send + Sync + 'static {
     /// Acknowledges deliveries whose listener succeeded: they are done and removed.
     fn ack(&self, receipts: &[Receipt]) -> impl Future<Output = Result<(), BackendError>> + Send;
 
-    /// Releases a failed delivery to be claimed again at `run_at`, recording the error.
+    /// Releases a failed delivery to be claimed again at `run_at`, recording the error. Its
+    /// count of crashes ([`Claimed::crashes`]) starts again from 0: the attempt had an outcome.
     fn retry(
         &self,
         receipt: &Receipt,
@@ -158,8 +171,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Gives claimed deliveries back without an outcome: their worker is shutting down and
     /// cancelled them. Each is due again at once, for any worker, and the cancelled claim does
-    /// not count as an attempt (the next claim has the attempt number it had). A stale receipt
-    /// is ignored.
+    /// not count as an attempt (the next claim has the attempt number it had) and leaves its
+    /// count of crashes as it was (a released suspect is a suspect still). A stale receipt is
+    /// ignored.
     fn release(
         &self,
         receipts: &[Receipt],
@@ -317,6 +331,12 @@ pub struct Claimed {
     pub event: StoredEvent,
     /// Which attempt this claim is, from 1.
     pub attempt: u32,
+    /// How many claims of this delivery since its last failed attempt (or since it was stored)
+    /// ended without an outcome: their lease ran out, because the worker died or lost its lease
+    /// while running it. A released claim neither counts nor resets the count; a retry resets
+    /// it. More than 0 makes the delivery a **suspect** (it may be what kills its workers):
+    /// [`Store::claim`] hands a suspect out alone, and the engine runs it alone.
+    pub crashes: u32,
 }
 
 /// A store's handle to one claimed delivery: which delivery, and which claim of it (so that a

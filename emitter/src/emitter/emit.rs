@@ -86,6 +86,13 @@ impl Emitter {
     /// until the event is stored: once it returns `Ok`, a crash of this process loses nothing.
     /// Otherwise like [`emit`](Self::emit).
     ///
+    /// A durable backend waits for its store at most
+    /// [`DurableConfig::emit_timeout`](crate::durable::DurableConfig::emit_timeout) (10 s by
+    /// default) from the call, then fails with [`EmitError::Backend`]. Its error says whether the
+    /// event is known not to be stored (emit it again) or may have been
+    /// ([`BackendError::is_in_doubt`]: emit it again with the same idempotency key, which the
+    /// error carries with the emit id, and the store keeps one).
+    ///
     /// Through a listener's `Emitter` parameter it does not wait for room: a listener waiting
     /// for room holds its own event, and listeners waiting together could hold all the room
     /// there is. A full emitter refuses the event with [`EmitError::Full`] instead; return the
@@ -106,7 +113,9 @@ impl Emitter {
         let mut options = options.into_envelope_options();
         let stored = if self.shared.backend.is_durable_dyn() {
             let (sender, receiver) = tokio::sync::oneshot::channel();
-            options.get_or_insert_with(Box::default).stored = Some(sender);
+            let options = options.get_or_insert_with(Box::default);
+            options.stored = Some(sender);
+            options.since = Some(std::time::Instant::now());
             Some(receiver)
         } else {
             None

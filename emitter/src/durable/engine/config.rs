@@ -24,8 +24,19 @@ pub struct DurableConfig {
     pub max_payload: usize,
     /// How long idempotency keys are remembered (default 7 days).
     pub key_retention: Duration,
+    /// How long an emit may take to be stored (default 10 s), counted from the call of
+    /// [`emit_async`](crate::Emitter::emit_async), or from [`emit`](crate::Emitter::emit) for
+    /// the storing it leaves to the background. While the store is unreachable, emits wait and
+    /// are retried until then; after it, they fail with an error that says whether the event is
+    /// known not to be stored or may have been (and then carries the emit id and idempotency
+    /// key: see [`BackendError::is_in_doubt`](crate::BackendError::is_in_doubt)): `emit_async`
+    /// returns it, and for an `emit` each delivery fails for good without running (attempt 0),
+    /// with it as the reason, for the error hook and the shutdown report.
+    pub emit_timeout: Duration,
     /// How many times a delivery may be claimed beyond its listener's attempts before it is
-    /// dead-lettered as a crash loop (its workers keep dying while running it; default 5).
+    /// dead-lettered as a crash loop (its workers keep dying while running it; default 5). Once
+    /// a delivery's worker died while running it, it is claimed and run alone, so only the
+    /// delivery that kills its workers gathers these claims.
     pub extra_claims: u32,
     /// Whether this process runs listeners (default `true`); `false` makes an emit-only process,
     /// such as a web server whose workers run elsewhere.
@@ -42,6 +53,7 @@ impl Default for DurableConfig {
             poll_interval: defaults::POLL_INTERVAL,
             max_payload: 256 * 1024,
             key_retention: defaults::KEY_RETENTION,
+            emit_timeout: defaults::EMIT_TIMEOUT,
             extra_claims: 5,
             deliver: true,
             worker_id: default_worker_id(),
@@ -77,6 +89,12 @@ impl DurableConfig {
     /// How long idempotency keys are remembered.
     pub fn key_retention(mut self, retention: Duration) -> Self {
         self.key_retention = retention;
+        self
+    }
+
+    /// How long an emit may take to be stored.
+    pub fn emit_timeout(mut self, timeout: Duration) -> Self {
+        self.emit_timeout = timeout;
         self
     }
 

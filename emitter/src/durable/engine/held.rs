@@ -59,6 +59,16 @@ impl Held {
             .collect()
     }
 
+    /// Takes the deliveries `numbers` (they will not run): their receipts.
+    pub(super) fn take(&self, numbers: &[u64]) -> Vec<Receipt> {
+        let mut held = self.lock();
+        numbers
+            .iter()
+            .filter_map(|number| held.remove(number))
+            .map(|holding| holding.receipt)
+            .collect()
+    }
+
     /// Takes the deliveries whose attempt had not ended (they were cancelled): their receipts,
     /// to release, and what the shutdown report says of them.
     pub(super) fn take_running(&self) -> (Vec<Receipt>, Vec<UnfinishedDelivery>) {
@@ -93,9 +103,6 @@ impl Held {
 /// among the deliveries in flight.
 pub(super) type Ack = (u64, Receipt, OwnedSemaphorePermit);
 
-/// How long the acker waits to gather a batch when it has only a few.
-const GATHER: Duration = Duration::from_millis(1);
-
 /// Acknowledges finished deliveries in batches, until every sender is gone.
 pub(super) async fn acknowledge<S: Store>(
     store: Arc<S>,
@@ -105,17 +112,10 @@ pub(super) async fn acknowledge<S: Store>(
 ) {
     const BATCH: usize = 512;
     let mut received = Vec::with_capacity(BATCH);
+    // No waiting to gather a batch: an acknowledgement held back is one a crash loses (the
+    // delivery then runs again, and counts a crash it did not cause). Batches form by themselves
+    // while one acknowledgement is on its way.
     while acks.recv_many(&mut received, BATCH).await > 0 {
-        // A few receipts: wait a moment for more, so that one round trip acknowledges many.
-        if received.len() < BATCH / 8 {
-            tokio::time::sleep(GATHER).await;
-            while received.len() < BATCH {
-                match acks.try_recv() {
-                    Ok(ack) => received.push(ack),
-                    Err(_) => break,
-                }
-            }
-        }
         // The permits are released when this batch is done with, acknowledged or not.
         let mut numbers = Vec::with_capacity(received.len());
         let mut batch = Vec::with_capacity(received.len());

@@ -342,6 +342,7 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
             Arc::clone(&self.inner.store),
             dispatcher,
             emits,
+            config.emit_timeout,
             Arc::clone(&wake),
             Arc::clone(&self.inner.progress),
             self.inner.mode.subscribe(),
@@ -380,7 +381,7 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
         )?;
         running
             .writer
-            .send((emit, envelope))
+            .send(writer::Pending::new(emit, envelope))
             .map_err(|_| BackendError::new("the durable backend has stopped"))
     }
 

@@ -12,7 +12,7 @@ use super::outage::Outage;
 use super::{aborted, DurableConfig, Mode, MAX_WAIT};
 use crate::context::EventMeta;
 use crate::delivery::{run_attempt, Core, Outcome};
-use crate::durable::{Claimed, Store};
+use crate::durable::{Claimed, Receipt, Store};
 use crate::event::Header;
 use crate::report::UnfinishedDelivery;
 use crate::stats::DeliveryStats;
@@ -101,21 +101,7 @@ impl<S: Store> Worker<S> {
             while running.join_next().await.is_some() {}
             let (receipts, named) = self.held.take_running();
             cancelled = named;
-            if !receipts.is_empty() {
-                match tokio::time::timeout(ABORT_GRACE, self.store.release(&receipts)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => tracing::warn!(
-                        deliveries = receipts.len(),
-                        "could not give back the leases of cancelled deliveries; they run again \
-                         when their leases expire: {error}"
-                    ),
-                    Err(_) => tracing::warn!(
-                        deliveries = receipts.len(),
-                        "the store did not take back the leases of cancelled deliveries in time; \
-                         they run again when their leases expire"
-                    ),
-                }
-            }
+            self.give_back(receipts).await;
         }
         drop(acks);
         if finished {
@@ -184,6 +170,8 @@ impl<S: Store> Worker<S> {
                     drop(first);
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
+                        // A store that hears its server come back wakes the worker sooner.
+                        () = self.store.wait_for_work(wait) => {}
                         _ = mode.changed() => {}
                     }
                     wait = (wait * 2).min(MAX_WAIT);
@@ -199,7 +187,14 @@ impl<S: Store> Worker<S> {
                 }
                 continue;
             }
+            // A suspect (see `Claimed::crashes`) may be what killed the workers that ran it
+            // before. It runs alone: once every other delivery this worker holds has finished and
+            // its outcome is stored, and nothing starts until its own outcome is stored, so that a
+            // crash it causes takes no other delivery with it and counts against it alone.
+            let alone = claimed.iter().any(|claim| claim.crashes > 0);
+            let size = claimed.len();
             let mut first = Some(first);
+            let mut batch = Vec::with_capacity(size);
             for claim in claimed {
                 let permit = match first.take() {
                     Some(permit) => permit,
@@ -222,18 +217,89 @@ impl<S: Store> Worker<S> {
                         done: false,
                     },
                 );
-                running.spawn(deliver(
-                    Arc::clone(&self.store),
-                    Arc::clone(&self.core),
-                    claimed_so_far,
-                    claim,
-                    self.config.extra_claims,
-                    acks.clone(),
-                    Arc::clone(&self.held),
-                    Arc::clone(&self.progress),
-                    permit,
-                ));
+                batch.push((claimed_so_far, claim, permit));
             }
+            if alone {
+                self.run_alone(batch, mode, acks, running, &room).await;
+            } else {
+                self.start(batch, acks, running);
+            }
+        }
+    }
+
+    /// Starts the deliveries of `batch`.
+    fn start(
+        &self,
+        batch: Vec<(u64, Claimed, OwnedSemaphorePermit)>,
+        acks: &mpsc::UnboundedSender<Ack>,
+        running: &mut JoinSet<()>,
+    ) {
+        for (number, claim, permit) in batch {
+            running.spawn(deliver(
+                Arc::clone(&self.store),
+                Arc::clone(&self.core),
+                number,
+                claim,
+                self.config.extra_claims,
+                acks.clone(),
+                Arc::clone(&self.held),
+                Arc::clone(&self.progress),
+                permit,
+            ));
+        }
+    }
+
+    /// Runs `batch` (a suspect) alone: waits until every other delivery this worker holds has
+    /// its outcome stored, starts it, and waits until its own outcome is stored. A worker told to
+    /// stop meanwhile gives a suspect it has not started back, and leaves one it started to the
+    /// drain or the abort.
+    async fn run_alone(
+        &self,
+        batch: Vec<(u64, Claimed, OwnedSemaphorePermit)>,
+        mode: &mut watch::Receiver<Mode>,
+        acks: &mpsc::UnboundedSender<Ack>,
+        running: &mut JoinSet<()>,
+        room: &Arc<Semaphore>,
+    ) {
+        let size = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        let others = self.config.max_in_flight.saturating_sub(batch.len());
+        let others = u32::try_from(others).unwrap_or(u32::MAX);
+        let alone = tokio::select! {
+            others = Arc::clone(room).acquire_many_owned(others) => others.ok(),
+            _ = mode.changed() => None,
+        };
+        let Some(others) = alone else {
+            let numbers: Vec<u64> = batch.iter().map(|(number, _, _)| *number).collect();
+            self.give_back(self.held.take(&numbers)).await;
+            return;
+        };
+        self.start(batch, acks, running);
+        tokio::select! {
+            _ = Arc::clone(room).acquire_many_owned(size) => {}
+            _ = mode.changed() => {}
+        }
+        drop(others);
+    }
+
+    /// Gives deliveries this worker will not run back to the store, as the same attempt, within
+    /// a short grace: the worker is stopping, and a store that does not take them back in time
+    /// lets their leases run out instead.
+    async fn give_back(&self, receipts: Vec<Receipt>) {
+        if receipts.is_empty() {
+            return;
+        }
+        match tokio::time::timeout(ABORT_GRACE, self.store.release(&receipts)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(
+                deliveries = receipts.len(),
+                "could not give back the leases of cancelled deliveries; they run again when \
+                 their leases expire: {error}"
+            ),
+            Err(_) => tracing::warn!(
+                deliveries = receipts.len(),
+                "the store did not take back the leases of cancelled deliveries in time; they \
+                 run again when their leases expire"
+            ),
         }
     }
 
@@ -332,11 +398,7 @@ async fn run_claimed(core: &Arc<Core>, claim: &Claimed, extra_claims: u32) -> Ra
     };
     let policy = table.policy(listener);
     if claim.attempt > policy.max_attempts().saturating_add(extra_claims) {
-        return undeliverable(format!(
-            "claimed {} times without an outcome: the workers running it died or lost their \
-             leases each time (a crash loop?)",
-            claim.attempt
-        ));
+        return undeliverable(crash_loop(claim, entry.id, listener.name));
     }
     let header = Header {
         event_id: entry.id,
@@ -367,6 +429,28 @@ async fn run_claimed(core: &Arc<Core>, claim: &Claimed, extra_claims: u32) -> Ra
         Live::delivered(stored.emit_id);
     }
     Ran::from(outcome)
+}
+
+/// Why the crash-loop guard dead-letters a delivery claimed more times than its attempts allow:
+/// what is known of the claims that ended without an outcome.
+fn crash_loop(claim: &Claimed, event_id: &str, listener: &str) -> String {
+    let delivery = format!(
+        "the delivery of `{event_id}` (emit {}) to `{listener}`",
+        claim.event.emit_id
+    );
+    match claim.crashes {
+        0 => format!(
+            "{delivery} was claimed {} times without an outcome: the workers running it died or \
+             lost their leases each time (a crash loop?)",
+            claim.attempt
+        ),
+        crashes => format!(
+            "{delivery} is a crash loop: its worker died {crashes} times while running it (or \
+             lost its lease), alone after the first time, so it is what kills the worker; \
+             dead-lettered at its claim {} instead of being run again",
+            claim.attempt
+        ),
+    }
 }
 
 /// Counts a delivery in flight while it lives, even when its task is cancelled.

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use super::connection::{rustls_connector, Connect, Connector};
 use super::errors::{chain, describe_address, describe_failure, describe_target};
@@ -191,6 +191,7 @@ impl PostgresConfig {
             key_retention_ms: AtomicI64::new(duration_ms(self.key_retention)),
             next_key_purge: AtomicI64::new(0),
             work: Arc::new(Notify::new()),
+            listening: Arc::new(watch::Sender::new(false)),
             listener: Mutex::new(None),
             concurrency: Limits::default(),
         };

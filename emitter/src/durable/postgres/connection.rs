@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -16,8 +16,10 @@ use crate::durable::Secrets;
 use crate::durable::Tls;
 use crate::error::{BackendError, BackendErrorKind};
 
-/// The longest wait between two attempts of the notification listener to reconnect.
-const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long the notification listener waits before it connects again: short, so that workers
+/// hear of new deliveries soon after the server is back (the wake-up on its return is theirs).
+/// A server that refuses costs one refused connection per wait.
+const LISTEN_RETRY: Duration = Duration::from_millis(100);
 
 /// A rustls connector trusting the roots `tls` names: its CA file's, or the system's.
 pub(super) fn rustls_connector(tls: &Tls) -> Result<MakeRustlsConnect, BackendError> {
@@ -131,9 +133,14 @@ pub(super) fn wake(work: &Notify) {
     work.notify_one();
 }
 
-/// Listens for notifications on `channel` until aborted, reconnecting when the connection drops.
-pub(super) async fn listen(connect: Connect, channel: String, work: Arc<Notify>) {
-    let mut backoff = Duration::from_millis(100);
+/// Listens for notifications on `channel` until aborted, reconnecting when the connection drops;
+/// `listening` says whether its `LISTEN` is in place.
+pub(super) async fn listen(
+    connect: Connect,
+    channel: String,
+    work: Arc<Notify>,
+    listening: Arc<watch::Sender<bool>>,
+) {
     let mut connected_before = false;
     loop {
         let attempt = async {
@@ -145,14 +152,15 @@ pub(super) async fn listen(connect: Connect, channel: String, work: Arc<Notify>)
         };
         match attempt.await {
             Ok((client, driver)) => {
+                listening.send_replace(true);
                 if connected_before {
                     // Notifications sent while we were away are lost: look for work now.
                     wake(&work);
                 }
                 connected_before = true;
-                backoff = Duration::from_millis(100);
                 // The driver ends when the connection does.
                 let _ = driver.await;
+                listening.send_replace(false);
                 drop(client);
             }
             Err(error) => {
@@ -162,10 +170,9 @@ pub(super) async fn listen(connect: Connect, channel: String, work: Arc<Notify>)
                     &connect.secrets,
                     &Failure::Db(error),
                 );
-                tracing::debug!("{error}; retrying in {backoff:?}");
+                tracing::debug!("{error}; retrying in {LISTEN_RETRY:?}");
             }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
+        tokio::time::sleep(LISTEN_RETRY).await;
     }
 }

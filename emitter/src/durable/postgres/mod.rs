@@ -1,12 +1,13 @@
 //! [`PostgresStore`]: durable deliveries in PostgreSQL, shared by any number of processes on any
 //! number of machines.
 //!
-//! Five objects in one schema of the database (`sql/schema_v1.sql` then `sql/migrate_v2.sql`;
-//! schema version 2; default schema `emitter`,
+//! Five objects in one schema of the database (`sql/schema_v1.sql` then the migrations
+//! `sql/migrate_v*.sql`; schema version 3; default schema `emitter`,
 //! see [`PostgresConfig`]), created or checked by [`Store::open`](crate::durable::Store::open)
 //! or [`PostgresStore::migrate`] under an advisory lock. A claim is one statement with `FOR
 //! UPDATE SKIP LOCKED` over the `deliveries_due` index (a listener with a concurrency limit: a
-//! statement of its own that locks its first rows in emit order, `deliveries_order`); due times
+//! statement of its own that locks its first rows in emit order, `deliveries_order`; a suspect:
+//! a statement of its own over `deliveries_suspects`); due times
 //! and leases are the database's
 //! clock; inserts and replays `NOTIFY`, and [`Store::wait_for_work`](crate::durable::Store::wait_for_work)
 //! listens on a connection of its own. [`PostgresStore::insert_in`] and
@@ -44,11 +45,11 @@ mod transactional;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -105,6 +106,8 @@ struct Inner {
     next_key_purge: AtomicI64,
     /// Woken by notifications on the channel.
     work: Arc<Notify>,
+    /// Whether the listener's `LISTEN` is in place.
+    listening: Arc<watch::Sender<bool>>,
     /// The task that listens for notifications, once started.
     listener: Mutex<Option<AbortHandle>>,
     /// The listeners with a concurrency limit, from [`Setup`](crate::durable::Setup).
@@ -230,33 +233,55 @@ impl PostgresStore {
     }
 
     /// Runs `statement`, prepared, with `params` on a pooled connection.
+    ///
+    /// Its error is [in doubt](BackendError::in_doubt) when the statement may have run all the
+    /// same: it was sent, and the connection broke or the operation timeout passed before the
+    /// server answered.
     async fn run(
         &self,
         op: &str,
         statement: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, BackendError> {
-        self.attempt(op, async {
-            let mut retried = false;
-            loop {
-                let mut pooled = self.inner.pool.get().await?;
-                let conn = pooled.conn()?;
-                let result = match conn.prepare(statement).await {
-                    Ok(statement) => conn
-                        .client
-                        .query(&statement, params)
-                        .await
-                        .map_err(Failure::Db),
-                    Err(failure) => Err(failure),
-                };
-                if pooled.done(&result, retried) {
-                    retried = true;
-                    continue;
+        // Whether a statement is sent and unanswered, and whether one's answer was lost.
+        let in_flight = AtomicBool::new(false);
+        let lost = AtomicBool::new(false);
+        let result = self
+            .attempt(op, async {
+                let mut retried = false;
+                loop {
+                    let mut pooled = self.inner.pool.get().await?;
+                    let conn = pooled.conn()?;
+                    let result = match conn.prepare(statement).await {
+                        Ok(statement) => {
+                            in_flight.store(true, Ordering::Relaxed);
+                            let result = conn.client.query(&statement, params).await;
+                            in_flight.store(false, Ordering::Relaxed);
+                            result.map_err(|error| {
+                                // Closed: the connection had died before the statement went out.
+                                if error.as_db_error().is_none() && !error.is_closed() {
+                                    lost.store(true, Ordering::Relaxed);
+                                }
+                                Failure::Db(error)
+                            })
+                        }
+                        Err(failure) => Err(failure),
+                    };
+                    if pooled.done(&result, retried) {
+                        retried = true;
+                        continue;
+                    }
+                    return result;
                 }
-                return result;
+            })
+            .await;
+        result.map_err(|error| {
+            if in_flight.load(Ordering::Relaxed) || lost.load(Ordering::Relaxed) {
+                error.in_doubt()
+            } else {
+                error
             }
         })
-        .await
     }
 
     /// Starts the task that listens for notifications, unless it runs.
@@ -276,8 +301,26 @@ impl PostgresStore {
             self.inner.connect.clone(),
             self.inner.channel.clone(),
             Arc::clone(&self.inner.work),
+            Arc::clone(&self.inner.listening),
         ));
         *listener = Some(task.abort_handle());
+    }
+
+    /// Waits until the listener's `LISTEN` is in place, for the operation timeout at most: a
+    /// worker that claimed before it could miss the notification of the first emits.
+    async fn until_listening(&self) {
+        let mut listening = self.inner.listening.subscribe();
+        let timeout = self.inner.timeout;
+        if tokio::time::timeout(timeout, listening.wait_for(|listening| *listening))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the PostgreSQL store at {} is not listening for notifications {timeout:?} after \
+                 it opened; its workers find new deliveries at their poll interval until it is",
+                self.inner.connect.address
+            );
+        }
     }
 
     /// Deletes expired idempotency keys, at most once a minute per process.

@@ -28,12 +28,16 @@ pub struct Statements {
     pub schema_v1: String,
     /// From schema version 1 to 2, as one batch.
     pub migrate_v2: String,
+    /// From schema version 2 to 3, as one batch.
+    pub migrate_v3: String,
     /// Stores a batch of emits, with their idempotency keys.
     pub insert: Statement,
     /// Stores a batch of emits that have no idempotency keys.
     pub insert_unkeyed: Statement,
-    /// Leases due deliveries of some listeners.
+    /// Leases due deliveries of some listeners, suspects excepted.
     pub claim: Statement,
+    /// Leases the oldest due suspect of some listeners.
+    pub claim_suspect: Statement,
     /// Leases the due deliveries among the first ones of a listener with a concurrency limit.
     pub claim_in_order: Statement,
     /// Gives back cancelled deliveries, due at once, as the same attempt.
@@ -70,9 +74,11 @@ impl Statements {
         Statements {
             schema_v1: render(include_str!("sql/schema_v1.sql"), schema),
             migrate_v2: render(include_str!("sql/migrate_v2.sql"), schema),
+            migrate_v3: render(include_str!("sql/migrate_v3.sql"), schema),
             insert: statement("insert", include_str!("sql/insert.sql")),
             insert_unkeyed: statement("insert_unkeyed", include_str!("sql/insert_unkeyed.sql")),
             claim: statement("claim", include_str!("sql/claim.sql")),
+            claim_suspect: statement("claim_suspect", include_str!("sql/claim_suspect.sql")),
             claim_in_order: statement("claim_in_order", include_str!("sql/claim_in_order.sql")),
             release: statement("release", include_str!("sql/release.sql")),
             unfinished: statement("unfinished", include_str!("sql/unfinished.sql")),

@@ -25,6 +25,7 @@ impl Store for PostgresStore {
             .store(duration_ms(setup.key_retention), Ordering::Relaxed);
         self.migrate().await?;
         self.ensure_listening();
+        self.until_listening().await;
         Ok(())
     }
 
@@ -58,43 +59,53 @@ impl Store for PostgresStore {
         let Some(names) = claimable(listeners, limit) else {
             return Ok(Vec::new());
         };
-        let concurrency = self.inner.concurrency.get();
-        let (in_order, names): (Vec<&str>, Vec<&str>) = names
-            .into_iter()
-            .partition(|name| concurrency.contains_key(name));
         let lease = duration_ms(lease);
         let worker = text(worker);
-        let mut rows = Vec::new();
-        // A listener with a concurrency limit is claimed by a statement of its own, which takes
-        // turns with the other claimers of that listener.
-        for name in in_order {
-            let left = limit.saturating_sub(rows.len());
-            if left == 0 {
-                break;
+        // A suspect, when one is due, is claimed alone.
+        let mut rows = self
+            .run(
+                "claim a suspect delivery",
+                &self.inner.sql.claim_suspect,
+                &[&names, &lease, &worker],
+            )
+            .await?;
+        // Otherwise the due deliveries, suspects excepted.
+        if rows.is_empty() {
+            let concurrency = self.inner.concurrency.get();
+            let (in_order, names): (Vec<&str>, Vec<&str>) = names
+                .into_iter()
+                .partition(|name| concurrency.contains_key(name));
+            // A listener with a concurrency limit is claimed by a statement of its own, which
+            // takes turns with the other claimers of that listener.
+            for name in in_order {
+                let left = limit.saturating_sub(rows.len());
+                if left == 0 {
+                    break;
+                }
+                let window = concurrency
+                    .get(name)
+                    .map_or(1, |limit| i64::from(limit.get()));
+                let left = i64::try_from(left).unwrap_or(i64::MAX);
+                rows.extend(
+                    self.run(
+                        "claim deliveries in order",
+                        &self.inner.sql.claim_in_order,
+                        &[&name, &window, &left, &lease, &worker],
+                    )
+                    .await?,
+                );
             }
-            let window = concurrency
-                .get(name)
-                .map_or(1, |limit| i64::from(limit.get()));
-            let left = i64::try_from(left).unwrap_or(i64::MAX);
-            rows.extend(
-                self.run(
-                    "claim deliveries in order",
-                    &self.inner.sql.claim_in_order,
-                    &[&name, &window, &left, &lease, &worker],
-                )
-                .await?,
-            );
-        }
-        let left = i64::try_from(limit.saturating_sub(rows.len())).unwrap_or(i64::MAX);
-        if left > 0 && !names.is_empty() {
-            rows.extend(
-                self.run(
-                    "claim deliveries",
-                    &self.inner.sql.claim,
-                    &[&names, &left, &lease, &worker],
-                )
-                .await?,
-            );
+            let left = i64::try_from(limit.saturating_sub(rows.len())).unwrap_or(i64::MAX);
+            if left > 0 && !names.is_empty() {
+                rows.extend(
+                    self.run(
+                        "claim deliveries",
+                        &self.inner.sql.claim,
+                        &[&names, &left, &lease, &worker],
+                    )
+                    .await?,
+                );
+            }
         }
         let mut claimed = Vec::with_capacity(rows.len());
         let mut unreadable = Vec::new();
@@ -298,6 +309,12 @@ impl PostgresStore {
             ))
         })?;
         let due: SystemTime = self.column(row, Some(id), "due")?;
+        let crashes: i32 = self.column(row, Some(id), "crashes")?;
+        let crashes = u32::try_from(crashes).map_err(|_| {
+            self.corrupt(&format!(
+                "delivery {id} has {crashes} crashes, a negative number"
+            ))
+        })?;
         let claimed = Claimed {
             receipt: Receipt {
                 id: id.to_string(),
@@ -306,6 +323,7 @@ impl PostgresStore {
             listener: self.column(row, Some(id), "listener")?,
             event: self.event(row, id, "delivery")?,
             attempt,
+            crashes,
         };
         Ok((due, id, claimed))
     }

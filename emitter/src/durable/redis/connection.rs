@@ -22,7 +22,8 @@ pub(super) fn connection_config(config: &RedisConfig) -> ConnectionManagerConfig
         .set_max_delay(Duration::from_secs(1))
 }
 
-/// A Redis error as a [`BackendError`] naming the server (never the URL: it may hold a password).
+/// A Redis error as a [`BackendError`] naming the server (never the URL: it may hold a password),
+/// [in doubt](BackendError::in_doubt) when the command may have run all the same.
 pub(super) fn redis_error(address: &str, what: &str, error: RedisError) -> BackendError {
     let (kind, message) = if is_tls_failure(&error) {
         (
@@ -52,7 +53,17 @@ pub(super) fn redis_error(address: &str, what: &str, error: RedisError) -> Backe
             format!("the Redis server at {address} failed to {what}: {error}"),
         )
     };
-    BackendError::of(kind, message).caused_by(error)
+    // Sent and unanswered: the command may have run. A refused connection sent nothing, and
+    // an answer, even an error, says what happened.
+    let in_doubt = error.is_timeout()
+        || (!error.is_connection_refusal()
+            && (error.is_io_error() || error.is_connection_dropped()));
+    let error = BackendError::of(kind, message).caused_by(error);
+    if in_doubt {
+        error.in_doubt()
+    } else {
+        error
+    }
 }
 
 /// Whether the server ran a transaction but refused some of its commands, so that the others

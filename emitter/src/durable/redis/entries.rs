@@ -19,16 +19,17 @@ impl RedisStore {
         mut take: impl FnMut(ClaimedEntry),
     ) -> Result<(), String> {
         let mut items = into_array(batch)?.into_iter();
-        let (Some(listener), Some(count), Some(entries)) =
-            (items.next(), items.next(), items.next())
+        let (Some(listener), Some(count), Some(crashes), Some(entries)) =
+            (items.next(), items.next(), items.next(), items.next())
         else {
             return Err(
-                "a batch of claimed entries without its listener, count and entries".into(),
+                "a batch of claimed entries without its listener, counts and entries".into(),
             );
         };
         let listener = into_text(listener)?;
         let count = into_int(count)?;
         let delivered = u32::try_from(count).unwrap_or(u32::MAX);
+        let crashes = u32::try_from(into_int(crashes)?).unwrap_or(u32::MAX);
         for entry in into_array(entries)? {
             let mut items = into_array(entry)?.into_iter();
             let (Some(id), Some(fields)) = (items.next(), items.next()) else {
@@ -48,6 +49,7 @@ impl RedisStore {
                     listener: listener.clone(),
                     event,
                     attempt: attempts.saturating_add(delivered),
+                    crashes,
                 }),
                 Err(problem) => {
                     let key = self.listener_key(&listener);

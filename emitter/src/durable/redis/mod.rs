@@ -8,8 +8,10 @@
 //! the server's clock. An entry delivered more than [`RedisConfig::max_deliveries`] times
 //! without an outcome is dead-lettered by the claim. A listener with a concurrency limit keeps a
 //! retried entry pending in place (its due time in `{prefix}:held:{listener}`), so that it holds
-//! back the entries behind it. Schema version 2 (version 1 is upgraded in place: it only adds
-//! keys and fields). Needs one Redis 6.2+ server (not Cluster).
+//! back the entries behind it. The crashes of suspects (claims whose lease ran out) are counted in
+//! the hash `{prefix}:crashes`, by receipt id, until their delivery has an outcome. Schema version
+//! 2 (version 1 is upgraded in place: it only adds keys and fields; so does the hash of crashes).
+//! Needs one Redis 6.2+ server (not Cluster).
 //! The README's "How each store keeps deliveries" says the rest.
 //!
 //! ```no_run

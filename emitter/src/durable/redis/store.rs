@@ -24,6 +24,10 @@ const MOVES_PER_CLAIM: usize = 1000;
 /// The most deliveries one claim takes, whatever the caller asks.
 const MAX_CLAIM: usize = 10_000;
 
+/// How often a waiter whose blocking read failed asks whether the server answers again: the
+/// worker looks for work this soon after the server is back.
+const RETRY: Duration = Duration::from_millis(100);
+
 impl Store for RedisStore {
     async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
         self.concurrency.set(setup);
@@ -415,18 +419,29 @@ impl Store for RedisStore {
             let _ = tokio::time::timeout(timeout, work).await;
             return;
         };
-        let started = tokio::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
         let blocked = tokio::select! {
             () = &mut work => Ok(()),
             blocked = self.block_for_work(&mut waiter, timeout) => blocked,
         };
+        if let Err(error) = blocked {
+            // Only a wake-up: the engine's next claim reports the error. Until the timeout, ask
+            // now and then whether the server answers again, and return as soon as it does: what
+            // was stored, and whose leases ran out, while it was away is waiting.
+            tracing::debug!("waiting for deliveries in Redis failed: {error}");
+            loop {
+                let retry = (tokio::time::Instant::now() + RETRY).min(deadline);
+                tokio::select! {
+                    () = &mut work => break,
+                    () = tokio::time::sleep_until(retry) => {}
+                }
+                match tokio::time::timeout_at(deadline, self.next_due()).await {
+                    Ok(Ok(_)) | Err(_) => break,
+                    Ok(Err(error)) => tracing::debug!("Redis still fails: {error}"),
+                }
+            }
+        }
         drop(waiter);
         self.work.notify_waiters();
-        if let Err(error) = blocked {
-            // Only a wake-up: the engine's next claim reports the error. Sleeping out the
-            // timeout keeps an unreachable server from turning the wait into a busy loop.
-            tracing::debug!("waiting for deliveries in Redis failed: {error}");
-            tokio::time::sleep_until(started + timeout).await;
-        }
     }
 }

@@ -15,6 +15,22 @@ use crate::error::BackendError;
 const BLOCK_SLACK: Duration = Duration::from_secs(1);
 
 impl RedisStore {
+    /// In how many milliseconds the next delayed delivery (or retry held in place) is due, if
+    /// there is one. One call of the server: it also tells whether the server answers.
+    pub(super) async fn next_due(&self) -> Result<Option<u64>, BackendError> {
+        let what = "find the next delayed delivery";
+        let mut invocation = self.invocation(&self.scripts.next_due);
+        for listener in self.concurrency.get().keys() {
+            invocation.arg(*listener);
+        }
+        let next_due = self.eval(&invocation, what).await?;
+        let Some(due) = next_due.into_iter().next() else {
+            return Ok(None);
+        };
+        let due = into_int(due).map_err(|problem| self.unexpected(what, &problem))?;
+        Ok(u64::try_from(due).ok())
+    }
+
     /// Blocks until a watched stream has an entry past where this worker last saw its group, the
     /// next delayed delivery is due, or `timeout`.
     pub(super) async fn block_for_work(
@@ -31,19 +47,10 @@ impl RedisStore {
             tokio::time::sleep(timeout).await;
             return Ok(());
         }
-        let what = "find the next delayed delivery";
-        let mut invocation = self.invocation(&self.scripts.next_due);
-        for listener in self.concurrency.get().keys() {
-            invocation.arg(*listener);
-        }
-        let next_due = self.eval(&invocation, what).await?;
         // Redis refuses absurd timeouts; a day is more than any poll interval.
         let mut block = duration_millis(timeout).min(24 * 3600 * 1000);
-        if let Some(due) = next_due.into_iter().next() {
-            let due = into_int(due).map_err(|problem| self.unexpected(what, &problem))?;
-            if due >= 0 {
-                block = block.min(u64::try_from(due).unwrap_or(0));
-            }
+        if let Some(due) = self.next_due().await? {
+            block = block.min(due);
         }
         if block == 0 {
             return Ok(());

@@ -92,7 +92,8 @@ pub(super) fn read_claimed(row: &Row<'_>, lease: &str) -> Result<Claimed, String
     if attempt == 0 {
         return Err("its attempt count is 0 after a claim".to_owned());
     }
-    let event = read_event(row, 3)?;
+    let crashes = read_count(row, 3, "count of crashes")?;
+    let event = read_event(row, 4)?;
     Ok(Claimed {
         receipt: Receipt {
             id: id.to_string(),
@@ -101,6 +102,7 @@ pub(super) fn read_claimed(row: &Row<'_>, lease: &str) -> Result<Claimed, String
         listener,
         event,
         attempt,
+        crashes,
     })
 }
 

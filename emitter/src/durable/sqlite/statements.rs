@@ -8,6 +8,8 @@
 pub const SCHEMA_V1: &str = include_str!("sql/schema_v1.sql");
 /// From schema version 1 to version 2.
 pub const MIGRATE_V2: &str = include_str!("sql/migrate_v2.sql");
+/// From schema version 2 to version 3.
+pub const MIGRATE_V3: &str = include_str!("sql/migrate_v3.sql");
 /// The tables of the schema, which a file either has all of or none of.
 pub(super) const TABLES: [&str; 4] = [
     "emitter_deliveries",
@@ -47,11 +49,14 @@ const CLAIM_DUE: &str = include_str!("sql/claim_due.sql");
 /// The due deliveries among the first `?{window}` unfinished ones of a listener with a
 /// concurrency limit, in emit order.
 const CLAIM_IN_ORDER: &str = include_str!("sql/claim_in_order.sql");
+/// The due suspects of the listeners bound as `{listeners}`.
+const CLAIM_SUSPECT: &str = include_str!("sql/claim_suspect.sql");
 
 /// The claim statement for `listeners`, each with its concurrency limit if it has one: the
 /// oldest due deliveries of each listener (an index range each, at most `limit`), or for a
 /// limited listener the due ones among its first deliveries in emit order (as many as its
-/// limit); the oldest `limit` of those, leased in the same statement.
+/// limit); the oldest `limit` of those, leased in the same statement. Suspects (deliveries with
+/// a claim that ended without an outcome) are left to [`claim_suspect`].
 ///
 /// Parameters: `?1` lease token, `?2` worker, `?3` lease expiry, `?4` now, `?5` limit, then
 /// per listener its name and, when limited, its limit, in order from `?6` on. Only placeholder
@@ -78,5 +83,20 @@ pub fn claim(listeners: &[Option<u32>]) -> String {
         next += 1;
         due.push_str(&part);
     }
+    CLAIM.trim_end().replace("{due}", &due)
+}
+
+/// The statement that claims the oldest due suspect of `listeners` listeners (a delivery whose
+/// lease ran out, or with such a claim since its last failed attempt), through the index of
+/// suspects: its range of due rows holds only suspects, however long the backlog.
+///
+/// Parameters as [`claim`]'s, with the limit `?5` at 1 and the listeners' names from `?6` on.
+pub fn claim_suspect(listeners: usize) -> String {
+    let names: Vec<String> = (0..listeners)
+        .map(|index| format!("?{}", index + 6))
+        .collect();
+    let due = CLAIM_SUSPECT
+        .trim_end()
+        .replace("{listeners}", &names.join(", "));
     CLAIM.trim_end().replace("{due}", &due)
 }

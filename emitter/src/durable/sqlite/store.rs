@@ -134,42 +134,55 @@ impl Inner {
             .map_err(error)?;
         let mut claimed = Vec::new();
         let mut corrupt = Vec::new();
-        let concurrency = self.concurrency.get();
-        for chunk in listeners.chunks(LISTENERS_PER_CLAIM) {
-            let remaining = limit.saturating_sub(claimed.len() + corrupt.len());
-            if remaining == 0 {
-                break;
-            }
-            let mut values = vec![
+        let fixed = |limit: usize| {
+            vec![
                 Value::Text(token.clone()),
                 Value::Text(worker.to_owned()),
                 Value::Integer(until),
                 Value::Integer(now),
-                Value::Integer(sql_limit(remaining)),
-            ];
-            let mut limits = Vec::with_capacity(chunk.len());
-            for name in chunk {
-                values.push(Value::Text((*name).to_owned()));
-                let limit = concurrency.get(name).map(|limit| limit.get());
-                if let Some(limit) = limit {
-                    values.push(Value::Integer(i64::from(limit)));
-                }
-                limits.push(limit);
-            }
+                Value::Integer(sql_limit(limit)),
+            ]
+        };
+        // A suspect, when one is due, is claimed alone.
+        for chunk in listeners.chunks(LISTENERS_PER_CLAIM) {
+            let mut values = fixed(1);
+            values.extend(chunk.iter().map(|name| Value::Text((*name).to_owned())));
             let mut statement = tx
-                .prepare_cached(&statements::claim(&limits))
+                .prepare_cached(&statements::claim_suspect(chunk.len()))
                 .map_err(error)?;
-            let mut rows = statement
+            let rows = statement
                 .query(rusqlite::params_from_iter(values))
                 .map_err(error)?;
-            while let Some(row) = rows.next().map_err(error)? {
-                match read_claimed(row, &token) {
-                    Ok(claim) => claimed.push(claim),
-                    Err(problem) => {
-                        let id: i64 = row.get(0).map_err(error)?;
-                        corrupt.push((id, problem));
-                    }
+            read_rows(rows, &token, &mut claimed, &mut corrupt).map_err(error)?;
+            if !claimed.is_empty() {
+                break;
+            }
+        }
+        // Otherwise the due deliveries, suspects excepted.
+        if claimed.is_empty() {
+            let concurrency = self.concurrency.get();
+            for chunk in listeners.chunks(LISTENERS_PER_CLAIM) {
+                let remaining = limit.saturating_sub(claimed.len() + corrupt.len());
+                if remaining == 0 {
+                    break;
                 }
+                let mut values = fixed(remaining);
+                let mut limits = Vec::with_capacity(chunk.len());
+                for name in chunk {
+                    values.push(Value::Text((*name).to_owned()));
+                    let limit = concurrency.get(name).map(|limit| limit.get());
+                    if let Some(limit) = limit {
+                        values.push(Value::Integer(i64::from(limit)));
+                    }
+                    limits.push(limit);
+                }
+                let mut statement = tx
+                    .prepare_cached(&statements::claim(&limits))
+                    .map_err(error)?;
+                let rows = statement
+                    .query(rusqlite::params_from_iter(values))
+                    .map_err(error)?;
+                read_rows(rows, &token, &mut claimed, &mut corrupt).map_err(error)?;
             }
         }
         // A row this store cannot read would be claimed again and again, blocking the deliveries
@@ -217,6 +230,23 @@ impl Inner {
         }
         tx.commit().map_err(error)
     }
+}
+
+/// Reads claimed rows into `claimed`, and the ids of those this store cannot read, with what is
+/// wrong with them, into `corrupt`.
+fn read_rows(
+    mut rows: rusqlite::Rows<'_>,
+    token: &str,
+    claimed: &mut Vec<Claimed>,
+    corrupt: &mut Vec<(i64, String)>,
+) -> Result<(), rusqlite::Error> {
+    while let Some(row) = rows.next()? {
+        match read_claimed(row, token) {
+            Ok(claim) => claimed.push(claim),
+            Err(problem) => corrupt.push((row.get(0)?, problem)),
+        }
+    }
+    Ok(())
 }
 
 /// Moves delivery `id` to the dead letters, if its lease is `lease`; with `None`, whatever its

@@ -32,6 +32,19 @@ fn raw(store: &SqliteStore) -> Connection {
     conn
 }
 
+/// The query plan of `sql` with `params`, one line per step.
+fn plan(store: &SqliteStore, sql: &str, params: impl rusqlite::Params) -> String {
+    let conn = raw(store);
+    let steps: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap()
+        .query_map(params, |row| row.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    steps.join("\n")
+}
+
 fn event(n: u64) -> StoredEvent {
     StoredEvent::new(
         "order_placed",
@@ -82,7 +95,7 @@ async fn open_creates_a_versioned_schema_in_wal_mode() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(version, "2");
+    assert_eq!(version, "3");
     let debug = format!("{store:?}");
     assert!(debug.contains("store.db"), "{debug}");
     assert!(store.path().ends_with("store.db"));
@@ -284,20 +297,11 @@ async fn the_application_may_keep_its_own_tables_in_the_file() {
 #[tokio::test]
 async fn claim_reads_an_index_range_per_listener_not_the_backlog() {
     let (_dir, store) = store().await;
-    let conn = raw(&store);
-    let plan: Vec<String> = conn
-        .prepare(&format!(
-            "EXPLAIN QUERY PLAN {}",
-            statements::claim(&[None, None])
-        ))
-        .unwrap()
-        .query_map(params!["t", "w", 0, 0, 10, "a", "b"], |row| {
-            row.get::<_, String>(3)
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let plan = plan.join("\n");
+    let plan = plan(
+        &store,
+        &statements::claim(&[None, None]),
+        params!["t", "w", 0, 0, 10, "a", "b"],
+    );
     assert_eq!(
         plan.matches("INDEX emitter_deliveries_due (listener=? AND run_at<?)")
             .count(),
@@ -307,18 +311,30 @@ async fn claim_reads_an_index_range_per_listener_not_the_backlog() {
     assert!(!plan.contains("SCAN emitter_deliveries"), "{plan}");
 }
 
+/// The index of leased deliveries and suspects: a few rows, however long the backlog.
 #[tokio::test]
-async fn counting_leased_deliveries_reads_only_the_leased() {
+async fn counting_leased_deliveries_reads_only_the_leased_and_the_suspects() {
     let (_dir, store) = store().await;
-    let plan: String = raw(&store)
-        .query_row(&format!("EXPLAIN QUERY PLAN {COUNT_LEASED}"), [0], |row| {
-            row.get(3)
-        })
-        .unwrap();
+    let plan = plan(&store, COUNT_LEASED, [0]);
     assert!(
-        plan.contains("INDEX emitter_deliveries_leased (run_at>?)"),
+        plan.contains("INDEX emitter_deliveries_suspects (run_at>?)"),
         "{plan}"
     );
+}
+
+#[tokio::test]
+async fn claiming_a_suspect_reads_only_the_leased_and_the_suspects() {
+    let (_dir, store) = store().await;
+    let plan = plan(
+        &store,
+        &statements::claim_suspect(2),
+        params!["t", "w", 0, 0, 1, "a", "b"],
+    );
+    assert!(
+        plan.contains("INDEX emitter_deliveries_suspects (run_at<?)"),
+        "{plan}"
+    );
+    assert!(!plan.contains("SCAN emitter_deliveries"), "{plan}");
 }
 
 #[tokio::test]
@@ -365,20 +381,11 @@ async fn a_panic_holding_the_connection_rolls_back_and_the_store_goes_on() {
 #[tokio::test]
 async fn an_ordered_claim_reads_the_first_rows_of_the_listener_in_emit_order() {
     let (_dir, store) = store().await;
-    let conn = raw(&store);
-    let plan: Vec<String> = conn
-        .prepare(&format!(
-            "EXPLAIN QUERY PLAN {}",
-            statements::claim(&[Some(1), None])
-        ))
-        .unwrap()
-        .query_map(params!["t", "w", 0, 0, 10, "a", 1, "b"], |row| {
-            row.get::<_, String>(3)
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let plan = plan.join("\n");
+    let plan = plan(
+        &store,
+        &statements::claim(&[Some(1), None]),
+        params!["t", "w", 0, 0, 10, "a", 1, "b"],
+    );
     assert!(
         plan.contains("INDEX emitter_deliveries_order (listener=? AND first_due<?)"),
         "{plan}"
@@ -414,7 +421,7 @@ async fn a_version_1_file_is_migrated_keeping_its_deliveries() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(version, "2");
+    assert_eq!(version, "3");
     Store::open(&store, &Setup::new(Vec::new(), LONG))
         .await
         .unwrap();

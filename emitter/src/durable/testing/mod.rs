@@ -42,6 +42,7 @@ mod keys;
 mod leases;
 mod order;
 mod outcomes;
+mod suspects;
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -53,6 +54,7 @@ pub use keys::*;
 pub use leases::*;
 pub use order::*;
 pub use outcomes::*;
+pub use suspects::*;
 
 use super::{Claimed, Counts, NewEmit, Receipt, Route, Setup, Store, StoredEvent};
 use crate::emit_id::EmitId;
@@ -131,6 +133,8 @@ macro_rules! store_contract {
             a_concurrency_limit_holds_across_handles,
             an_expired_lease_of_a_limited_listener_comes_first,
             a_delayed_delivery_takes_its_place_in_order_when_due,
+            a_claim_counts_the_crashes_since_the_last_failed_attempt,
+            a_suspect_is_claimed_alone,
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {

@@ -1,6 +1,8 @@
+-- The oldest due deliveries of listeners $1, at most $2, suspects excepted (`claim_suspect.sql`
+-- takes those), leased to worker $4 for $3 ms.
 WITH due AS (
     SELECT id, run_at FROM {deliveries}
-    WHERE run_at <= now() AND (lease_until IS NULL OR lease_until <= now())
+    WHERE run_at <= now() AND lease IS NULL AND crashes = 0
       AND listener = ANY($1::text[])
     ORDER BY run_at, id
     LIMIT $2::int8
@@ -14,5 +16,5 @@ SET attempt = d.attempt + 1,
     run_at = now() + $3::int8 * interval '1 millisecond'
 FROM due
 WHERE d.id = due.id
-RETURNING d.id, d.lease, d.attempt, due.run_at AS due, d.listener, d.event_id,
+RETURNING d.id, d.lease, d.attempt, d.crashes, due.run_at AS due, d.listener, d.event_id,
           d.emit_id::text AS emit_id, d.emitted_at, d.payload, d.trace

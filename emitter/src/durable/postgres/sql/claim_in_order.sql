@@ -1,11 +1,12 @@
 -- The due deliveries among the first $2 unfinished ones of listener $1 (a listener with a
--- concurrency limit), in emit order, at most $3, leased to worker $5 for $4 ms.
+-- concurrency limit), in emit order, at most $3, suspects excepted (`claim_suspect.sql` takes
+-- those), leased to worker $5 for $4 ms.
 --
 -- The first $2 are locked, not skipped when locked: claimers of one listener take turns, and
 -- each sees the window as the one before left it. A row changed meanwhile (leased by the claimer
 -- before, or acknowledged) is read as it is now; the update checks again that it is claimable.
 WITH window_rows AS (
-    SELECT id, run_at, lease_until, first_due FROM {deliveries}
+    SELECT id, run_at, lease, crashes, first_due FROM {deliveries}
     WHERE listener = $1::text AND first_due <= now()
     ORDER BY first_due, id
     LIMIT $2::int8
@@ -13,7 +14,7 @@ WITH window_rows AS (
 ),
 due AS (
     SELECT id, run_at FROM window_rows
-    WHERE run_at <= now() AND (lease_until IS NULL OR lease_until <= now())
+    WHERE run_at <= now() AND lease IS NULL AND crashes = 0
     ORDER BY first_due, id
     LIMIT $3::int8
 )
@@ -24,6 +25,6 @@ SET attempt = d.attempt + 1,
     lease_until = now() + $4::int8 * interval '1 millisecond',
     run_at = now() + $4::int8 * interval '1 millisecond'
 FROM due
-WHERE d.id = due.id AND d.run_at <= now() AND (d.lease_until IS NULL OR d.lease_until <= now())
-RETURNING d.id, d.lease, d.attempt, due.run_at AS due, d.listener, d.event_id,
+WHERE d.id = due.id AND d.run_at <= now() AND d.lease IS NULL AND d.crashes = 0
+RETURNING d.id, d.lease, d.attempt, d.crashes, due.run_at AS due, d.listener, d.event_id,
           d.emit_id::text AS emit_id, d.emitted_at, d.payload, d.trace

@@ -24,7 +24,10 @@ stored AS (
                               first_due)
     SELECT a.event_id, a.emit_id::uuid, a.emitted_at, a.payload, a.trace, l.listener,
            now() + a.due_in * interval '1 millisecond',
-           now() + a.due_in * interval '1 millisecond'
+           -- An emit due now first becomes due when it is stored: `now()`, not `run_at` (which
+           -- carries how late the batch reached the server, and so could put a delivery of one
+           -- batch before one of the batch stored before it, for listeners taken in this order).
+           now() + greatest(a.due_in, 0) * interval '1 millisecond'
     FROM accepted AS a
     JOIN unnest($7::int8[], $8::text[]) WITH ORDINALITY AS l(n, listener, position)
         ON l.n = a.n

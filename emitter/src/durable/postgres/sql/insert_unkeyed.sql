@@ -4,7 +4,10 @@ WITH stored AS (
                               first_due)
     SELECT e.event_id, e.emit_id::uuid, e.emitted_at, e.payload, e.trace, l.listener,
            now() + e.due_in * interval '1 millisecond',
-           now() + e.due_in * interval '1 millisecond'
+           -- An emit due now first becomes due when it is stored: `now()`, not `run_at` (which
+           -- carries how late the batch reached the server, and so could put a delivery of one
+           -- batch before one of the batch stored before it, for listeners taken in this order).
+           now() + greatest(e.due_in, 0) * interval '1 millisecond'
     FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[], $5::int8[], $8::text[])
         WITH ORDINALITY AS e(event_id, emit_id, emitted_at, payload, due_in, trace, n)
     JOIN unnest($6::int8[], $7::text[]) WITH ORDINALITY AS l(n, listener, position)

@@ -30,6 +30,10 @@ while i <= #ARGV do
       end
       if held == count then
         ids[#ids + 1] = id
+        if count > 1 then
+          -- Claimed before: it may have crashes to forget.
+          forget_crashes(listener, id)
+        end
       end
     end
     -- In slices: Lua's `unpack` takes a few thousand values at most.

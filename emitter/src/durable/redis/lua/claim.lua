@@ -1,9 +1,10 @@
 -- `ARGV`: prefix, worker, limit, lease in ms, max deliveries, max moves, then per listener its
 -- name and its concurrency limit (`0` for none).
 --
--- Returns `{'ok', {{listener, delivery count, {{id, fields}...}}...}, {listener, last delivered
--- id...}}`: the claimed entries in batches, oldest first per listener, not checked (the client
--- dead-letters corrupt ones), and where each listener's group is now.
+-- Returns `{'ok', {{listener, delivery count, crashes, {{id, fields}...}}...}, {listener, last
+-- delivered id...}}`: the claimed entries in batches, oldest first per listener, not checked (the
+-- client dead-letters corrupt ones), and where each listener's group is now. A due suspect is
+-- claimed alone: the reply then holds it and nothing else.
 local worker = ARGV[2]
 local limit = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
@@ -34,7 +35,28 @@ local function id_less(a, b)
   return as < bs
 end
 
--- One source per listener: its expired pending entries, and where its group is.
+-- Whether a pending entry's consumer is a worker: not one of the store's own (`:released`,
+-- `:held`). A worker's entry whose lease ran out ended its claim without an outcome.
+local function by_worker(consumer)
+  return string.sub(consumer, 1, 1) ~= ':'
+end
+
+-- The due suspects (entries whose lease ran out in a worker's hands, or released ones with such
+-- a claim since their last failed attempt), oldest first: `{source, id, count, consumer,
+-- crashes}`; they are claimed alone.
+local suspects = {}
+local function consider(source, id, consumer, count)
+  local crashes = crashes_of(source.listener, id)
+  if by_worker(consumer) or crashes > 0 then
+    suspects[#suspects + 1] = { source = source, id = id, count = count, consumer = consumer,
+      crashes = crashes }
+    return true
+  end
+  return false
+end
+
+-- One source per listener: its expired pending entries that are not suspects, and where its
+-- group is.
 local sources = {}
 local any_expired = false
 for _, listener in ipairs(names) do
@@ -51,31 +73,44 @@ for _, listener in ipairs(names) do
     end
   end
   local expired = {}
+  local source = { listener = listener, key = key, after = last, last = last, buf = {},
+    pos = 1, done = false, expired = expired, epos = 1, new = 0, window = window }
   if last == nil then
     ensure_group(key, listener)
-    last = '0-0'
+    source.after, source.last = '0-0', '0-0'
   elseif window == 0 then
-    -- A listener with a concurrency limit is taken in order below (`claim_in_order`).
     local pending = redis.call('XPENDING', key, listener, 'IDLE', lease, '-', '+', limit)
     for _, entry in ipairs(pending) do
-      expired[#expired + 1] = { id = entry[1], count = tonumber(entry[4]) }
-      any_expired = true
+      local id, count = entry[1], tonumber(entry[4])
+      if not consider(source, id, entry[2], count) then
+        expired[#expired + 1] = { id = id, count = count }
+        any_expired = true
+      end
+    end
+  else
+    -- A listener with a concurrency limit is taken in order below (`claim_in_order`); its
+    -- suspects are among its first `window` pending entries.
+    for _, info in ipairs(redis.call('XPENDING', key, listener, '-', '+', window)) do
+      local id = info[1]
+      if tonumber(info[3]) >= lease and not redis.call('ZSCORE', held_key(listener), id) then
+        consider(source, id, info[2], tonumber(info[4]))
+      end
     end
   end
-  sources[#sources + 1] = { listener = listener, key = key, after = last, last = last, buf = {},
-    pos = 1, done = false, expired = expired, epos = 1, new = 0, window = window }
+  sources[#sources + 1] = source
 end
 
--- The claimed entries, in batches of one listener and delivery count: `{listener, count,
--- {{id, fields}...}}`. The client checks their fields (and dead-letters corrupt ones).
+-- The claimed entries, in batches of one listener, delivery count and count of crashes:
+-- `{listener, count, crashes, {{id, fields}...}}`. The client checks their fields (and
+-- dead-letters corrupt ones).
 local out = {}
-local function hand_out(source, count, entry)
+local function hand_out(source, count, crashes, entry)
   local batch = out[#out]
-  if batch == nil or batch[1] ~= source.listener or batch[2] ~= count then
-    batch = { source.listener, count, {} }
+  if batch == nil or batch[1] ~= source.listener or batch[2] ~= count or batch[3] ~= crashes then
+    batch = { source.listener, count, crashes, {} }
     out[#out + 1] = batch
   end
-  batch[3][#batch[3] + 1] = entry
+  batch[4][#batch[4] + 1] = entry
 end
 
 -- Gives the consumer the next `count` new entries of a source's stream: `{{id, fields}...}`.
@@ -101,6 +136,52 @@ local function bury_crash_loop(source, id, entry, count)
     'entry after ' .. int(max_deliveries) .. ' deliveries', now)
   redis.call('XACK', source.key, source.listener, id)
   redis.call('XDEL', source.key, id)
+  forget_crashes(source.listener, id)
+end
+
+-- Takes a pending entry over for this worker: the entry, or nil when it is no longer there to
+-- hand out (deleted while pending, or dead-lettered now as a crash loop).
+local function take_over(source, id, count, min_idle)
+  local claimed = redis.call('XCLAIM', source.key, source.listener, worker, min_idle, id)
+  local entry = claimed[1]
+  if type(entry) ~= 'table' or type(entry[2]) ~= 'table' then
+    redis.call('XACK', source.key, source.listener, id)
+    forget_crashes(source.listener, id)
+    return nil
+  end
+  if count + 1 > max_deliveries then
+    bury_crash_loop(source, id, entry, count + 1)
+    return nil
+  end
+  return entry
+end
+
+-- Where each listener's group is now, for the waiter.
+local function lasts()
+  local list = {}
+  for _, source in ipairs(sources) do
+    list[#list + 1] = source.listener
+    list[#list + 1] = source.last
+  end
+  return list
+end
+
+-- A suspect, when one is due, is claimed alone: the oldest, with one more crash if a worker held
+-- it last.
+table.sort(suspects, function(a, b)
+  return id_less(a.id, b.id)
+end)
+for _, suspect in ipairs(suspects) do
+  local source = suspect.source
+  local entry = take_over(source, suspect.id, suspect.count, 0)
+  if entry then
+    local crashes = suspect.crashes
+    if by_worker(suspect.consumer) then
+      crashes = redis.call('HINCRBY', crashes_key, crash_field(source.listener, suspect.id), 1)
+    end
+    hand_out(source, suspect.count + 1, crashes, entry)
+    return { 'ok', out, lasts() }
+  end
 end
 
 -- A listener with a concurrency limit `window`: its first `window` unfinished entries in stream
@@ -128,22 +209,18 @@ local function claim_in_order(source, room)
       if due then
         claimable = tonumber(due) <= now
       else
-        claimable = idle >= lease
+        -- Expired, and not a suspect (those are claimed alone, above).
+        claimable = idle >= lease and not by_worker(info[2]) and crashes_of(listener, id) == 0
       end
       if claimable then
-        local claimed = redis.call('XCLAIM', key, listener, worker, 0, id)
         redis.call('ZREM', held, id)
-        local entry = claimed[1]
-        if type(entry) ~= 'table' or type(entry[2]) ~= 'table' then
-          -- Deleted while pending: nothing to deliver, and no room taken.
-          redis.call('XACK', key, listener, id)
-          pending = pending - 1
-        elseif count + 1 > max_deliveries then
-          bury_crash_loop(source, id, entry, count + 1)
-          pending = pending - 1
-        else
-          hand_out(source, count + 1, entry)
+        local entry = take_over(source, id, count, 0)
+        if entry then
+          hand_out(source, count + 1, 0, entry)
           taken = taken + 1
+        else
+          -- Nothing to deliver, and no room taken.
+          pending = pending - 1
         end
       end
     end
@@ -151,20 +228,10 @@ local function claim_in_order(source, room)
   local free = math.min(window - pending, room - taken)
   if free > 0 then
     for _, entry in ipairs(read_new(source, free)) do
-      hand_out(source, 1, entry)
+      hand_out(source, 1, 0, entry)
     end
   end
   return taken
-end
-
--- Where each listener's group is now, for the waiter.
-local function lasts()
-  local list = {}
-  for _, source in ipairs(sources) do
-    list[#list + 1] = source.listener
-    list[#list + 1] = source.last
-  end
-  return list
 end
 
 -- Listeners with a concurrency limit first, each in its order; the others share what is left.
@@ -173,7 +240,7 @@ for _, source in ipairs(sources) do
   if source.window > 0 then
     local room = limit
     for _, batch in ipairs(out) do
-      room = room - #batch[3]
+      room = room - #batch[4]
     end
     if room > 0 then
       claim_in_order(source, room)
@@ -183,7 +250,7 @@ for _, source in ipairs(sources) do
   end
 end
 for _, batch in ipairs(out) do
-  limit = limit - #batch[3]
+  limit = limit - #batch[4]
 end
 if limit <= 0 or #unordered == 0 then
   return { 'ok', out, lasts() }
@@ -208,7 +275,7 @@ if not any_expired then
     if source then
       local entries = read_new(source, limit)
       if #entries > 0 then
-        out[#out + 1] = { source.listener, 1, entries }
+        out[#out + 1] = { source.listener, 1, 0, entries }
       end
     end
     sources = ordered_sources
@@ -261,14 +328,8 @@ while #picked < limit do
   if best_expired then
     local expired = best.expired[best.epos]
     best.epos = best.epos + 1
-    local claimed = redis.call('XCLAIM', best.key, best.listener, worker, lease, expired.id)
-    local entry = claimed[1]
-    if type(entry) ~= 'table' or type(entry[2]) ~= 'table' then
-      -- Deleted while pending: nothing to deliver.
-      redis.call('XACK', best.key, best.listener, expired.id)
-    elseif expired.count + 1 > max_deliveries then
-      bury_crash_loop(best, expired.id, entry, expired.count + 1)
-    else
+    local entry = take_over(best, expired.id, expired.count, lease)
+    if entry then
       picked[#picked + 1] = { source = best, id = expired.id, count = expired.count + 1,
         entry = entry }
     end
@@ -291,7 +352,7 @@ end
 for _, pick in ipairs(picked) do
   local entry = pick.entry or pick.source.read[pick.id]
   if entry then
-    hand_out(pick.source, pick.count, entry)
+    hand_out(pick.source, pick.count, 0, entry)
   end
 end
 sources = ordered_sources

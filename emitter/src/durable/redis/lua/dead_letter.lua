@@ -11,4 +11,5 @@ if #entries > 0 then
 end
 redis.call('XACK', key, listener, id)
 redis.call('XDEL', key, id)
+forget_crashes(listener, id)
 return { 'ok', 1 }

@@ -4,6 +4,9 @@ local delayed_key = prefix .. ':delayed'
 local dead_key = prefix .. ':dead'
 local listeners_key = prefix .. ':listeners'
 local seq_key = prefix .. ':seq'
+-- The crashes of deliveries (claims since their last failed attempt that ended without an
+-- outcome), by `{entry id}/{listener}`, the receipt's id; only suspects have one.
+local crashes_key = prefix .. ':crashes'
 
 local function listener_key(listener)
   return prefix .. ':listener:' .. listener
@@ -13,6 +16,22 @@ end
 -- place (so that they hold back the listener's later entries), scored by their due time.
 local function held_key(listener)
   return prefix .. ':held:' .. listener
+end
+
+local function crash_field(listener, id)
+  return id .. '/' .. listener
+end
+
+-- Read and forgotten through `pcall`: a key of another type holds no crashes of ours (the
+-- scripts that add crashes check its type first).
+local function crashes_of(listener, id)
+  local crashes = redis.pcall('HGET', crashes_key, crash_field(listener, id))
+  return tonumber(crashes) or 0
+end
+
+-- The delivery had an outcome (or is gone): its count of crashes starts again.
+local function forget_crashes(listener, id)
+  redis.pcall('HDEL', crashes_key, crash_field(listener, id))
 end
 
 local function now_ms()
@@ -182,6 +201,7 @@ end
 local function check_types(listeners)
   local found = type_problem(delayed_key, 'zset') or type_problem(dead_key, 'stream')
     or type_problem(listeners_key, 'set') or type_problem(seq_key, 'string')
+    or type_problem(crashes_key, 'hash')
   if found then
     return found
   end

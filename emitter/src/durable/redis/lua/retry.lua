@@ -5,6 +5,7 @@ local key, reply = held_receipt(listener, id, ARGV[4], count)
 if reply then
   return reply
 end
+forget_crashes(listener, id)
 local now = now_ms()
 local wait = tonumber(ARGV[6])
 if ARGV[8] == '1' then

@@ -1,0 +1,132 @@
+//! For tests whose workers are the test binary run again as child processes (a test that does
+//! nothing unless its environment says otherwise), so that they can crash, be killed and be
+//! restarted: starting and awaiting them, and the log their listeners write each run to.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The signal `kill -9` and `Child::kill` send.
+pub const SIGKILL: i32 = 9;
+/// The signal `std::process::abort` raises.
+pub const SIGABRT: i32 = 6;
+
+/// A multi-thread runtime with two workers, as the tests and their children run on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// An append-only log of listener runs that several processes share, each run one line.
+///
+/// A line is one `write` on a file opened with `O_APPEND`: lines of several processes never mix,
+/// and a process killed or aborted after the write returned leaves its line whole (the kernel
+/// keeps it; `fsync` would matter only for a power loss). Listeners log before they return, so the
+/// log holds every run, whatever became of the process or the acknowledgement.
+#[derive(Clone)]
+pub struct RunLog(Arc<Mutex<File>>);
+
+impl RunLog {
+    /// Opens the log at `path`, creating it if missing.
+    pub fn open(path: &Path) -> RunLog {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("the log opens");
+        RunLog(Arc::new(Mutex::new(file)))
+    }
+
+    /// Appends `line` and a newline.
+    pub fn append(&self, line: &str) {
+        let mut file = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        file.write_all(format!("{line}\n").as_bytes())
+            .expect("the log is writable");
+        file.flush().expect("the log is writable");
+    }
+
+    /// The lines of the log at `path`, each read by `parse`; panics on a line it cannot read.
+    pub fn read<T>(path: &Path, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
+        let text = std::fs::read_to_string(path).expect("the log is readable");
+        text.lines()
+            .map(|line| parse(line).unwrap_or_else(|| panic!("a malformed log line: {line:?}")))
+            .collect()
+    }
+
+    /// The runs of a log of `n attempt` lines: the attempts of each `n`, in the order they ran.
+    pub fn attempts(path: &Path) -> BTreeMap<u64, Vec<u32>> {
+        let mut runs: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+        let lines = Self::read(path, |line| {
+            let (n, attempt) = line.split_once(' ')?;
+            Some((n.parse().ok()?, attempt.parse().ok()?))
+        });
+        for (n, attempt) in lines {
+            runs.entry(n).or_default().push(attempt);
+        }
+        runs
+    }
+
+    /// How many lines the log at `path` holds (0 while it does not exist).
+    pub fn count(path: &Path) -> usize {
+        std::fs::read(path)
+            .map(|bytes| bytes.iter().filter(|&&byte| byte == b'\n').count())
+            .unwrap_or(0)
+    }
+}
+
+/// This test binary, to run only the test `test` (single-threaded, output not captured), with
+/// `env`, its stdout and stderr written to `output`, and no core file should it abort. Spawn it
+/// after setting anything else (stdin, say).
+pub fn command(test: &str, env: &[(&str, &OsStr)], output: &Path) -> Command {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = File::create(output).expect("the child's output file");
+    let err = out.try_clone().expect("the child's output file");
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", "ulimit -c 0; exec \"$0\" \"$@\""])
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .envs(env.iter().copied())
+        .stdout(out)
+        .stderr(err);
+    command
+}
+
+/// Waits for `child` to exit; after `patience`, kills it and panics, saying that it did not
+/// `what`, with its `output`.
+pub fn wait(child: &mut Child, patience: Duration, what: &str, output: &Path) -> ExitStatus {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(status) = child.try_wait().expect("the child can be polled") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "a child process did not {what} within {patience:?}:\n{}",
+                read_output(output)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The signal that ended a process, if one did.
+pub fn signal(status: ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal()
+}
+
+/// What a child wrote to its output file, or nothing if it has none.
+pub fn read_output(output: &Path) -> String {
+    std::fs::read_to_string(output).unwrap_or_default()
+}
