@@ -23,3 +23,6 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long one call of a network store may wait for its server.
 pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a worker sends its store a heartbeat.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(10);
