@@ -5,12 +5,14 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::connection::sql_error;
-use super::statements::{FIND_TABLE, MIGRATE_V2, READ_VERSION, RECORD_VERSION, SCHEMA_V1, TABLES};
+use super::statements::{
+    FIND_TABLE, MIGRATE_V2, MIGRATE_V3, READ_VERSION, RECORD_VERSION, SCHEMA_V1, TABLES,
+};
 use crate::durable::check_schema_version;
 use crate::error::{BackendError, BackendErrorKind};
 
 /// The schema version this code writes and reads; older ones are migrated on open.
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 pub(super) fn create_schema(path: &Path, conn: &mut Connection) -> Result<(), BackendError> {
     let tx = conn
@@ -74,6 +76,10 @@ pub(super) fn create_schema(path: &Path, conn: &mut Connection) -> Result<(), Ba
     if version < 2 {
         tx.execute_batch(MIGRATE_V2)
             .map_err(|error| sql_error(path, "migrate the schema from version 1 to 2", error))?;
+    }
+    if version < 3 {
+        tx.execute_batch(MIGRATE_V3)
+            .map_err(|error| sql_error(path, "migrate the schema from version 2 to 3", error))?;
     }
     tx.commit()
         .map_err(|error| sql_error(path, "create the schema", error))

@@ -185,7 +185,9 @@ where
     let Some((_storage, store)) = fresh(harness, RETENTION).await else {
         return;
     };
-    let emits: Vec<NewEmit> = (1..=25).map(due).collect();
+    // All due at the same time: the order, and where each page starts, is then the ids'.
+    let now = SystemTime::now();
+    let emits: Vec<NewEmit> = (1..=25).map(|n| emit(n, &[A], now, None)).collect();
     insert(&store, &emits).await;
     let waiting = list(&store, DeliveryState::Waiting, Filter::new(), 10).await;
     assert_eq!(listed_ns(&waiting), (1..=25).collect::<Vec<_>>());
@@ -193,7 +195,6 @@ where
     assert_eq!(listed_ns(&one_by_one), listed_ns(&waiting));
 
     // Due later the lower the number: scheduled ones come by due time, not emit order.
-    let now = SystemTime::now();
     let delayed: Vec<NewEmit> = (26..=32)
         .map(|n| {
             emit(
