@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use super::Store;
 use crate::emit_id::EmitId;
-use crate::error::BackendError;
+use crate::error::{BackendError, BackendErrorKind};
 
 /// What an operator can see and do with a store, beyond what the engine needs of it.
 ///
@@ -744,4 +744,25 @@ impl Overview {
             .iter()
             .filter(|listener| listener.is_orphan())
     }
+}
+
+/// Reads a cursor that a store wrote as `time:id` (the sort key of a page's last row), for the
+/// stores of this crate; `store` names the store in the error.
+pub(crate) fn read_cursor<T: FromStr, I: FromStr>(
+    store: &str,
+    cursor: &str,
+) -> Result<(T, I), BackendError> {
+    cursor
+        .split_once(':')
+        .and_then(|(time, id)| Some((time.parse().ok()?, id.parse().ok()?)))
+        .ok_or_else(|| {
+            BackendError::of(
+                BackendErrorKind::Other,
+                format!(
+                    "`{}` is not a cursor of the {store}'s listings: start again from the first \
+                     page",
+                    cursor.escape_debug()
+                ),
+            )
+        })
 }

@@ -7,14 +7,15 @@ use super::statements::{
 };
 
 /// The schema version this code creates and understands; older ones are migrated.
-pub(super) const SCHEMA_VERSION: u32 = 2;
+pub(super) const SCHEMA_VERSION: u32 = 3;
 /// The first key of the advisory lock that serializes migrations ("emit" in ASCII); the second
 /// is a hash of the schema name.
 const MIGRATION_LOCK: i32 = 0x656d_6974;
 
 /// Creates the schema (version 1, then the migrations) in one transaction, under the advisory
-/// lock, unless it exists; migrates one of version 1; returns the version the schema has (or now has), `None` when its version
-/// table is empty, for [`check_schema_version`](crate::durable::check_schema_version).
+/// lock, unless it exists; migrates one of an older version; returns the version the schema has
+/// (or now has), `None` when its version table is empty, for
+/// [`check_schema_version`](crate::durable::check_schema_version).
 pub(super) async fn migrate(
     conn: &mut Conn,
     schema: &str,
@@ -30,7 +31,7 @@ pub(super) async fn migrate(
         .await
         .and_then(|row| row.try_get(0))
         .map_err(Failure::Db)?;
-    if exists {
+    let version = if exists {
         let version: Option<i32> = transaction
             .query_one(
                 &SCHEMA_VERSION_SQL.replace("{versions}", &table(schema, "schema_version")),
@@ -39,19 +40,26 @@ pub(super) async fn migrate(
             .await
             .and_then(|row| row.try_get(0))
             .map_err(Failure::Db)?;
-        if version != Some(1) {
-            return Ok(version.map(|version| version.to_string()));
+        match version.and_then(|version| u32::try_from(version).ok()) {
+            Some(known @ 1..SCHEMA_VERSION) => known,
+            // This version, or one to refuse: nothing to do here.
+            _ => return Ok(version.map(|version| version.to_string())),
         }
     } else {
         transaction
             .batch_execute(&statements.schema_v1)
             .await
             .map_err(Failure::Db)?;
+        1
+    };
+    for (to, migration) in [(2, &statements.migrate_v2), (3, &statements.migrate_v3)] {
+        if version < to {
+            transaction
+                .batch_execute(migration)
+                .await
+                .map_err(Failure::Db)?;
+        }
     }
-    transaction
-        .batch_execute(&statements.migrate_v2)
-        .await
-        .map_err(Failure::Db)?;
     transaction.commit().await.map_err(Failure::Db)?;
     Ok(Some(SCHEMA_VERSION.to_string()))
 }

@@ -15,12 +15,12 @@ use super::rows::{parse_emit_id, read_count, read_text};
 use super::statements::{DISCARD, REPLAY};
 use super::{Inner, SqliteStore};
 use crate::durable::admin::{
-    minute_of, Activity, Admin, Cancel, Delivery, DeliveryDetail, DeliveryState, Filter,
-    ListenerCounts, Page, Paused, Query, WorkerInfo,
+    minute_of, read_cursor, Activity, Admin, Cancel, Delivery, DeliveryDetail, DeliveryState,
+    Filter, ListenerCounts, Page, Paused, Query, WorkerInfo,
 };
 use crate::durable::{from_unix_millis, millis, unix_millis, Heartbeat};
 use crate::emit_id::EmitId;
-use crate::error::{BackendError, BackendErrorKind};
+use crate::error::BackendError;
 
 /// The statements of `sql/admin/`, one per file.
 mod sql {
@@ -68,22 +68,6 @@ const ACTIVITY_KEPT: Duration = Duration::from_secs(2 * 3600);
 /// page's last row, written `time:id`.
 type Key = (i64, i64);
 
-fn parse_cursor(cursor: &str) -> Result<Key, BackendError> {
-    cursor
-        .split_once(':')
-        .and_then(|(time, id)| Some((time.parse().ok()?, id.parse().ok()?)))
-        .ok_or_else(|| {
-            BackendError::of(
-                BackendErrorKind::Other,
-                format!(
-                    "`{}` is not a cursor of the SQLite store's listings: start again from the \
-                     first page",
-                    cursor.escape_debug()
-                ),
-            )
-        })
-}
-
 fn now_millis() -> i64 {
     unix_millis(SystemTime::now())
 }
@@ -105,7 +89,7 @@ impl Listing {
         Ok(Listing {
             now: now_millis(),
             after: match &query.cursor {
-                Some(cursor) => parse_cursor(cursor)?,
+                Some(cursor) => read_cursor("SQLite store", cursor)?,
                 None => (i64::MIN, i64::MIN),
             },
             from: filter.after.map_or(i64::MIN, unix_millis),

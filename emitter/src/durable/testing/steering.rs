@@ -359,7 +359,7 @@ where
             .await,
     );
     let now = SystemTime::now();
-    insert(&store, &[emit(1, &[A], now, None)]).await;
+    insert(&store, &[emit(1, &[A], now - Duration::from_secs(1), None)]).await;
     insert(
         &store,
         &[emit(2, &[C], now, None), emit(3, &[C], now, None)],
