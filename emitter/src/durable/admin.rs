@@ -33,12 +33,14 @@ pub trait Admin: Store {
     ) -> impl Future<Output = Result<Vec<ListenerCounts>, BackendError>> + Send;
 
     /// One page of the deliveries in `query.state` that match `query.filter`, after
-    /// `query.cursor`, at most `query.limit`. Waiting and running deliveries come in emit order
-    /// (the order they first became due), scheduled ones by when they are due, dead letters by
-    /// when they failed; each page's [`Page::next`] continues where it ended, so that pages
-    /// taken one after the other list each delivery once while nothing changes (keyset
-    /// pagination: a page costs the same at the start of a million deliveries as at their end).
-    /// A store may return fewer than `limit` deliveries only on the last page.
+    /// `query.cursor`, at most `query.limit`. Waiting deliveries come in emit order (the order
+    /// they first became due; across listeners, those due in the same millisecond in an order
+    /// of the store's), scheduled and running ones by their due time (for a running one, when
+    /// its lease runs out), dead letters by when they failed. Each page's [`Page::next`]
+    /// continues where it ended, so that pages taken one after the other list each delivery
+    /// once while nothing changes (keyset pagination: a page costs about the same at the start
+    /// of a million deliveries as at their end). A store may return fewer than `limit`
+    /// deliveries only on the last page.
     fn deliveries(&self, query: &Query) -> impl Future<Output = Result<Page, BackendError>> + Send;
 
     /// The delivery or dead letter `id`, with its payload; `None` when there is none (an id this
@@ -99,8 +101,8 @@ pub trait Admin: Store {
     ) -> impl Future<Output = Result<u64, BackendError>> + Send;
 
     /// Gives every delivery of `from` that is not running, and its dead letters, to the listener
-    /// `to` (a listener renamed by a deploy): they keep their place, attempts and payload.
-    /// Returns how many.
+    /// `to` (a listener renamed by a deploy): they keep their attempts and payload (and where
+    /// the store can, their place in emit order). Returns how many.
     fn rehome(
         &self,
         from: &str,
@@ -755,14 +757,16 @@ pub(crate) fn read_cursor<T: FromStr, I: FromStr>(
     cursor
         .split_once(':')
         .and_then(|(time, id)| Some((time.parse().ok()?, id.parse().ok()?)))
-        .ok_or_else(|| {
-            BackendError::of(
-                BackendErrorKind::Other,
-                format!(
-                    "`{}` is not a cursor of the {store}'s listings: start again from the first \
-                     page",
-                    cursor.escape_debug()
-                ),
-            )
-        })
+        .ok_or_else(|| bad_cursor(store, cursor))
+}
+
+/// `cursor` is not one of `store`'s.
+pub(crate) fn bad_cursor(store: &str, cursor: &str) -> BackendError {
+    BackendError::of(
+        BackendErrorKind::Other,
+        format!(
+            "`{}` is not a cursor of the {store}'s listings: start again from the first page",
+            cursor.escape_debug()
+        ),
+    )
 }

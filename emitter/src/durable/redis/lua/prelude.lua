@@ -4,6 +4,8 @@ local delayed_key = prefix .. ':delayed'
 local dead_key = prefix .. ':dead'
 local listeners_key = prefix .. ':listeners'
 local seq_key = prefix .. ':seq'
+-- Paused listeners (a hash: listener, since when in ms): claims skip them.
+local paused_key = prefix .. ':paused'
 
 local function listener_key(listener)
   return prefix .. ':listener:' .. listener
