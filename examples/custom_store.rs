@@ -27,7 +27,9 @@ use emitter::durable::{
     Claimed, Counts, DeadLetter, Durable, Heartbeat, Inserted, NewEmit, Receipt, Setup, Store,
     StoredEvent,
 };
-use emitter::{emit, listener, listeners, BackendError, EmitId, Emitter, Event, EventMeta};
+use emitter::{
+    emit, listener, listeners, BackendError, BackendErrorKind, EmitId, Emitter, Event, EventMeta,
+};
 use tokio::sync::Notify;
 
 /// Deliveries in a map, shared by its clones: two clones are two workers on one store.
@@ -510,7 +512,15 @@ impl Admin for MapStore {
                 .collect()
         };
         rows.sort_by_key(|(key, _)| *key);
-        let after = query.cursor.as_deref().and_then(parse_cursor);
+        let after = match query.cursor.as_deref() {
+            None => None,
+            Some(cursor) => Some(parse_cursor(cursor).ok_or_else(|| {
+                BackendError::of(
+                    BackendErrorKind::InvalidInput,
+                    format!("`{cursor}` is not a cursor of this store's listings"),
+                )
+            })?),
+        };
         let mut page: Vec<(Key, Listed)> = rows
             .into_iter()
             .filter(|(key, _)| after.is_none_or(|after| *key > after))

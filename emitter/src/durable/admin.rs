@@ -40,7 +40,8 @@ pub trait Admin: Store {
     /// continues where it ended, so that pages taken one after the other list each delivery
     /// once while nothing changes (keyset pagination: a page costs about the same at the start
     /// of a million deliveries as at their end). A store may return fewer than `limit`
-    /// deliveries only on the last page.
+    /// deliveries only on the last page. A cursor the store did not make fails as
+    /// [`BackendErrorKind::InvalidInput`].
     fn deliveries(&self, query: &Query) -> impl Future<Output = Result<Page, BackendError>> + Send;
 
     /// The delivery or dead letter `id`, with its payload; `None` when there is none (an id this
@@ -763,7 +764,7 @@ pub(crate) fn read_cursor<T: FromStr, I: FromStr>(
 /// `cursor` is not one of `store`'s.
 pub(crate) fn bad_cursor(store: &str, cursor: &str) -> BackendError {
     BackendError::of(
-        BackendErrorKind::Other,
+        BackendErrorKind::InvalidInput,
         format!(
             "`{}` is not a cursor of the {store}'s listings: start again from the first page",
             cursor.escape_debug()

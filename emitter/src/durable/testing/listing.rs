@@ -8,6 +8,7 @@ use super::{
 };
 use crate::durable::admin::{Admin, Delivery, DeliveryState, Filter, Query, Step};
 use crate::durable::{NewEmit, Store, StoredEvent};
+use crate::error::BackendErrorKind;
 
 /// Every delivery in `state` that `filter` matches, a page of `limit` at a time; checks that
 /// only the last page is short and that no delivery comes twice.
@@ -184,6 +185,7 @@ where
 
 /// Pages taken one after the other list every delivery once, in order: waiting ones in emit
 /// order, scheduled ones by due time, dead letters by failure time; only the last page is short.
+/// A cursor the store did not make is refused as invalid input.
 pub async fn pages_list_each_delivery_once_in_order<H: Harness>(harness: &H)
 where
     H::Store: Admin,
@@ -230,6 +232,18 @@ where
     );
     let waiting = list(&store, DeliveryState::Waiting, Filter::new(), 10).await;
     assert_eq!(listed_ns(&waiting), (13..=25).collect::<Vec<_>>());
+
+    for state in DeliveryState::ALL {
+        let query = Query::new(state).cursor(Some("not a cursor".to_owned()));
+        match store.deliveries(&query).await {
+            Err(error) => assert_eq!(
+                error.kind(),
+                BackendErrorKind::InvalidInput,
+                "a {state} cursor the store did not make: {error}"
+            ),
+            Ok(page) => panic!("a {state} cursor the store did not make listed {page:?}"),
+        }
+    }
 }
 
 /// A filter narrows a listing to a listener, an event, an emit, or a range of due times (for
