@@ -199,6 +199,14 @@ impl Admin for PostgresStore {
             None => (SystemTime::UNIX_EPOCH, i64::MIN),
         };
         let (from, before, emit_id) = Self::dead_filter_params(filter);
+        // The waiting listing takes an open bound as NULL: with a bound it cannot know, a
+        // generic plan took the range for selective and sorted all of a listener's rows.
+        let (from, before): (&(dyn ToSql + Sync), &(dyn ToSql + Sync)) =
+            if query.state == DeliveryState::Waiting {
+                (&filter.after, &filter.before)
+            } else {
+                (&from, &before)
+            };
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let rows = self
             .run(
@@ -208,8 +216,8 @@ impl Admin for PostgresStore {
                     &filter.listener,
                     &after_time,
                     &after_id,
-                    &from,
-                    &before,
+                    from,
+                    before,
                     &limit,
                     &filter.event_id,
                     &emit_id,

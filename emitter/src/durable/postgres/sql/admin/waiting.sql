@@ -19,7 +19,9 @@ SELECT page.* FROM chosen CROSS JOIN LATERAL (
            attempt AS attempts, NULL::text AS worker, last_error AS error, first_due AS key
     FROM {deliveries}
     WHERE listener = chosen.listener AND (first_due, id) > ($2::timestamptz, $3::int8)
-      AND run_at <= now() AND run_at >= $4::timestamptz AND run_at < $5::timestamptz
+      AND run_at <= now()
+      AND ($4::timestamptz IS NULL OR run_at >= $4::timestamptz)
+      AND ($5::timestamptz IS NULL OR run_at < $5::timestamptz)
       AND ($7::text IS NULL OR event_id = $7::text)
       AND ($8::text IS NULL OR emit_id = $8::text::uuid)
     ORDER BY first_due, id
