@@ -1,12 +1,14 @@
-//! A store of your own: durable delivery's `Store` contract, implemented in a page.
+//! A store of your own: durable delivery's `Store` contract, implemented in a page, and the
+//! operator's side (`Admin`) in another.
 //!
 //! `Durable<S>` (retries, leases, dead letters, idempotency keys, delayed emits) works over any
 //! type implementing `emitter::durable::Store`. This one keeps its deliveries in a `BTreeMap`
 //! in memory: it survives nothing, but it shows every method a store must provide, and
 //! `tests/example_custom_store.rs` runs the store contract suite on it
-//! (`emitter::store_contract!`, feature `store-contract`), the same suite as the SQLite,
-//! PostgreSQL and Redis stores pass. A store of files, of another database or of a message
-//! broker follows the same shape.
+//! (`emitter::store_contract!` and `emitter::admin_contract!`, feature `store-contract`), the
+//! same suite as the SQLite, PostgreSQL and Redis stores pass. A store of files, of another
+//! database or of a message broker follows the same shape. Implementing `Admin` (listing by
+//! state, cancelling, pausing, heartbeats) is what the console (`emitter` command, board) needs.
 //!
 //! `cargo run --example custom_store`
 
@@ -17,10 +19,17 @@ use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use emitter::durable::{
-    Claimed, Counts, DeadLetter, Durable, Inserted, NewEmit, Receipt, Setup, Store, StoredEvent,
+use emitter::durable::admin::{
+    minute_of, Activity, Admin, Cancel, Delivery as Listed, DeliveryDetail, DeliveryState, Filter,
+    ListenerCounts, Page, Paused, Query, WorkerInfo,
 };
-use emitter::{emit, listener, listeners, BackendError, EmitId, Emitter, Event, EventMeta};
+use emitter::durable::{
+    Claimed, Counts, DeadLetter, Durable, Heartbeat, Inserted, NewEmit, Receipt, Setup, Store,
+    StoredEvent,
+};
+use emitter::{
+    emit, listener, listeners, BackendError, BackendErrorKind, EmitId, Emitter, Event, EventMeta,
+};
 use tokio::sync::Notify;
 
 /// Deliveries in a map, shared by its clones: two clones are two workers on one store.
@@ -43,6 +52,12 @@ struct State {
     key_retention: Duration,
     /// Listeners with a concurrency limit, and their limit.
     concurrency: BTreeMap<&'static str, NonZeroU32>,
+    /// Paused listeners, and since when.
+    paused: BTreeMap<String, SystemTime>,
+    /// Workers by id: their listeners, last heartbeat and expiry.
+    workers: BTreeMap<String, WorkerInfo>,
+    /// What the listeners did, by (minute, listener): delivered, failed, retried.
+    activity: BTreeMap<(SystemTime, String), [u64; 3]>,
 }
 
 struct Delivery {
@@ -59,6 +74,10 @@ struct Delivery {
     crashes: u32,
     /// The token of the last claim; `None` once released, or released for a retry.
     lease: Option<u64>,
+    /// The worker of the last claim.
+    worker: Option<String>,
+    /// The error of the last failed attempt.
+    error: Option<String>,
 }
 
 impl MapStore {
@@ -78,13 +97,15 @@ impl State {
             attempts: 0,
             crashes: 0,
             lease: None,
+            worker: None,
+            error: None,
         };
         self.deliveries.insert(self.last_id, delivery);
     }
 
     /// Leases delivery `id` until `until`, as its next attempt; a lease it still had ran out
     /// without an outcome, which counts as a crash.
-    fn lease(&mut self, id: u64, until: SystemTime) -> Option<Claimed> {
+    fn lease(&mut self, id: u64, worker: &str, until: SystemTime) -> Option<Claimed> {
         self.last_lease += 1;
         let token = self.last_lease;
         let delivery = self.deliveries.get_mut(&id)?;
@@ -94,6 +115,7 @@ impl State {
         }
         delivery.lease = Some(token);
         delivery.due = until;
+        delivery.worker = Some(worker.to_owned());
         Some(Claimed {
             receipt: Receipt::new(id, token),
             listener: delivery.listener.clone(),
@@ -147,7 +169,7 @@ impl Store for MapStore {
 
     async fn claim(
         &self,
-        _worker: &str,
+        worker: &str,
         listeners: &[&'static str],
         limit: usize,
         lease: Duration,
@@ -155,19 +177,24 @@ impl Store for MapStore {
         let now = SystemTime::now();
         let mut state = self.state();
         // A due suspect (still leased: its lease ran out; or with crashes since its last
-        // failure) is claimed alone, the oldest first.
+        // failure) is claimed alone, the oldest first, unless its listener is paused.
         let suspect = state
             .deliveries
             .iter()
             .filter(|(_, d)| listeners.contains(&d.listener.as_str()) && d.due <= now)
+            .filter(|(_, d)| !state.paused.contains_key(&d.listener))
             .filter(|(_, d)| d.lease.is_some() || d.crashes > 0)
             .map(|(id, d)| (d.due, *id))
             .min();
         if let Some((_, id)) = suspect {
-            return Ok(state.lease(id, now + lease).into_iter().collect());
+            return Ok(state.lease(id, worker, now + lease).into_iter().collect());
         }
         let mut due: Vec<(SystemTime, u64)> = Vec::new();
-        for listener in listeners {
+        // A paused listener is not claimed, by any clone.
+        for listener in listeners
+            .iter()
+            .filter(|name| !state.paused.contains_key(**name))
+        {
             let mine = state
                 .deliveries
                 .iter()
@@ -204,7 +231,7 @@ impl Store for MapStore {
         Ok(due
             .into_iter()
             .take(limit)
-            .filter_map(|(_, id)| state.lease(id, until))
+            .filter_map(|(_, id)| state.lease(id, worker, until))
             .collect())
     }
 
@@ -255,12 +282,13 @@ impl Store for MapStore {
         &self,
         receipt: &Receipt,
         run_at: SystemTime,
-        _error: &str,
+        error: &str,
     ) -> Result<(), BackendError> {
         if let Some((_, delivery)) = self.state().held(receipt) {
             delivery.due = run_at;
             delivery.lease = None;
             delivery.crashes = 0;
+            delivery.error = Some(error.to_owned());
         }
         self.work.notify_waiters();
         Ok(())
@@ -294,7 +322,7 @@ impl Store for MapStore {
             return Ok(false);
         };
         let letter = state.dead.remove(at);
-        state.add(&letter.listener, letter.event, SystemTime::now());
+        state.revive(letter);
         drop(state);
         self.work.notify_waiters();
         Ok(true)
@@ -324,6 +352,375 @@ impl Store for MapStore {
 
     async fn wait_for_work(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.work.notified()).await;
+    }
+
+    async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), BackendError> {
+        let now = SystemTime::now();
+        let mut state = self.state();
+        state.workers.retain(|_, worker| worker.expires_at > now);
+        let mut listeners: Vec<String> = beat
+            .listeners
+            .iter()
+            .map(|listener| listener.listener.clone())
+            .collect();
+        listeners.sort();
+        state.workers.insert(
+            beat.worker.clone(),
+            WorkerInfo {
+                worker: beat.worker.clone(),
+                listeners,
+                seen_at: now,
+                expires_at: now + beat.ttl,
+            },
+        );
+        let minute = minute_of(now);
+        for listener in beat.listeners.iter().filter(|listener| !listener.is_idle()) {
+            let sums = state
+                .activity
+                .entry((minute, listener.listener.clone()))
+                .or_default();
+            sums[0] += listener.delivered;
+            sums[1] += listener.failed;
+            sums[2] += listener.retried;
+        }
+        // An hour of activity is enough for the console.
+        let kept = minute - Duration::from_secs(3600);
+        state.activity.retain(|(minute, _), _| *minute >= kept);
+        Ok(())
+    }
+}
+
+// The operator's side. ----------------------------------------------------------------------
+
+impl State {
+    /// Puts a dead letter back among the deliveries, due now, its attempts from zero and its
+    /// reason as the last error.
+    fn revive(&mut self, letter: DeadLetter) {
+        self.add(&letter.listener, letter.event, SystemTime::now());
+        if let Some(delivery) = self.deliveries.get_mut(&self.last_id) {
+            delivery.error = Some(letter.reason);
+        }
+    }
+
+    /// The state of a delivery at `now`.
+    fn state_of(delivery: &Delivery, now: SystemTime) -> DeliveryState {
+        match (delivery.lease, delivery.due > now) {
+            (_, false) => DeliveryState::Waiting,
+            (None, true) => DeliveryState::Scheduled,
+            (Some(_), true) => DeliveryState::Running,
+        }
+    }
+
+    fn listed(id: u64, delivery: &Delivery, now: SystemTime) -> Listed {
+        let state = Self::state_of(delivery, now);
+        Listed {
+            id: id.to_string(),
+            state,
+            listener: delivery.listener.clone(),
+            event_id: delivery.event.event_id.clone(),
+            emit_id: delivery.event.emit_id,
+            emitted_at: delivery.event.emitted_at,
+            due: delivery.due,
+            attempts: delivery.attempts,
+            worker: (state == DeliveryState::Running)
+                .then(|| delivery.worker.clone())
+                .flatten(),
+            error: delivery.error.clone(),
+        }
+    }
+
+    fn dead_listed(letter: &DeadLetter) -> Listed {
+        Listed {
+            id: letter.id.clone(),
+            state: DeliveryState::Dead,
+            listener: letter.listener.clone(),
+            event_id: letter.event.event_id.clone(),
+            emit_id: letter.event.emit_id,
+            emitted_at: letter.event.emitted_at,
+            due: letter.failed_at,
+            attempts: letter.attempts,
+            worker: None,
+            error: Some(letter.reason.clone()),
+        }
+    }
+
+    /// The dead letters `filter` matches, as positions in `dead`.
+    fn matching_dead(&self, filter: &Filter) -> Vec<usize> {
+        (0..self.dead.len())
+            .filter(|&at| {
+                let letter = &self.dead[at];
+                let event = &letter.event;
+                filter.matches(
+                    &letter.listener,
+                    &event.event_id,
+                    event.emit_id,
+                    letter.failed_at,
+                )
+            })
+            .collect()
+    }
+}
+
+/// Where a listed delivery sorts: a time (in nanoseconds since the epoch) and its id; a cursor
+/// is the key of the last delivery of a page, written `time:id`.
+type Key = (u128, u64);
+
+fn key(time: SystemTime, id: &str) -> Key {
+    let nanos = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    (nanos, id.parse().unwrap_or(0))
+}
+
+fn parse_cursor(cursor: &str) -> Option<Key> {
+    let (time, id) = cursor.split_once(':')?;
+    Some((time.parse().ok()?, id.parse().ok()?))
+}
+
+impl Admin for MapStore {
+    async fn listener_counts(&self) -> Result<Vec<ListenerCounts>, BackendError> {
+        let now = SystemTime::now();
+        let state = self.state();
+        let mut counts: BTreeMap<String, ListenerCounts> = BTreeMap::new();
+        for delivery in state.deliveries.values() {
+            let count = counts
+                .entry(delivery.listener.clone())
+                .or_insert_with(|| ListenerCounts::new(&delivery.listener));
+            match State::state_of(delivery, now) {
+                DeliveryState::Waiting => {
+                    count.waiting += 1;
+                    let oldest = count.oldest_waiting.get_or_insert(delivery.due);
+                    *oldest = (*oldest).min(delivery.due);
+                }
+                DeliveryState::Scheduled => count.scheduled += 1,
+                DeliveryState::Running => count.running += 1,
+                DeliveryState::Dead => {}
+            }
+        }
+        for letter in &state.dead {
+            counts
+                .entry(letter.listener.clone())
+                .or_insert_with(|| ListenerCounts::new(&letter.listener))
+                .dead += 1;
+        }
+        Ok(counts.into_values().collect())
+    }
+
+    async fn deliveries(&self, query: &Query) -> Result<Page, BackendError> {
+        let now = SystemTime::now();
+        let state = self.state();
+        let filter = &query.filter;
+        let mut rows: Vec<(Key, Listed)> = if query.state == DeliveryState::Dead {
+            state
+                .matching_dead(filter)
+                .into_iter()
+                .map(|at| {
+                    let letter = &state.dead[at];
+                    (
+                        key(letter.failed_at, &letter.id),
+                        State::dead_listed(letter),
+                    )
+                })
+                .collect()
+        } else {
+            state
+                .deliveries
+                .iter()
+                .filter(|(_, d)| State::state_of(d, now) == query.state)
+                .filter(|(_, d)| {
+                    filter.matches(&d.listener, &d.event.event_id, d.event.emit_id, d.due)
+                })
+                .map(|(id, d)| {
+                    // Scheduled ones by due time, the others in emit order.
+                    let time = if query.state == DeliveryState::Scheduled {
+                        d.due
+                    } else {
+                        d.first_due
+                    };
+                    (key(time, &id.to_string()), State::listed(*id, d, now))
+                })
+                .collect()
+        };
+        rows.sort_by_key(|(key, _)| *key);
+        let after = match query.cursor.as_deref() {
+            None => None,
+            Some(cursor) => Some(parse_cursor(cursor).ok_or_else(|| {
+                BackendError::of(
+                    BackendErrorKind::InvalidInput,
+                    format!("`{cursor}` is not a cursor of this store's listings"),
+                )
+            })?),
+        };
+        let mut page: Vec<(Key, Listed)> = rows
+            .into_iter()
+            .filter(|(key, _)| after.is_none_or(|after| *key > after))
+            .take(query.limit)
+            .collect();
+        let next = (page.len() == query.limit)
+            .then(|| page.last().map(|(key, _)| format!("{}:{}", key.0, key.1)))
+            .flatten();
+        Ok(Page {
+            deliveries: page.drain(..).map(|(_, listed)| listed).collect(),
+            next,
+        })
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<DeliveryDetail>, BackendError> {
+        let now = SystemTime::now();
+        let state = self.state();
+        if let Some(delivery) = id.parse().ok().and_then(|id| state.deliveries.get(&id)) {
+            return Ok(Some(DeliveryDetail {
+                delivery: State::listed(id.parse().unwrap_or(0), delivery, now),
+                payload: delivery.event.payload.clone(),
+                trace: delivery.event.trace.clone(),
+            }));
+        }
+        Ok(state
+            .dead
+            .iter()
+            .find(|letter| letter.id == id)
+            .map(|letter| DeliveryDetail {
+                delivery: State::dead_listed(letter),
+                payload: letter.event.payload.clone(),
+                trace: letter.event.trace.clone(),
+            }))
+    }
+
+    async fn cancel(&self, id: &str) -> Result<Cancel, BackendError> {
+        let now = SystemTime::now();
+        let mut state = self.state();
+        if state.dead.iter().any(|letter| letter.id == id) {
+            return Ok(Cancel::Dead);
+        }
+        let Some((id, delivery)) = id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| Some((id, state.deliveries.get(&id)?)))
+        else {
+            return Ok(Cancel::NotFound);
+        };
+        if State::state_of(delivery, now) == DeliveryState::Running {
+            return Ok(Cancel::Running);
+        }
+        state.deliveries.remove(&id);
+        Ok(Cancel::Cancelled)
+    }
+
+    async fn replay_matching(&self, filter: &Filter) -> Result<u64, BackendError> {
+        let mut state = self.state();
+        let matching = state.matching_dead(filter);
+        let mut letters: Vec<DeadLetter> = matching
+            .iter()
+            .rev()
+            .map(|at| state.dead.remove(*at))
+            .collect();
+        letters.reverse();
+        for letter in letters {
+            state.revive(letter);
+        }
+        drop(state);
+        self.work.notify_waiters();
+        Ok(matching.len() as u64)
+    }
+
+    async fn discard_matching(&self, filter: &Filter) -> Result<u64, BackendError> {
+        let mut state = self.state();
+        let matching = state.matching_dead(filter);
+        for at in matching.iter().rev() {
+            state.dead.remove(*at);
+        }
+        Ok(matching.len() as u64)
+    }
+
+    async fn pause(&self, listener: &str) -> Result<bool, BackendError> {
+        let mut state = self.state();
+        if state.paused.contains_key(listener) {
+            return Ok(false);
+        }
+        state.paused.insert(listener.to_owned(), SystemTime::now());
+        Ok(true)
+    }
+
+    async fn resume(&self, listener: &str) -> Result<bool, BackendError> {
+        let resumed = self.state().paused.remove(listener).is_some();
+        self.work.notify_waiters();
+        Ok(resumed)
+    }
+
+    async fn paused(&self) -> Result<Vec<Paused>, BackendError> {
+        Ok(self
+            .state()
+            .paused
+            .iter()
+            .map(|(listener, since)| Paused {
+                listener: listener.clone(),
+                since: *since,
+            })
+            .collect())
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, BackendError> {
+        let now = SystemTime::now();
+        Ok(self
+            .state()
+            .workers
+            .values()
+            .filter(|worker| worker.expires_at > now)
+            .cloned()
+            .collect())
+    }
+
+    async fn activity(&self, since: SystemTime) -> Result<Vec<Activity>, BackendError> {
+        let from = minute_of(since);
+        Ok(self
+            .state()
+            .activity
+            .range((from, String::new())..)
+            .map(
+                |((minute, listener), [delivered, failed, retried])| Activity {
+                    listener: listener.clone(),
+                    minute: *minute,
+                    delivered: *delivered,
+                    failed: *failed,
+                    retried: *retried,
+                },
+            )
+            .collect())
+    }
+
+    async fn discard_listener(&self, listener: &str) -> Result<u64, BackendError> {
+        let now = SystemTime::now();
+        let mut state = self.state();
+        let before = state.deliveries.len() + state.dead.len();
+        state.deliveries.retain(|_, d| {
+            d.listener != listener || State::state_of(d, now) == DeliveryState::Running
+        });
+        state.dead.retain(|letter| letter.listener != listener);
+        Ok((before - state.deliveries.len() - state.dead.len()) as u64)
+    }
+
+    async fn rehome(&self, from: &str, to: &str) -> Result<u64, BackendError> {
+        let now = SystemTime::now();
+        let mut state = self.state();
+        let mut moved = 0;
+        for delivery in state.deliveries.values_mut() {
+            if delivery.listener == from && State::state_of(delivery, now) != DeliveryState::Running
+            {
+                delivery.listener = to.to_owned();
+                moved += 1;
+            }
+        }
+        for letter in state
+            .dead
+            .iter_mut()
+            .filter(|letter| letter.listener == from)
+        {
+            letter.listener = to.to_owned();
+            moved += 1;
+        }
+        drop(state);
+        self.work.notify_waiters();
+        Ok(moved)
     }
 }
 

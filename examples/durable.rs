@@ -11,10 +11,12 @@
 //! - a reminder emitted with a delay, and an emit deduplicated by its idempotency key;
 //! - everything stored in one SQLite file, which a restarted process would pick up.
 //!
-//! `cargo run --example durable --features sqlite [-- path/to/events.db]`
+//! `cargo run --example durable --features sqlite [-- path/to/events.db]` (default:
+//! `events.db` in the current directory; `emitter status --url sqlite://events.db` then shows
+//! what it holds).
 
 use std::error::Error;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -176,17 +178,21 @@ pub async fn run(path: &Path) -> Result<Summary, Box<dyn Error>> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let dir = std::env::temp_dir().join(format!("emitter-durable-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let path = std::env::args()
+    // In the current directory by default, where `emitter status --url sqlite://events.db`
+    // finds it afterwards.
+    let path: PathBuf = std::env::args()
         .nth(1)
-        .map_or_else(|| dir.join("events.db"), Into::into);
+        .map_or_else(|| "events.db".into(), Into::into);
     println!("storing events in {}", path.display());
     let summary = run(&path).await?;
     println!(
         "done: {} listener runs logged, {} deliveries unfinished",
         summary.lines.len(),
         summary.unfinished
+    );
+    println!(
+        "look at the store: cargo run -p emitter-cli -- status --url sqlite://{}",
+        path.display()
     );
     Ok(())
 }

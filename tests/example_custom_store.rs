@@ -1,5 +1,5 @@
-//! The `custom_store` example: its store passes the store contract suite, the same as the
-//! stores of the crate, and an emitter delivers through it.
+//! The `custom_store` example: its store passes the store contract suite, its operator's part
+//! included, the same as the stores of the crate, and an emitter delivers through it.
 
 #[expect(
     dead_code,
@@ -30,6 +30,7 @@ impl Harness for MapHarness {
 }
 
 emitter::store_contract!(MapHarness);
+emitter::admin_contract!(MapHarness);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emitter_delivers_through_the_example_store_and_leaves_it_empty() {

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use emitter::durable::redis::{RedisConfig, RedisStore};
 use emitter::durable::Tls;
 use emitter::durable::{
-    Claimed, Counts, Durable, DurableConfig, NewEmit, Receipt, Route, Setup, Store, StoredEvent,
+    Admin, Claimed, Counts, Durable, DurableConfig, NewEmit, Receipt, Route, Setup, Store,
+    StoredEvent,
 };
 use emitter::{listener, BackendErrorKind, EmitId, Emitter, Event};
 use emitter_tests::servers::{Redis, RedisOptions as ServerOptions};
@@ -882,6 +883,58 @@ async fn wait_for_work_wakes_when_another_process_stores_work() {
     emitter.shutdown().await.unwrap();
 }
 
+/// A paused listener's backlog wakes no waiter: neither its new entries (the claim tells the
+/// waiter to watch only what is added to its stream) nor a retry held for it that fell due;
+/// once resumed, its deliveries are claimed again.
+#[tokio::test]
+async fn a_paused_listeners_backlog_does_not_wake_the_waiter() {
+    let Some(redis) = Redis::start() else { return };
+    let store = store(&redis).await;
+    let routes = vec![Route {
+        event_id: "job",
+        listeners: vec!["limited"],
+    }];
+    let one = std::num::NonZeroU32::MIN;
+    store
+        .open(&Setup::new(routes, LONG).concurrency("limited", one))
+        .await
+        .unwrap();
+    store
+        .insert(&[
+            emit(1, &["limited"], now(), None),
+            emit(2, &["limited"], now(), None),
+        ])
+        .await
+        .unwrap();
+    let first = store.claim("w", &["limited"], 10, LONG).await.unwrap();
+    assert_eq!(orders(&first), [1]);
+    store
+        .retry(&first[0].receipt, now(), "held for its retry")
+        .await
+        .unwrap();
+    assert!(Admin::pause(&store, "limited").await.unwrap());
+    assert!(store
+        .claim("w", &["limited"], 10, LONG)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let started = Instant::now();
+    store.wait_for_work(Duration::from_millis(300)).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "the paused backlog did not wake the waiter"
+    );
+
+    assert!(Admin::resume(&store, "limited").await.unwrap());
+    let again = store.claim("w", &["limited"], 10, LONG).await.unwrap();
+    assert_eq!(
+        (orders(&again), again[0].attempt),
+        (vec![1], 2),
+        "the held retry first"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Through the engine
 
@@ -1076,7 +1129,7 @@ async fn a_configured_key_retention_is_the_keys_time_to_live() {
     assert!((299_000..=300_000).contains(&millis), "{ttl}");
 }
 
-/// Keys written by version 1 of the store are version 2's too: opening them upgrades the
+/// Keys written by version 1 of the store are version 3's too: opening them upgrades the
 /// version in place, and the deliveries stored before (entries without a trace context, a
 /// delayed member of eight fields) are claimed as they were.
 #[tokio::test]
@@ -1109,7 +1162,7 @@ async fn keys_of_version_1_are_opened_and_their_deliveries_claimed() {
         "0",
     ]);
     let store = opened_for_a_and_b(&redis).await;
-    assert_eq!(redis.command(&["GET", "emitter:schema"]), "$1\r\n2\r\n");
+    assert_eq!(redis.command(&["GET", "emitter:schema"]), "$1\r\n3\r\n");
     let claimed = store.claim("w", &["a"], 10, LONG).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].event.emit_id, EmitId::from_u128(7));

@@ -59,3 +59,4 @@ impl Harness for PostgresHarness {
 }
 
 emitter::store_contract!(PostgresHarness);
+emitter::admin_contract!(PostgresHarness);

@@ -51,3 +51,4 @@ impl Harness for RedisHarness {
 }
 
 emitter::store_contract!(RedisHarness);
+emitter::admin_contract!(RedisHarness);

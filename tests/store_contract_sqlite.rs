@@ -55,3 +55,4 @@ impl Harness for SqliteHarness {
 }
 
 emitter::store_contract!(SqliteHarness);
+emitter::admin_contract!(SqliteHarness);

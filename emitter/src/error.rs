@@ -183,6 +183,9 @@ pub enum BackendErrorKind {
     /// The store's configuration is wrong: an invalid URL, schema name or key prefix, an
     /// unreadable certificate file.
     Misconfigured,
+    /// An argument of the call the store cannot use: a listing's cursor that is not one of
+    /// its cursors (edited, or from another store).
+    InvalidInput,
     /// Anything else: the server refused a statement, the backend stopped, a bug.
     Other,
 }

@@ -26,3 +26,6 @@ pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long an emit may take to be stored before it fails.
 pub(crate) const EMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a worker sends its store a heartbeat.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(10);

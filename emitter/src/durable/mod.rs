@@ -20,6 +20,7 @@
 //! The stores shipped are `sqlite::SqliteStore` (feature `sqlite`), and, for many processes,
 //! `postgres::PostgresStore` (feature `postgres`) and `redis::RedisStore` (feature `redis`).
 
+pub mod admin;
 mod clock;
 pub(crate) mod defaults;
 mod engine;
@@ -50,6 +51,7 @@ use std::time::{Duration, SystemTime};
 use crate::emit_id::EmitId;
 use crate::error::BackendError;
 
+pub use admin::{Admin, Heartbeat, ListenerActivity};
 pub(crate) use clock::{from_unix_millis, millis, unix_millis};
 pub use engine::{Durable, DurableConfig};
 pub(crate) use ids::claimable;
@@ -192,6 +194,16 @@ pub trait Store: Send + Sync + 'static {
     /// relies on it for correctness. The default sleeps for `timeout`.
     fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send {
         tokio::time::sleep(timeout)
+    }
+
+    /// Records that `beat.worker` runs `beat.listeners` for the next `beat.ttl`, and adds what
+    /// they did since its last heartbeat to the current minute's activity: the operator's view
+    /// of the workers ([`Admin::workers`], [`Admin::activity`]). The engine sends one when it
+    /// starts and every [`DurableConfig::heartbeat`]. The default keeps nothing: a store
+    /// without [`Admin`] has no use for it.
+    fn heartbeat(&self, beat: &Heartbeat) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = beat;
+        async { Ok(()) }
     }
 }
 

@@ -43,6 +43,10 @@ pub struct DurableConfig {
     pub deliver: bool,
     /// The name this worker claims under (default: host name, process id and a random suffix).
     pub worker_id: String,
+    /// How often this worker tells the store that it runs, and what its listeners did (default
+    /// 10 s; [`Store::heartbeat`](crate::durable::Store::heartbeat)). The operator's console
+    /// counts a worker as running until three heartbeats are missed.
+    pub heartbeat: Duration,
 }
 
 impl Default for DurableConfig {
@@ -57,6 +61,7 @@ impl Default for DurableConfig {
             extra_claims: 5,
             deliver: true,
             worker_id: default_worker_id(),
+            heartbeat: defaults::HEARTBEAT,
         }
     }
 }
@@ -113,6 +118,12 @@ impl DurableConfig {
     /// The name this worker claims under.
     pub fn worker_id(mut self, id: impl Into<String>) -> Self {
         self.worker_id = id.into();
+        self
+    }
+
+    /// How often this worker sends the store a heartbeat.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_millis(10));
         self
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! Per emitter: the [`writer`] stores emits in batches; the [`worker`] claims due deliveries and
 //! runs each through the delivery core; the acker acknowledges finished deliveries in batches
-//! and the keeper extends the leases of running ones ([`held`]).
+//! and the keeper extends the leases of running ones ([`held`]); the [`presence`] task sends the
+//! store heartbeats for the operator's console.
 
 mod config;
 mod held;
 mod outage;
+mod presence;
 mod worker;
 mod writer;
 
@@ -354,6 +356,14 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
                 .iter()
                 .map(|info| info.name)
                 .collect();
+            self.spawn(presence::beat(
+                Arc::clone(&self.inner.store),
+                Arc::clone(&core),
+                config.worker_id.clone(),
+                listeners.clone(),
+                config.heartbeat,
+                self.inner.mode.subscribe(),
+            ));
             let worker = worker::Worker {
                 store: Arc::clone(&self.inner.store),
                 config: config.clone(),

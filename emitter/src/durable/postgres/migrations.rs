@@ -7,7 +7,7 @@ use super::statements::{
 };
 
 /// The schema version this code creates and understands; older ones are migrated.
-pub(super) const SCHEMA_VERSION: u32 = 3;
+pub(super) const SCHEMA_VERSION: u32 = 4;
 /// The first key of the advisory lock that serializes migrations ("emit" in ASCII); the second
 /// is a hash of the schema name.
 const MIGRATION_LOCK: i32 = 0x656d_6974;
@@ -40,10 +40,10 @@ pub(super) async fn migrate(
             .await
             .and_then(|row| row.try_get(0))
             .map_err(Failure::Db)?;
-        match version {
-            Some(version @ 1..=2) => version,
-            // The current version, a newer one, or none: for the caller to check.
-            other => return Ok(other.map(|version| version.to_string())),
+        match version.and_then(|version| u32::try_from(version).ok()) {
+            Some(known @ 1..SCHEMA_VERSION) => known,
+            // This version, or one to refuse: nothing to do here.
+            _ => return Ok(version.map(|version| version.to_string())),
         }
     } else {
         transaction
@@ -52,15 +52,18 @@ pub(super) async fn migrate(
             .map_err(Failure::Db)?;
         1
     };
-    let migrations = [&statements.migrate_v2, &statements.migrate_v3];
-    for migration in migrations
-        .into_iter()
-        .skip(usize::try_from(version - 1).unwrap_or(0))
-    {
-        transaction
-            .batch_execute(migration)
-            .await
-            .map_err(Failure::Db)?;
+    let migrations = [
+        (2, &statements.migrate_v2),
+        (3, &statements.migrate_v3),
+        (4, &statements.migrate_v4),
+    ];
+    for (to, migration) in migrations {
+        if version < to {
+            transaction
+                .batch_execute(migration)
+                .await
+                .map_err(Failure::Db)?;
+        }
     }
     transaction.commit().await.map_err(Failure::Db)?;
     Ok(Some(SCHEMA_VERSION.to_string()))

@@ -1,16 +1,17 @@
 //! [`PostgresStore`]: durable deliveries in PostgreSQL, shared by any number of processes on any
 //! number of machines.
 //!
-//! Five objects in one schema of the database (`sql/schema_v1.sql` then the migrations
-//! `sql/migrate_v*.sql`; schema version 3; default schema `emitter`,
+//! Eight objects in one schema of the database (`sql/schema_v1.sql` then the migrations
+//! `sql/migrate_v*.sql`; schema version 4; default schema `emitter`,
 //! see [`PostgresConfig`]), created or checked by [`Store::open`](crate::durable::Store::open)
 //! or [`PostgresStore::migrate`] under an advisory lock. A claim is one statement with `FOR
-//! UPDATE SKIP LOCKED` over the `deliveries_due` index (a listener with a concurrency limit: a
-//! statement of its own that locks its first rows in emit order, `deliveries_order`; a suspect:
-//! a statement of its own over `deliveries_suspects`); due times
-//! and leases are the database's
-//! clock; inserts and replays `NOTIFY`, and [`Store::wait_for_work`](crate::durable::Store::wait_for_work)
-//! listens on a connection of its own. [`PostgresStore::insert_in`] and
+//! UPDATE SKIP LOCKED` over the `deliveries_due` index, skipping paused listeners (a listener
+//! with a concurrency limit: a statement of its own that locks its first rows in emit order,
+//! `deliveries_order`; a suspect: a statement of its own over `deliveries_suspects`); due times
+//! and leases are the database's clock; inserts and replays `NOTIFY`, and
+//! [`Store::wait_for_work`](crate::durable::Store::wait_for_work) listens on a connection of its
+//! own. The operator's side ([`Admin`](crate::durable::Admin), `admin.rs`) reads pages from the
+//! same indexes. [`PostgresStore::insert_in`] and
 //! [`Durable::emit_in`](crate::durable::Durable::emit_in) store emits in the caller's own
 //! transaction. The README's "How each store keeps deliveries" says the rest.
 //!
@@ -32,6 +33,7 @@
 //! # }
 //! ```
 
+mod admin;
 mod config;
 mod connection;
 mod errors;

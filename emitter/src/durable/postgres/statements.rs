@@ -30,6 +30,8 @@ pub struct Statements {
     pub migrate_v2: String,
     /// From schema version 2 to 3, as one batch.
     pub migrate_v3: String,
+    /// From schema version 3 to 4, as one batch.
+    pub migrate_v4: String,
     /// Stores a batch of emits, with their idempotency keys.
     pub insert: Statement,
     /// Stores a batch of emits that have no idempotency keys.
@@ -75,6 +77,7 @@ impl Statements {
             schema_v1: render(include_str!("sql/schema_v1.sql"), schema),
             migrate_v2: render(include_str!("sql/migrate_v2.sql"), schema),
             migrate_v3: render(include_str!("sql/migrate_v3.sql"), schema),
+            migrate_v4: render(include_str!("sql/migrate_v4.sql"), schema),
             insert: statement("insert", include_str!("sql/insert.sql")),
             insert_unkeyed: statement("insert_unkeyed", include_str!("sql/insert_unkeyed.sql")),
             claim: statement("claim", include_str!("sql/claim.sql")),
@@ -96,7 +99,8 @@ impl Statements {
 }
 
 /// `template` with the names of the schema's objects filled in: `{schema}`, `{deliveries}`,
-/// `{dead_letters}`, `{keys}`, `{leases}`, `{versions}` and the notification `{channel}`.
+/// `{dead_letters}`, `{keys}`, `{leases}`, `{versions}`, `{paused}`, `{workers}`, `{activity}`
+/// and the notification `{channel}`.
 pub(super) fn render(template: &str, schema: &str) -> String {
     template
         .replace("{schema}", &quote(schema))
@@ -105,6 +109,9 @@ pub(super) fn render(template: &str, schema: &str) -> String {
         .replace("{keys}", &table(schema, "idempotency_keys"))
         .replace("{leases}", &table(schema, "leases"))
         .replace("{versions}", &table(schema, "schema_version"))
+        .replace("{paused}", &table(schema, "paused"))
+        .replace("{workers}", &table(schema, "workers"))
+        .replace("{activity}", &table(schema, "activity"))
         .replace("{channel}", &channel_of(schema))
 }
 

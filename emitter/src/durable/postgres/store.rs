@@ -12,7 +12,8 @@ use super::errors::chain;
 use super::params::{duration_ms, offset_ms, parse_receipts, text, InsertBatch};
 use super::PostgresStore;
 use crate::durable::{
-    claimable, Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup, Store, StoredEvent,
+    claimable, Claimed, Counts, DeadLetter, Heartbeat, Inserted, NewEmit, Receipt, Setup, Store,
+    StoredEvent,
 };
 use crate::emit_id::EmitId;
 use crate::error::BackendError;
@@ -287,6 +288,10 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), BackendError> {
+        self.record_heartbeat(beat).await
+    }
+
     fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send {
         self.ensure_listening();
         let work = Arc::clone(&self.inner.work);
@@ -362,7 +367,7 @@ impl PostgresStore {
         .with_trace(self.column(row, Some(id), "trace")?))
     }
 
-    fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+    pub(super) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
         &self,
         row: &'a Row,
         id: Option<i64>,

@@ -9,10 +9,13 @@
 //! without an outcome is dead-lettered by the claim. A listener with a concurrency limit keeps a
 //! retried entry pending in place (its due time in `{prefix}:held:{listener}`), so that it holds
 //! back the entries behind it. The crashes of suspects (claims whose lease ran out) are counted in
-//! the hash `{prefix}:crashes`, by receipt id, until their delivery has an outcome. Schema version
-//! 2 (version 1 is upgraded in place: it only adds keys and fields; so does the hash of crashes).
-//! Needs one Redis 6.2+ server (not Cluster).
-//! The README's "How each store keeps deliveries" says the rest.
+//! the hash `{prefix}:crashes`, by receipt id, until their delivery has an outcome. A paused
+//! listener (`{prefix}:paused`) is not claimed. The operator's side
+//! ([`Admin`](crate::durable::Admin), `admin.rs`, `lua/admin/`) reads the same keys a page at a
+//! time, and keeps the workers' heartbeats in `{prefix}:workers` and `{prefix}:worker_info` and
+//! the listeners' activity in `{prefix}:activity:{minute}`. Schema version 3 (versions 1 and 2
+//! are upgraded in place: each only adds keys and fields; so does the hash of crashes). Needs one
+//! Redis 6.2+ server (not Cluster). The README's "How each store keeps deliveries" says the rest.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,6 +31,7 @@
 //! # }
 //! ```
 
+mod admin;
 mod append;
 mod config;
 mod connection;
@@ -60,9 +64,9 @@ pub fn listener_key(prefix: &str, listener: &str) -> String {
     format!("{prefix}:listener:{listener}")
 }
 
-/// The schema version this code writes and reads (`{prefix}:schema`); version 1 is upgraded in
-/// place (version 2 only adds fields and keys).
-const SCHEMA_VERSION: u32 = 2;
+/// The schema version this code writes and reads (`{prefix}:schema`); versions 1 and 2 are
+/// upgraded in place (versions 2 and 3 only add fields and keys).
+const SCHEMA_VERSION: u32 = 3;
 
 /// A [`Store`](crate::durable::Store) in Redis Streams. See the [module documentation](self) for the layout.
 ///

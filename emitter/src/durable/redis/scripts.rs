@@ -3,7 +3,7 @@
 use ::redis::Script;
 
 /// Shared by every script: the keys, and the helpers that read and write entries.
-const PRELUDE: &str = include_str!("lua/prelude.lua");
+pub(super) const PRELUDE: &str = include_str!("lua/prelude.lua");
 
 pub(super) struct Scripts {
     pub(super) open: Script,

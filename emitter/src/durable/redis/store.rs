@@ -13,7 +13,8 @@ use super::entries::{
 };
 use super::{RedisStore, SCHEMA_VERSION};
 use crate::durable::{
-    claimable, unix_millis, Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup, Store,
+    claimable, unix_millis, Claimed, Counts, DeadLetter, Heartbeat, Inserted, NewEmit, Receipt,
+    Setup, Store,
 };
 use crate::emit_id::EmitId;
 use crate::error::{BackendError, BackendErrorKind};
@@ -408,6 +409,10 @@ impl Store for RedisStore {
             leased,
             dead,
         })
+    }
+
+    async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), BackendError> {
+        self.record_heartbeat(beat).await
     }
 
     async fn wait_for_work(&self, timeout: Duration) {

@@ -6,13 +6,13 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::connection::sql_error;
 use super::statements::{
-    FIND_TABLE, MIGRATE_V2, MIGRATE_V3, READ_VERSION, RECORD_VERSION, SCHEMA_V1, TABLES,
+    FIND_TABLE, MIGRATE_V2, MIGRATE_V3, MIGRATE_V4, READ_VERSION, RECORD_VERSION, SCHEMA_V1, TABLES,
 };
 use crate::durable::check_schema_version;
 use crate::error::{BackendError, BackendErrorKind};
 
 /// The schema version this code writes and reads; older ones are migrated on open.
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 
 pub(super) fn create_schema(path: &Path, conn: &mut Connection) -> Result<(), BackendError> {
     let tx = conn
@@ -80,6 +80,10 @@ pub(super) fn create_schema(path: &Path, conn: &mut Connection) -> Result<(), Ba
     if version < 3 {
         tx.execute_batch(MIGRATE_V3)
             .map_err(|error| sql_error(path, "migrate the schema from version 2 to 3", error))?;
+    }
+    if version < 4 {
+        tx.execute_batch(MIGRATE_V4)
+            .map_err(|error| sql_error(path, "migrate the schema from version 3 to 4", error))?;
     }
     tx.commit()
         .map_err(|error| sql_error(path, "create the schema", error))

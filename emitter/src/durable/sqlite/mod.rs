@@ -1,11 +1,12 @@
 //! [`SqliteStore`]: durable deliveries in one SQLite file, for one process, with no server.
 //!
-//! Four tables in the file (`sql/schema_v1.sql` then the migrations `sql/migrate_v*.sql`: schema
-//! version 3 in `emitter_meta`; older versions are migrated on open), beside any tables of the
-//! application's own. A claim is one `UPDATE ... RETURNING` over an index range per listener
-//! (for a listener with a concurrency limit, its first rows in emit order), or, for a suspect,
-//! over the index of leased deliveries and suspects, so its cost does not grow with the backlog;
-//! times are the process's clock. The
+//! Seven tables in the file (`sql/schema_v1.sql` then the migrations `sql/migrate_v*.sql`:
+//! schema version 4 in `emitter_meta`; older versions are migrated on open), beside any tables of
+//! the application's own. A claim is one `UPDATE ... RETURNING` over an index range per listener
+//! that is not paused (for a listener with a concurrency limit, its first rows in emit order),
+//! or, for a suspect, over the index of leased deliveries and suspects, so its cost does not grow
+//! with the backlog; times are the process's clock. The operator's side
+//! ([`Admin`](crate::durable::Admin), `admin.rs`) reads the same indexes a page at a time. The
 //! file is in WAL mode with `synchronous = NORMAL`: what a call returned `Ok` for survives the
 //! process crashing (a power loss may lose the last transactions, never the file). The README's
 //! "How each store keeps deliveries" says the rest.
@@ -22,6 +23,7 @@
 //! # }
 //! ```
 
+mod admin;
 mod connection;
 mod migrations;
 mod rows;

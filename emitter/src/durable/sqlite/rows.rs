@@ -53,14 +53,14 @@ fn read_event(row: &Row<'_>, first: usize) -> Result<StoredEvent, String> {
     Ok(StoredEvent::new(event_id, emit_id, emitted_at, payload).with_trace(trace))
 }
 
-fn parse_emit_id(text: &[u8]) -> Result<EmitId, String> {
+pub(super) fn parse_emit_id(text: &[u8]) -> Result<EmitId, String> {
     let shown = String::from_utf8_lossy(text);
     shown
         .parse()
         .map_err(|_| format!("its emit id `{shown}` is not 32 hexadecimal digits"))
 }
 
-fn read_text(row: &Row<'_>, index: usize, what: &str) -> Result<String, String> {
+pub(super) fn read_text(row: &Row<'_>, index: usize, what: &str) -> Result<String, String> {
     match row.get_ref(index) {
         Ok(ValueRef::Text(text)) => {
             String::from_utf8(text.to_vec()).map_err(|_| format!("its {what} is not UTF-8"))
@@ -70,7 +70,7 @@ fn read_text(row: &Row<'_>, index: usize, what: &str) -> Result<String, String> 
     }
 }
 
-fn read_count(row: &Row<'_>, index: usize, what: &str) -> Result<u32, String> {
+pub(super) fn read_count(row: &Row<'_>, index: usize, what: &str) -> Result<u32, String> {
     match row.get_ref(index) {
         Ok(ValueRef::Integer(count)) => u32::try_from(count)
             .map_err(|_| format!("its {what} {count} is out of range (0 to {})", u32::MAX)),

@@ -10,7 +10,10 @@ pub const SCHEMA_V1: &str = include_str!("sql/schema_v1.sql");
 pub const MIGRATE_V2: &str = include_str!("sql/migrate_v2.sql");
 /// From schema version 2 to version 3.
 pub const MIGRATE_V3: &str = include_str!("sql/migrate_v3.sql");
-/// The tables of the schema, which a file either has all of or none of.
+/// From schema version 3 to version 4.
+pub const MIGRATE_V4: &str = include_str!("sql/migrate_v4.sql");
+/// The tables of schema version 1, which a file either has all of or none of (the migrations
+/// add the others).
 pub(super) const TABLES: [&str; 4] = [
     "emitter_deliveries",
     "emitter_dead_letters",

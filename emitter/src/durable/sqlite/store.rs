@@ -18,8 +18,8 @@ use super::statements::{
 };
 use super::{Inner, SqliteStore};
 use crate::durable::{
-    claimable, defaults, millis, unix_millis, Claimed, Counts, DeadLetter, Inserted, NewEmit,
-    Receipt, Setup, Store,
+    claimable, defaults, millis, unix_millis, Claimed, Counts, DeadLetter, Heartbeat, Inserted,
+    NewEmit, Receipt, Setup, Store,
 };
 use crate::emit_id::EmitId;
 use crate::error::{BackendError, BackendErrorKind};
@@ -515,5 +515,11 @@ impl Store for SqliteStore {
 
     async fn wait_for_work(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.inner.work.notified()).await;
+    }
+
+    async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), BackendError> {
+        let beat = beat.clone();
+        self.run(move |inner, conn| inner.heartbeat(conn, &beat))
+            .await
     }
 }

@@ -34,14 +34,19 @@
 //! stall of the machine longer than a lease could upset. Adding a case is adding one `pub async
 //! fn` taking `&impl Harness` to one of this module's files and its name to the macro.
 //!
+//! A store that also implements [`Admin`](crate::durable::Admin), the operator's side, runs
+//! its cases too with [`admin_contract!`](crate::admin_contract) (same harness).
+//!
 //! Available with the cargo feature `store-contract`.
 
 mod claims;
 mod damage;
 mod keys;
 mod leases;
+mod listing;
 mod order;
 mod outcomes;
+mod steering;
 mod suspects;
 
 use std::future::Future;
@@ -52,8 +57,10 @@ pub use claims::*;
 pub use damage::*;
 pub use keys::*;
 pub use leases::*;
+pub use listing::*;
 pub use order::*;
 pub use outcomes::*;
+pub use steering::*;
 pub use suspects::*;
 
 use super::{Claimed, Counts, NewEmit, Receipt, Route, Setup, Store, StoredEvent};
@@ -145,6 +152,26 @@ macro_rules! store_contract {
                 $crate::durable::testing::block_on($crate::durable::testing::$case(&harness));
             }
         )*
+    };
+}
+
+/// Writes one `#[test]` per case of the operator's part of the contract suite, for a
+/// [`Harness`] whose store implements [`Admin`](crate::durable::Admin):
+/// `emitter::admin_contract!(MyHarness);`, beside `emitter::store_contract!(MyHarness);`.
+#[macro_export]
+macro_rules! admin_contract {
+    ($harness:expr) => {
+        $crate::store_contract!(@cases $harness;
+            deliveries_are_listed_in_their_state,
+            pages_list_each_delivery_once_in_order,
+            filters_narrow_a_listing,
+            a_delivery_is_shown_in_full_by_its_id,
+            cancel_deletes_waiting_and_scheduled_deliveries_only,
+            dead_letters_are_replayed_and_discarded_by_filter,
+            a_paused_listener_is_claimed_by_no_handle_until_resumed,
+            heartbeats_tell_which_workers_run_and_what_they_did,
+            orphans_are_rehomed_or_discarded,
+        );
     };
 }
 
@@ -240,7 +267,12 @@ fn due(n: u64) -> NewEmit {
 
 /// Which event a claim carries: the `n` of [`event`].
 fn n_of(claimed: &Claimed) -> u64 {
-    u64::try_from(claimed.event.emit_id.as_u128() & u128::from(u64::MAX)).unwrap_or(u64::MAX)
+    n_of_emit(claimed.event.emit_id)
+}
+
+/// The `n` of [`event`] whose emit id is `emit_id`.
+fn n_of_emit(emit_id: EmitId) -> u64 {
+    u64::try_from(emit_id.as_u128() & u128::from(u64::MAX)).unwrap_or(u64::MAX)
 }
 
 /// The `n`s of `claims`, sorted.

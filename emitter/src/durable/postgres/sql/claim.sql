@@ -4,6 +4,7 @@ WITH due AS (
     SELECT id, run_at FROM {deliveries}
     WHERE run_at <= now() AND lease IS NULL AND crashes = 0
       AND listener = ANY($1::text[])
+      AND listener <> ALL(ARRAY(SELECT listener FROM {paused}))
     ORDER BY run_at, id
     LIMIT $2::int8
     FOR UPDATE SKIP LOCKED

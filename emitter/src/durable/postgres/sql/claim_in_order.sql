@@ -1,6 +1,6 @@
 -- The due deliveries among the first $2 unfinished ones of listener $1 (a listener with a
--- concurrency limit), in emit order, at most $3, suspects excepted (`claim_suspect.sql` takes
--- those), leased to worker $5 for $4 ms.
+-- concurrency limit, not paused), in emit order, at most $3, suspects excepted (`claim_suspect.sql`
+-- takes those), leased to worker $5 for $4 ms.
 --
 -- The first $2 are locked, not skipped when locked: claimers of one listener take turns, and
 -- each sees the window as the one before left it. A row changed meanwhile (leased by the claimer
@@ -8,6 +8,7 @@
 WITH window_rows AS (
     SELECT id, run_at, lease, crashes, first_due FROM {deliveries}
     WHERE listener = $1::text AND first_due <= now()
+      AND NOT EXISTS (SELECT 1 FROM {paused} WHERE listener = $1::text)
     ORDER BY first_due, id
     LIMIT $2::int8
     FOR UPDATE

@@ -1,10 +1,11 @@
--- The oldest due suspect of listeners $1 (a delivery whose lease ran out, or with such a claim
+-- The oldest due suspect of listeners $1 that are not paused (a delivery whose lease ran out, or with such a claim
 -- since its last failed attempt), alone, leased to worker $3 for $2 ms: through the index of
 -- suspects, whose range of due rows holds only suspects however long the backlog.
 WITH due AS (
     SELECT id, run_at FROM {deliveries}
     WHERE (lease IS NOT NULL OR crashes > 0) AND run_at <= now()
       AND listener = ANY($1::text[])
+      AND listener <> ALL(ARRAY(SELECT listener FROM {paused}))
     ORDER BY run_at, id
     LIMIT 1
     FOR UPDATE SKIP LOCKED

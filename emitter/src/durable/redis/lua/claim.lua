@@ -3,16 +3,21 @@
 --
 -- Returns `{'ok', {{listener, delivery count, crashes, {{id, fields}...}}...}, {listener, last
 -- delivered id...}}`: the claimed entries in batches, oldest first per listener, not checked (the
--- client dead-letters corrupt ones), and where each listener's group is now. A due suspect is
--- claimed alone: the reply then holds it and nothing else.
+-- client dead-letters corrupt ones), and where each listener's group is now (`$` for a paused
+-- listener: a waiter watches only what is added to its stream). A due suspect is claimed alone:
+-- the reply then holds it and nothing else. A paused listener is not claimed, suspects included.
 local worker = ARGV[2]
 local limit = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
 local max_deliveries = tonumber(ARGV[5])
-local names, windows = {}, {}
+local names, windows, paused = {}, {}, {}
 for i = 7, #ARGV - 1, 2 do
-  names[#names + 1] = ARGV[i]
-  windows[ARGV[i]] = tonumber(ARGV[i + 1])
+  if redis.call('HEXISTS', paused_key, ARGV[i]) == 1 then
+    paused[#paused + 1] = ARGV[i]
+  else
+    names[#names + 1] = ARGV[i]
+    windows[ARGV[i]] = tonumber(ARGV[i + 1])
+  end
 end
 local found = check_types(names)
 if found then
@@ -162,6 +167,10 @@ local function lasts()
   for _, source in ipairs(sources) do
     list[#list + 1] = source.listener
     list[#list + 1] = source.last
+  end
+  for _, listener in ipairs(paused) do
+    list[#list + 1] = listener
+    list[#list + 1] = '$'
   end
   return list
 end

@@ -1,5 +1,5 @@
 -- `ARGV`: prefix, listeners with a concurrency limit... Returns `{'ok', ms until the next
--- delayed delivery or held retry is due, or -1}`.
+-- delayed delivery or held retry (of a listener not paused) is due, or -1}`.
 local soonest = nil
 local function consider(key)
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
@@ -12,7 +12,9 @@ local function consider(key)
 end
 consider(delayed_key)
 for i = 2, #ARGV do
-  consider(held_key(ARGV[i]))
+  if redis.call('HEXISTS', paused_key, ARGV[i]) == 0 then
+    consider(held_key(ARGV[i]))
+  end
 end
 if soonest == nil then
   return { 'ok', -1 }

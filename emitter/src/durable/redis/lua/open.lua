@@ -7,8 +7,8 @@ if found then
   return { 'refused', found }
 end
 local version = redis.call('GET', schema_key)
--- Version 1 to 2 changes no key: version 2 adds fields and keys that version 1 does not know.
-if version == '1' and ARGV[2] == '2' then
+-- Versions 1 to 3 change no key: each adds fields and keys that the one before does not know.
+if (version == '1' or version == '2') and ARGV[2] == '3' then
   version = nil
 end
 if version and version ~= ARGV[2] then

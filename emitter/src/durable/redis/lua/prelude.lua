@@ -7,6 +7,8 @@ local seq_key = prefix .. ':seq'
 -- The crashes of deliveries (claims since their last failed attempt that ended without an
 -- outcome), by `{entry id}/{listener}`, the receipt's id; only suspects have one.
 local crashes_key = prefix .. ':crashes'
+-- Paused listeners (a hash: listener, since when in ms): claims skip them.
+local paused_key = prefix .. ':paused'
 
 local function listener_key(listener)
   return prefix .. ':listener:' .. listener

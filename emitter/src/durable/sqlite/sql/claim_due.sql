@@ -1,1 +1,1 @@
-SELECT id, run_at FROM (SELECT id, run_at FROM emitter_deliveries WHERE listener = ?{listener} AND run_at <= ?4 AND lease IS NULL AND crashes = 0 ORDER BY run_at, id LIMIT ?5)
+SELECT id, run_at FROM (SELECT id, run_at FROM emitter_deliveries WHERE listener = ?{listener} AND run_at <= ?4 AND lease IS NULL AND crashes = 0 AND NOT EXISTS (SELECT 1 FROM emitter_paused WHERE listener = ?{listener}) ORDER BY run_at, id LIMIT ?5)

@@ -1,1 +1,1 @@
-SELECT id, run_at FROM (SELECT id, run_at, lease, crashes FROM emitter_deliveries WHERE listener = ?{listener} AND first_due <= ?4 ORDER BY first_due, id LIMIT ?{window}) WHERE run_at <= ?4 AND lease IS NULL AND crashes = 0
+SELECT id, run_at FROM (SELECT id, run_at, lease, crashes FROM emitter_deliveries WHERE listener = ?{listener} AND first_due <= ?4 AND NOT EXISTS (SELECT 1 FROM emitter_paused WHERE listener = ?{listener}) ORDER BY first_due, id LIMIT ?{window}) WHERE run_at <= ?4 AND lease IS NULL AND crashes = 0

@@ -1,0 +1,1 @@
+SELECT listener, since FROM {paused} ORDER BY listener

@@ -1,0 +1,1 @@
+SELECT listener, count(*) FROM emitter_dead_letters GROUP BY listener

@@ -1,0 +1,1 @@
+SELECT count(*) FROM emitter_dead_letters WHERE id = ?1

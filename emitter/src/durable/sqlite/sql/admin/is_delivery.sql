@@ -1,0 +1,1 @@
+SELECT count(*) FROM emitter_deliveries WHERE id = ?1

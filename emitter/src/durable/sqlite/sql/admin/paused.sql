@@ -1,0 +1,1 @@
+SELECT listener, since FROM emitter_paused ORDER BY listener

@@ -1,0 +1,1 @@
+DELETE FROM emitter_activity WHERE minute < ?1

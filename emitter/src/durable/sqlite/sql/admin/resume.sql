@@ -1,0 +1,1 @@
+DELETE FROM emitter_paused WHERE listener = ?1
