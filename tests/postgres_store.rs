@@ -602,7 +602,7 @@ async fn a_version_1_schema_is_migrated_keeping_its_deliveries() {
         .await
         .expect("the version is read")
         .get(0);
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let claimed = claim(&store, 10, LONG_LEASE).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].event.emit_id, EmitId::from_u128(7));
@@ -616,7 +616,7 @@ async fn a_schema_of_a_newer_version_or_without_one_is_refused() {
     store.migrate().await.expect("migrating twice is fine");
     let sql = client(&server.url()).await;
 
-    sql.batch_execute("INSERT INTO versions.schema_version (version) VALUES (4)")
+    sql.batch_execute("INSERT INTO versions.schema_version (version) VALUES (5)")
         .await
         .expect("the version is set");
     let error = store
@@ -625,7 +625,7 @@ async fn a_schema_of_a_newer_version_or_without_one_is_refused() {
         .expect_err("a newer schema is refused");
     let message = error.to_string();
     assert!(
-        message.contains("version 4")
+        message.contains("version 5")
             && message.contains("newer")
             && message.contains("`versions`"),
         "{message}"
@@ -672,7 +672,7 @@ async fn concurrent_opens_create_the_schema_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3], "each migration applied once");
+    assert_eq!(versions, [1, 2, 3, 4], "each migration applied once");
 }
 
 #[tokio::test]
@@ -943,12 +943,16 @@ async fn claiming_a_suspect_reads_the_suspects_not_the_backlog() {
             .map(|row| row.get(0))
             .collect();
         let plan = plan.join("\n");
-        // Sorting the few suspects is fine; reading the backlog is not.
+        // Sorting the few suspects is fine, and so is reading the small table of paused
+        // listeners; reading the backlog is not.
+        let scans_deliveries = plan
+            .lines()
+            .any(|line| line.contains("Seq Scan") && !line.contains("paused"));
         assert!(
             plan.contains("deliveries_suspects")
                 && !plan.contains("deliveries_due")
                 && !plan.contains("deliveries_order")
-                && !plan.contains("Seq Scan"),
+                && !scans_deliveries,
             "analyzed: {analyzed}\n{plan}"
         );
     }

@@ -37,7 +37,7 @@ fn a_page_of_a_listener_is_a_range_of_one_index() {
         ),
         (
             sql::RUNNING,
-            "USING INDEX emitter_deliveries_leased (run_at>?",
+            "USING INDEX emitter_deliveries_suspects (run_at>?",
         ),
         (
             sql::DEAD,
