@@ -86,71 +86,109 @@ async fn serve(router: axum::Router) -> String {
     format!("http://{address}")
 }
 
+/// A SQLite store holding one dead letter, a worker delivering from it, and two boards over it
+/// (one that takes the token, one read-only), served on loopback.
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    store: SqliteStore,
+    dead_id: String,
+    board: String,
+    read_only: String,
+    delivered: mpsc::UnboundedReceiver<String>,
+    emitter: Emitter,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn start() -> Fixture {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("events.db");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let store = SqliteStore::open(&path).expect("the store opens");
+
+        // A mail that failed for good, as a worker would have left it.
+        let dead_id = rt.block_on(async {
+            let setup = Setup::new(
+                vec![Route {
+                    event_id: "board.mail_due",
+                    listeners: vec![LISTENER],
+                }],
+                Duration::from_secs(3600),
+            );
+            store.open(&setup).await.expect("opened");
+            let event = StoredEvent::new(
+                "board.mail_due".to_owned(),
+                EmitId::from_u128(7),
+                std::time::SystemTime::now(),
+                br#"{"to":"jane@example.com"}"#.to_vec(),
+            );
+            let now = std::time::SystemTime::now();
+            store
+                .insert(&[NewEmit::new(event, vec![LISTENER], now, None)])
+                .await
+                .expect("stored");
+            let claimed = store
+                .claim("w0", &[LISTENER], 1, Duration::from_secs(60))
+                .await
+                .expect("claimed");
+            store
+                .dead_letter(&claimed[0].receipt, "the mail server said no")
+                .await
+                .expect("dead-lettered");
+            let dead = store
+                .deliveries(&Query::new(DeliveryState::Dead))
+                .await
+                .expect("listed");
+            dead.deliveries[0].id.clone()
+        });
+
+        let (sent, delivered) = mpsc::unbounded_channel::<String>();
+        let (board, read_only, emitter) = rt.block_on(async {
+            let backend = Durable::with_config(
+                SqliteStore::open(&path).expect("the store opens"),
+                DurableConfig::default().poll_interval(Duration::from_millis(50)),
+            );
+            let emitter = Emitter::builder()
+                .listeners(listeners![send_mail])
+                .state(sent)
+                .backend(backend.clone())
+                .start()
+                .await
+                .expect("the worker starts");
+            let board = serve(Board::new(backend.clone()).allow_writes(TOKEN).router()).await;
+            let read_only = serve(emitter::board::router(backend)).await;
+            (board, read_only, emitter)
+        });
+
+        Fixture {
+            rt,
+            store,
+            dead_id,
+            board,
+            read_only,
+            delivered,
+            emitter,
+            _dir: dir,
+        }
+    }
+}
+
 #[test]
 fn a_dead_letter_is_found_shown_and_replayed_with_the_token_only() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("events.db");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let store = SqliteStore::open(&path).expect("the store opens");
-
-    // A mail that failed for good, as a worker would have left it.
-    let dead_id = rt.block_on(async {
-        let setup = Setup::new(
-            vec![Route {
-                event_id: "board.mail_due",
-                listeners: vec![LISTENER],
-            }],
-            Duration::from_secs(3600),
-        );
-        store.open(&setup).await.expect("opened");
-        let event = StoredEvent::new(
-            "board.mail_due".to_owned(),
-            EmitId::from_u128(7),
-            std::time::SystemTime::now(),
-            br#"{"to":"jane@example.com"}"#.to_vec(),
-        );
-        let now = std::time::SystemTime::now();
-        store
-            .insert(&[NewEmit::new(event, vec![LISTENER], now, None)])
-            .await
-            .expect("stored");
-        let claimed = store
-            .claim("w0", &[LISTENER], 1, Duration::from_secs(60))
-            .await
-            .expect("claimed");
-        store
-            .dead_letter(&claimed[0].receipt, "the mail server said no")
-            .await
-            .expect("dead-lettered");
-        let dead = store
-            .deliveries(&Query::new(DeliveryState::Dead))
-            .await
-            .expect("listed");
-        dead.deliveries[0].id.clone()
-    });
-
-    let (sent, mut delivered) = mpsc::unbounded_channel::<String>();
-    let (board, read_only, emitter) = rt.block_on(async {
-        let backend = Durable::with_config(
-            SqliteStore::open(&path).expect("the store opens"),
-            DurableConfig::default().poll_interval(Duration::from_millis(50)),
-        );
-        let emitter = Emitter::builder()
-            .listeners(listeners![send_mail])
-            .state(sent)
-            .backend(backend.clone())
-            .start()
-            .await
-            .expect("the worker starts");
-        let board = serve(Board::new(backend.clone()).allow_writes(TOKEN).router()).await;
-        let read_only = serve(emitter::board::router(backend)).await;
-        (board, read_only, emitter)
-    });
-
+    let Fixture {
+        rt,
+        store,
+        dead_id,
+        board,
+        read_only,
+        mut delivered,
+        emitter,
+        _dir,
+    } = Fixture::start();
     let overview = get(&format!("{board}/"), None);
     assert_eq!(overview.status, 200);
     assert!(overview.body.contains(LISTENER), "{}", overview.body);
@@ -228,4 +266,113 @@ fn a_dead_letter_is_found_shown_and_replayed_with_the_token_only() {
     });
     assert_eq!(to.as_deref(), Some("jane@example.com"));
     rt.block_on(emitter.shutdown()).expect("the worker stops");
+}
+
+/// The browser the test drives: Chromium from Debian's packages (`scripts/test.sh` installs
+/// it). `None` when it is missing and may be (without `EMITTER_REQUIRE_SERVERS=1`).
+fn chromium() -> Option<&'static str> {
+    let found = ["chromium", "chromium-browser"].into_iter().find(|name| {
+        std::process::Command::new(name)
+            .arg("--version")
+            .output()
+            .is_ok_and(|output| output.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("EMITTER_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "chromium not found on PATH, and EMITTER_REQUIRE_SERVERS=1 forbids skipping; run \
+             `bash scripts/test.sh` (it installs it) to run this test"
+        );
+        eprintln!("*** SKIPPED: chromium is not installed ***");
+    }
+    found
+}
+
+/// Loads `url` in headless Chromium: writes a screenshot to `shot` and returns the page's DOM
+/// once its scripts ran.
+fn browse(browser: &str, profile: &std::path::Path, url: &str, shot: &std::path::Path) -> String {
+    let run = |mode: &str| {
+        let output = std::process::Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1280,900",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(mode)
+            .arg(url)
+            .output()
+            .expect("chromium runs");
+        assert!(
+            output.status.success(),
+            "chromium failed on {url}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    run(&format!("--screenshot={}", shot.display()));
+    assert!(
+        std::fs::metadata(shot).is_ok_and(|meta| meta.len() > 0),
+        "no screenshot of {url}"
+    );
+    run("--dump-dom")
+}
+
+/// The board in a real browser: the overview, a filtered listing and a dead letter's page
+/// render (with the board's own stylesheet and script, under its content security policy),
+/// and a screenshot of each is written under the test's output folder
+/// (`target/tmp/board-screenshots/`) for a reviewer to look at.
+#[test]
+fn the_board_renders_in_a_headless_browser() {
+    let Some(browser) = chromium() else { return };
+    let fixture = Fixture::start();
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("board-screenshots");
+    std::fs::create_dir_all(&shots).expect("the screenshots' folder");
+    let profile = tempfile::tempdir().expect("a browser profile");
+    let board = &fixture.board;
+
+    let overview = browse(
+        browser,
+        profile.path(),
+        &format!("{board}/"),
+        &shots.join("overview.png"),
+    );
+    assert!(overview.contains(LISTENER), "{overview}");
+    assert!(overview.contains("<svg"), "no sparkline: {overview}");
+
+    let listing = browse(
+        browser,
+        profile.path(),
+        &format!("{board}/deliveries?state=dead&listener={LISTENER}"),
+        &shots.join("deliveries.png"),
+    );
+    assert!(listing.contains(&fixture.dead_id), "{listing}");
+    assert!(listing.contains("the mail server said no"), "{listing}");
+
+    let page = browse(
+        browser,
+        profile.path(),
+        &format!("{board}/deliveries/{}", fixture.dead_id),
+        &shots.join("dead-letter.png"),
+    );
+    assert!(page.contains("jane@example.com"), "{page}");
+    assert!(
+        page.contains("Log in"),
+        "writes are offered through the login: {page}"
+    );
+
+    let login = browse(
+        browser,
+        profile.path(),
+        &format!("{board}/login"),
+        &shots.join("login.png"),
+    );
+    assert!(login.contains("type=\"password\""), "{login}");
+    println!("screenshots in {}", shots.display());
+    fixture
+        .rt
+        .block_on(fixture.emitter.shutdown())
+        .expect("the worker stops");
 }
