@@ -412,6 +412,21 @@ fn bad_input_is_told_with_its_exit_code_and_no_password_is_printed() {
     let answer = emitter(&sqlite, &["deliveries", "--cursor", "garbage"]);
     assert_eq!(answer.code, 2, "{}", answer.stderr);
 
+    // A CA file that cannot be read is the operator's input to fix, for either network store.
+    for url in [
+        "postgres://app:hunter2-secret@127.0.0.1:1/app",
+        "rediss://:hunter2-secret@127.0.0.1:1/0",
+    ] {
+        let answer = emitter(
+            &target(url, &["--ca-file", "/nonexistent/ca.pem"]),
+            &["status"],
+        );
+        assert_eq!(answer.code, 2, "{url}: {}", answer.stderr);
+        assert!(answer.stderr.contains("CA file"), "{}", answer.stderr);
+        assert!(!answer.stderr.contains("hunter2"), "{}", answer.stderr);
+    }
+    assert_eq!(emitter(&sqlite, &["status", "--tls", "require"]).code, 2);
+
     // Nothing listens on port 1: the store cannot be reached, and says so without the password.
     for url in [
         "postgres://app:hunter2-secret@127.0.0.1:1/app?connect_timeout=5",
