@@ -12,8 +12,9 @@ pg_bin() { ls /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n
 has_servers() {
   local pg
   pg="$(pg_bin)"
-  # openssl makes the certificates of the TLS tests.
-  command -v redis-server >/dev/null && command -v openssl >/dev/null && [[ -n $pg ]] &&
+  # openssl makes the certificates of the TLS tests; the board's test drives headless Chromium.
+  command -v redis-server >/dev/null && command -v openssl >/dev/null &&
+    command -v chromium >/dev/null && [[ -n $pg ]] &&
     [[ -x $pg/initdb && -x $pg/postgres && -x $pg/pg_ctl ]]
 }
 
@@ -22,11 +23,12 @@ if ! has_servers; then
   [[ $(id -u) == 0 ]] || as_root=(sudo)
   install_servers() {
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y --no-install-recommends redis-server postgresql openssl
+      apt-get install -y --no-install-recommends redis-server postgresql openssl chromium \
+      fonts-dejavu-core
   }
   # Refresh the package lists only if installing from the ones on disk fails.
   install_servers || { "${as_root[@]}" apt-get update && install_servers; }
-  has_servers || { echo "test.sh: redis-server or PostgreSQL still missing after install" >&2; exit 1; }
+  has_servers || { echo "test.sh: redis-server, PostgreSQL or Chromium still missing after install" >&2; exit 1; }
 fi
 
 # Without this a test whose server is missing skips itself; here a missing server is a failure.

@@ -9,6 +9,9 @@
 #[path = "../examples/durable.rs"]
 pub mod example;
 
+use emitter::durable::sqlite::SqliteStore;
+use emitter::durable::Admin;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn durable_story() {
     let dir = tempfile::tempdir().unwrap();
@@ -64,4 +67,12 @@ async fn durable_story() {
         "the reminder came after {waited} ms, before its 300 ms delay"
     );
     assert_eq!(summary.unfinished, 0);
+
+    // The example's emitter shut down: the console no longer counts its worker as running.
+    let store = SqliteStore::open(dir.path().join("events.db")).unwrap();
+    let workers = store.workers().await.unwrap();
+    assert!(
+        workers.is_empty(),
+        "a stopped worker still runs: {workers:?}"
+    );
 }

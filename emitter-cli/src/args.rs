@@ -5,7 +5,7 @@ use clap::{Arg, ArgAction, Command};
 
 const ABOUT: &str = "See and steer the deliveries of a durable emitter store: what waits, runs, \
                      is scheduled or lies dead, per listener; show, replay, discard, cancel; \
-                     pause and resume a listener; find orphaned listeners.";
+                     pause and resume a listener; find orphaned listeners; or serve the board.";
 
 const AFTER_HELP: &str = "Exit codes: 0 done; 1 the store failed; 2 bad usage or input; \
                           3 not found; 4 refused (a running delivery, a dead letter to \
@@ -203,5 +203,25 @@ pub(crate) fn command() -> Command {
                     .about("Give an orphan's deliveries that are not running, and its dead letters, to another listener")
                     .arg(Arg::new("from").value_name("FROM").required(true))
                     .arg(Arg::new("to").value_name("TO").required(true)))),
+        )
+        .subcommand(
+            Command::new("board")
+                .about("Serve the board: the same operations in a browser, until Ctrl-C")
+                .arg(
+                    Arg::new("listen")
+                        .long("listen")
+                        .value_name("ADDRESS")
+                        .default_value("127.0.0.1:8080")
+                        .help("Where to listen (serve it over TLS, through a proxy, beyond loopback)"),
+                )
+                .arg(
+                    Arg::new("allow-writes")
+                        .long("allow-writes")
+                        .action(ArgAction::SetTrue)
+                        .help(
+                            "Allow writes to whoever has the token in $EMITTER_BOARD_TOKEN (at \
+                             least 16 characters); read-only otherwise",
+                        ),
+                ),
         )
 }

@@ -1,9 +1,10 @@
 //! `emitter`: see and steer the deliveries of a durable emitter store from a terminal.
 //!
 //! `emitter --url sqlite://events.db status`; `emitter --help` lists the commands, the options
-//! and the exit codes.
+//! and the exit codes. `emitter board` serves the same operations in a browser.
 
 mod args;
+mod board;
 mod commands;
 mod failure;
 mod store;
@@ -52,6 +53,9 @@ fn main() -> ExitCode {
 
 async fn run(matches: &clap::ArgMatches) -> Result<(), Failure> {
     let any = store::open(matches).await?;
+    if let Some(("board", args)) = matches.subcommand() {
+        return board::serve(any, args).await;
+    }
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     let mut out = commands::Out {

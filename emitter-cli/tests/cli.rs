@@ -7,11 +7,11 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use emitter::durable::admin::{Heartbeat, ListenerActivity};
+use emitter::durable::admin::{DeliveryState, Heartbeat, ListenerActivity, Query};
 use emitter::durable::postgres::PostgresConfig;
 use emitter::durable::redis::RedisConfig;
 use emitter::durable::sqlite::SqliteStore;
-use emitter::durable::{Admin, NewEmit, Route, Setup, StoredEvent};
+use emitter::durable::{Admin, NewEmit, Route, Setup, Store, StoredEvent};
 use emitter::EmitId;
 use emitter_tests::servers::{Postgres, Redis};
 use serde_json::Value;
@@ -412,6 +412,21 @@ fn bad_input_is_told_with_its_exit_code_and_no_password_is_printed() {
     let answer = emitter(&sqlite, &["deliveries", "--cursor", "garbage"]);
     assert_eq!(answer.code, 2, "{}", answer.stderr);
 
+    // A CA file that cannot be read is the operator's input to fix, for either network store.
+    for url in [
+        "postgres://app:hunter2-secret@127.0.0.1:1/app",
+        "rediss://:hunter2-secret@127.0.0.1:1/0",
+    ] {
+        let answer = emitter(
+            &target(url, &["--ca-file", "/nonexistent/ca.pem"]),
+            &["status"],
+        );
+        assert_eq!(answer.code, 2, "{url}: {}", answer.stderr);
+        assert!(answer.stderr.contains("CA file"), "{}", answer.stderr);
+        assert!(!answer.stderr.contains("hunter2"), "{}", answer.stderr);
+    }
+    assert_eq!(emitter(&sqlite, &["status", "--tls", "require"]).code, 2);
+
     // Nothing listens on port 1: the store cannot be reached, and says so without the password.
     for url in [
         "postgres://app:hunter2-secret@127.0.0.1:1/app?connect_timeout=5",
@@ -451,4 +466,92 @@ fn help_lists_the_commands_and_exit_codes() {
         );
     }
     assert_eq!(emitter(&[], &["frobnicate"]).code, 2);
+}
+
+/// Reads pages of the board `emitter board` serves, with the store's contents.
+#[test]
+fn the_board_is_served_read_only_unless_given_a_token() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).expect("the store opens");
+    runtime().block_on(fill(&store));
+    let url = format!("sqlite://{}", path.display());
+
+    let no_token = emitter(&target(&url, &[]), &["board", "--allow-writes"]);
+    assert_eq!(no_token.code, 2, "{}", no_token.stderr);
+    assert!(
+        no_token.stderr.contains("EMITTER_BOARD_TOKEN"),
+        "{}",
+        no_token.stderr
+    );
+
+    /// The board's process, stopped however the test ends.
+    struct Served(std::process::Child);
+    impl Drop for Served {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut board = Served(
+        Command::new(env!("CARGO_BIN_EXE_emitter"))
+            .args(["board", "--listen", "127.0.0.1:0", "--url", &url])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the board starts"),
+    );
+    let mut said = String::new();
+    BufReader::new(board.0.stderr.take().expect("its stderr"))
+        .read_line(&mut said)
+        .expect("the board says where it is");
+    let address = said
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {said:?}"))
+        .to_owned();
+    assert!(said.contains("read-only"), "{said}");
+
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut overview = agent
+        .get(&format!("http://{address}/"))
+        .call()
+        .expect("the board answers");
+    let status = overview.status().as_u16();
+    let page = overview.body_mut().read_to_string().expect("a page");
+    let dead = runtime().block_on(async {
+        store
+            .deliveries(&Query::new(DeliveryState::Dead))
+            .await
+            .expect("listed")
+    });
+    let refused = agent
+        .post(&format!(
+            "http://{address}/deliveries/{}/replay",
+            dead.deliveries[0].id
+        ))
+        .header("authorization", "Bearer anything-at-all-really")
+        .send("")
+        .expect("the board answers")
+        .status()
+        .as_u16();
+    drop(board);
+
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(A) && page.contains(B), "{page}");
+    assert!(
+        [401, 403].contains(&refused),
+        "a read-only board wrote: {refused}"
+    );
+    runtime().block_on(async {
+        assert_eq!(store.dead_letters(10).await.expect("listed").len(), 1);
+    });
 }

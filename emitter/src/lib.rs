@@ -40,6 +40,9 @@ mod error;
 mod report;
 mod stats;
 pub mod testing;
+// The operator's board over a durable store (feature `board`).
+#[cfg(feature = "board")]
+pub mod board;
 
 #[doc(hidden)]
 pub mod __private;

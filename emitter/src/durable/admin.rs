@@ -569,7 +569,8 @@ pub struct Heartbeat {
     pub worker: String,
     /// Its listeners, each with what it did since the last heartbeat.
     pub listeners: Vec<ListenerActivity>,
-    /// How long the worker counts as running after this heartbeat.
+    /// How long the worker counts as running after this heartbeat; zero for the last heartbeat
+    /// of a worker that stops (it no longer counts as running at all).
     pub ttl: Duration,
 }
 

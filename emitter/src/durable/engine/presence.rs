@@ -19,7 +19,8 @@ const LAST_BEAT: Duration = Duration::from_millis(500);
 /// How many heartbeats a worker may miss before it no longer counts as running.
 const MISSED: u32 = 3;
 
-/// Sends a heartbeat at once and every `every` while `mode` is [`Mode::Run`], then one last.
+/// Sends a heartbeat at once and every `every` while `mode` is [`Mode::Run`], then a last one
+/// with no time to live.
 pub(super) async fn beat<S: Store>(
     store: Arc<S>,
     core: Arc<Core>,
@@ -50,7 +51,9 @@ pub(super) async fn beat<S: Store>(
             _ = mode.changed() => break,
         }
     }
-    let (beat, _) = heartbeat(&core, &worker, &listeners, ttl, &told);
+    // The last tells what the listeners did since, and that the worker stopped: the console
+    // stops counting it at once rather than when its heartbeats are missed.
+    let (beat, _) = heartbeat(&core, &worker, &listeners, Duration::ZERO, &told);
     if let Ok(Err(error)) = tokio::time::timeout(LAST_BEAT, store.heartbeat(&beat)).await {
         tracing::debug!("could not send the store a last heartbeat: {error}");
     }

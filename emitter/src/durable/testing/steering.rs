@@ -230,8 +230,9 @@ where
         .is_empty());
 }
 
-/// Heartbeats say which workers run (until their time-to-live passes) and which listeners each
-/// runs, and add up what the listeners did per minute, across workers.
+/// Heartbeats say which workers run (until their time-to-live passes, at once for a time to live
+/// of zero: a worker that stopped) and which listeners each runs, and add up what the listeners
+/// did per minute, across workers.
 pub async fn heartbeats_tell_which_workers_run_and_what_they_did<H: Harness>(harness: &H)
 where
     H::Store: Admin,
@@ -341,6 +342,31 @@ where
         [A],
         "the last heartbeat says which listeners"
     );
+
+    ok(
+        "heartbeat",
+        other
+            .heartbeat(&beat("w1", vec![activity(A, 1, 0, 0)], Duration::ZERO))
+            .await,
+    );
+    assert!(
+        store
+            .workers()
+            .await
+            .unwrap_or_else(failed("workers"))
+            .is_empty(),
+        "a heartbeat with no time to live says the worker stopped"
+    );
+    let minutes = store
+        .activity(before)
+        .await
+        .unwrap_or_else(failed("activity"));
+    let delivered: u64 = minutes
+        .iter()
+        .filter(|minute| minute.listener == A)
+        .map(|minute| minute.delivered)
+        .sum();
+    assert_eq!(delivered, 6, "what a stopping worker did still counts");
 }
 
 /// A listener with deliveries stored that no running worker runs is an orphan; its deliveries

@@ -1,0 +1,378 @@
+//! The operator's board (`emitter::board`, feature `board`) over HTTP, on a SQLite store with a
+//! worker running: the pages show what is stored, a dead letter is found by filter and shown,
+//! and replaying it needs the token (a header, or a login session and its CSRF token); once
+//! replayed, the worker delivers it. A read-only board refuses every write.
+
+use std::time::Duration;
+
+use emitter::board::Board;
+use emitter::durable::admin::{DeliveryState, Query};
+use emitter::durable::sqlite::SqliteStore;
+use emitter::durable::{Admin, Durable, DurableConfig, NewEmit, Route, Setup, Store, StoredEvent};
+use emitter::{listener, listeners, EmitId, Emitter, Event, State};
+use tokio::sync::mpsc;
+
+const TOKEN: &str = "a-long-random-board-token-for-the-test";
+const LISTENER: &str = "board.send_mail";
+
+#[derive(Event, Debug, Clone)]
+#[event(id = "board.mail_due")]
+pub struct MailDue {
+    pub to: String,
+}
+
+#[listener(events = [MailDue], name = "board.send_mail")]
+async fn send_mail(to: String, State(sent): State<mpsc::UnboundedSender<String>>) {
+    let _ = sent.send(to);
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        // A watchdog, not synchronisation.
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+struct Reply {
+    status: u16,
+    body: String,
+    cookie: Option<String>,
+}
+
+fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut response = response.expect("the board answers");
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(str::to_owned);
+    Reply {
+        status: response.status().as_u16(),
+        body: response.body_mut().read_to_string().expect("a text body"),
+        cookie,
+    }
+}
+
+fn get(url: &str, cookie: Option<&str>) -> Reply {
+    let mut request = agent().get(url);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    reply(request.call())
+}
+
+fn post(url: &str, headers: &[(&str, &str)], form: &str) -> Reply {
+    let mut request = agent()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    reply(request.send(form))
+}
+
+/// Serves `router` on a free port of loopback; returns its address.
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let address = listener.local_addr().expect("an address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{address}")
+}
+
+/// A SQLite store holding one dead letter, a worker delivering from it, and two boards over it
+/// (one that takes the token, one read-only), served on loopback.
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    store: SqliteStore,
+    dead_id: String,
+    board: String,
+    read_only: String,
+    delivered: mpsc::UnboundedReceiver<String>,
+    emitter: Emitter,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn start() -> Fixture {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("events.db");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let store = SqliteStore::open(&path).expect("the store opens");
+
+        // A mail that failed for good, as a worker would have left it.
+        let dead_id = rt.block_on(async {
+            let setup = Setup::new(
+                vec![Route {
+                    event_id: "board.mail_due",
+                    listeners: vec![LISTENER],
+                }],
+                Duration::from_secs(3600),
+            );
+            store.open(&setup).await.expect("opened");
+            let event = StoredEvent::new(
+                "board.mail_due".to_owned(),
+                EmitId::from_u128(7),
+                std::time::SystemTime::now(),
+                br#"{"to":"jane@example.com"}"#.to_vec(),
+            );
+            let now = std::time::SystemTime::now();
+            store
+                .insert(&[NewEmit::new(event, vec![LISTENER], now, None)])
+                .await
+                .expect("stored");
+            let claimed = store
+                .claim("w0", &[LISTENER], 1, Duration::from_secs(60))
+                .await
+                .expect("claimed");
+            store
+                .dead_letter(&claimed[0].receipt, "the mail server said no")
+                .await
+                .expect("dead-lettered");
+            let dead = store
+                .deliveries(&Query::new(DeliveryState::Dead))
+                .await
+                .expect("listed");
+            dead.deliveries[0].id.clone()
+        });
+
+        let (sent, delivered) = mpsc::unbounded_channel::<String>();
+        let (board, read_only, emitter) = rt.block_on(async {
+            let backend = Durable::with_config(
+                SqliteStore::open(&path).expect("the store opens"),
+                DurableConfig::default().poll_interval(Duration::from_millis(50)),
+            );
+            let emitter = Emitter::builder()
+                .listeners(listeners![send_mail])
+                .state(sent)
+                .backend(backend.clone())
+                .start()
+                .await
+                .expect("the worker starts");
+            let board = serve(Board::new(backend.clone()).allow_writes(TOKEN).router()).await;
+            let read_only = serve(emitter::board::router(backend)).await;
+            (board, read_only, emitter)
+        });
+
+        Fixture {
+            rt,
+            store,
+            dead_id,
+            board,
+            read_only,
+            delivered,
+            emitter,
+            _dir: dir,
+        }
+    }
+}
+
+#[test]
+fn a_dead_letter_is_found_shown_and_replayed_with_the_token_only() {
+    let Fixture {
+        rt,
+        store,
+        dead_id,
+        board,
+        read_only,
+        mut delivered,
+        emitter,
+        _dir,
+    } = Fixture::start();
+    let overview = get(&format!("{board}/"), None);
+    assert_eq!(overview.status, 200);
+    assert!(overview.body.contains(LISTENER), "{}", overview.body);
+
+    let listing = get(
+        &format!("{board}/deliveries?state=dead&listener={LISTENER}"),
+        None,
+    );
+    assert_eq!(listing.status, 200);
+    assert!(listing.body.contains(&dead_id), "{}", listing.body);
+    assert!(listing.body.contains("the mail server said no"));
+    let other = get(
+        &format!("{board}/deliveries?state=dead&listener=nobody"),
+        None,
+    );
+    assert!(
+        !other.body.contains("the mail server said no"),
+        "the filter is ignored"
+    );
+
+    let page = get(&format!("{board}/deliveries/{dead_id}"), None);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("jane@example.com"), "{}", page.body);
+    assert_eq!(get(&format!("{board}/deliveries/nope"), None).status, 404);
+
+    let replay = format!("{board}/deliveries/{dead_id}/replay");
+    for refused in [
+        post(&replay, &[], ""),
+        post(&replay, &[("authorization", "Bearer not-the-token")], ""),
+        post(
+            &format!("{read_only}/deliveries/{dead_id}/replay"),
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+            "",
+        ),
+    ] {
+        assert!(
+            [401, 403].contains(&refused.status),
+            "a write without the token was answered {}: {}",
+            refused.status,
+            refused.body
+        );
+    }
+
+    // A browser: a wrong token is refused; the right one opens a session, whose forms carry
+    // its CSRF token; a form without it is refused.
+    assert_eq!(
+        post(&format!("{board}/login"), &[], "token=wrong").status,
+        401
+    );
+    let login = post(&format!("{board}/login"), &[], &format!("token={TOKEN}"));
+    assert_eq!(login.status, 303, "{}", login.body);
+    let cookie = login.cookie.expect("a session cookie");
+    let page = get(&format!("{board}/deliveries/{dead_id}"), Some(&cookie));
+    let csrf = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .filter(|csrf| !csrf.is_empty())
+        .unwrap_or_else(|| panic!("no CSRF token on the page: {}", page.body))
+        .to_owned();
+    let forged = post(&replay, &[("cookie", &cookie)], "csrf=forged");
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    rt.block_on(async {
+        let dead = store.dead_letters(10).await.expect("listed");
+        assert_eq!(dead.len(), 1, "a refused write changed the store");
+    });
+    let replayed = post(&replay, &[("cookie", &cookie)], &format!("csrf={csrf}"));
+    assert_eq!(replayed.status, 303, "{}", replayed.body);
+
+    let to = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), delivered.recv())
+            .await
+            .expect("the replayed mail is delivered")
+    });
+    assert_eq!(to.as_deref(), Some("jane@example.com"));
+    rt.block_on(emitter.shutdown()).expect("the worker stops");
+}
+
+/// The browser the test drives: Chromium from Debian's packages (`scripts/test.sh` installs
+/// it). `None` when it is missing and may be (without `EMITTER_REQUIRE_SERVERS=1`).
+fn chromium() -> Option<&'static str> {
+    let found = ["chromium", "chromium-browser"].into_iter().find(|name| {
+        std::process::Command::new(name)
+            .arg("--version")
+            .output()
+            .is_ok_and(|output| output.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("EMITTER_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "chromium not found on PATH, and EMITTER_REQUIRE_SERVERS=1 forbids skipping; run \
+             `bash scripts/test.sh` (it installs it) to run this test"
+        );
+        eprintln!("*** SKIPPED: chromium is not installed ***");
+    }
+    found
+}
+
+/// Loads `url` in headless Chromium: writes a screenshot to `shot` and returns the page's DOM
+/// once its scripts ran.
+fn browse(browser: &str, profile: &std::path::Path, url: &str, shot: &std::path::Path) -> String {
+    let run = |mode: &str| {
+        let output = std::process::Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1280,900",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(mode)
+            .arg(url)
+            .output()
+            .expect("chromium runs");
+        assert!(
+            output.status.success(),
+            "chromium failed on {url}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    run(&format!("--screenshot={}", shot.display()));
+    assert!(
+        std::fs::metadata(shot).is_ok_and(|meta| meta.len() > 0),
+        "no screenshot of {url}"
+    );
+    run("--dump-dom")
+}
+
+/// The board in a real browser: the overview, a filtered listing and a dead letter's page
+/// render (with the board's own stylesheet and script, under its content security policy),
+/// and a screenshot of each is written under the test's output folder
+/// (`target/tmp/board-screenshots/`) for a reviewer to look at.
+#[test]
+fn the_board_renders_in_a_headless_browser() {
+    let Some(browser) = chromium() else { return };
+    let fixture = Fixture::start();
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("board-screenshots");
+    std::fs::create_dir_all(&shots).expect("the screenshots' folder");
+    let profile = tempfile::tempdir().expect("a browser profile");
+    let board = &fixture.board;
+
+    let overview = browse(
+        browser,
+        profile.path(),
+        &format!("{board}/"),
+        &shots.join("overview.png"),
+    );
+    assert!(overview.contains(LISTENER), "{overview}");
+    assert!(overview.contains("<svg"), "no sparkline: {overview}");
+
+    let listing = browse(
+        browser,
+        profile.path(),
+        &format!("{board}/deliveries?state=dead&listener={LISTENER}"),
+        &shots.join("deliveries.png"),
+    );
+    assert!(listing.contains(&fixture.dead_id), "{listing}");
+    assert!(listing.contains("the mail server said no"), "{listing}");
+
+    let page = browse(
+        browser,
+        profile.path(),
+        &format!("{board}/deliveries/{}", fixture.dead_id),
+        &shots.join("dead-letter.png"),
+    );
+    assert!(page.contains("jane@example.com"), "{page}");
+    assert!(
+        page.contains("Log in"),
+        "writes are offered through the login: {page}"
+    );
+
+    let login = browse(
+        browser,
+        profile.path(),
+        &format!("{board}/login"),
+        &shots.join("login.png"),
+    );
+    assert!(login.contains("type=\"password\""), "{login}");
+    println!("screenshots in {}", shots.display());
+    fixture
+        .rt
+        .block_on(fixture.emitter.shutdown())
+        .expect("the worker stops");
+}
