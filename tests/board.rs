@@ -1,7 +1,9 @@
-//! The operator's board (`emitter::board`, feature `board`) over HTTP, on a SQLite store with a
-//! worker running: the pages show what is stored, a dead letter is found by filter and shown,
-//! and replaying it needs the token (a header, or a login session and its CSRF token); once
-//! replayed, the worker delivers it. A read-only board refuses every write.
+//! The operator's board (`emitter::board`, feature `board`) on a SQLite store with a worker
+//! running. Over HTTP: the pages show what is stored, a dead letter is found by filter and
+//! shown, and replaying it needs the token (a header, or a login session and its CSRF token);
+//! once replayed, the worker delivers it. A read-only board refuses every write. In headless
+//! Chromium, driven through the DevTools protocol: the same story as an operator clicks it,
+//! with a screenshot of each page.
 
 use std::time::Duration;
 
@@ -11,6 +13,10 @@ use emitter::durable::sqlite::SqliteStore;
 use emitter::durable::{Admin, Durable, DurableConfig, NewEmit, Route, Setup, Store, StoredEvent};
 use emitter::{listener, listeners, EmitId, Emitter, Event, State};
 use tokio::sync::mpsc;
+
+#[path = "board/browser.rs"]
+mod browser;
+use browser::Browser;
 
 const TOKEN: &str = "a-long-random-board-token-for-the-test";
 const LISTENER: &str = "board.send_mail";
@@ -288,91 +294,107 @@ fn chromium() -> Option<&'static str> {
     found
 }
 
-/// Loads `url` in headless Chromium: writes a screenshot to `shot` and returns the page's DOM
-/// once its scripts ran.
-fn browse(browser: &str, profile: &std::path::Path, url: &str, shot: &std::path::Path) -> String {
-    let run = |mode: &str| {
-        let output = std::process::Command::new(browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--hide-scrollbars",
-                "--window-size=1280,900",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(mode)
-            .arg(url)
-            .output()
-            .expect("chromium runs");
-        assert!(
-            output.status.success(),
-            "chromium failed on {url}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
-    run(&format!("--screenshot={}", shot.display()));
-    assert!(
-        std::fs::metadata(shot).is_ok_and(|meta| meta.len() > 0),
-        "no screenshot of {url}"
-    );
-    run("--dump-dom")
-}
-
-/// The board in a real browser: the overview, a filtered listing and a dead letter's page
-/// render (with the board's own stylesheet and script, under its content security policy),
-/// and a screenshot of each is written under the test's output folder
+/// The board in a real browser, driven as an operator would: the overview, a filter typed into
+/// the listing's form, a click through to the dead letter, a replay posted without the token
+/// (refused), then a login through the form and a press on the replay button; the worker
+/// delivers the mail. A screenshot of each page is written under the test's output folder
 /// (`target/tmp/board-screenshots/`) for a reviewer to look at.
 #[test]
-fn the_board_renders_in_a_headless_browser() {
-    let Some(browser) = chromium() else { return };
-    let fixture = Fixture::start();
+fn an_operator_replays_a_dead_letter_in_a_headless_browser() {
+    let Some(program) = chromium() else { return };
+    let Fixture {
+        rt,
+        store,
+        dead_id,
+        board,
+        read_only: _,
+        mut delivered,
+        emitter,
+        _dir,
+    } = Fixture::start();
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("board-screenshots");
     std::fs::create_dir_all(&shots).expect("the screenshots' folder");
-    let profile = tempfile::tempdir().expect("a browser profile");
-    let board = &fixture.board;
+    let mut browser = Browser::start(program, &shots.join("chromium.log"));
 
-    let overview = browse(
-        browser,
-        profile.path(),
-        &format!("{board}/"),
-        &shots.join("overview.png"),
-    );
+    browser.go_to(&format!("{board}/"));
+    let overview = browser.html();
     assert!(overview.contains(LISTENER), "{overview}");
     assert!(overview.contains("<svg"), "no sparkline: {overview}");
+    browser.screenshot(&shots.join("overview.png"));
 
-    let listing = browse(
-        browser,
-        profile.path(),
-        &format!("{board}/deliveries?state=dead&listener={LISTENER}"),
-        &shots.join("deliveries.png"),
+    // The filter, through the listing's form: another listener's dead letters are not these.
+    browser.go_to(&format!("{board}/deliveries"));
+    browser.eval("document.querySelector('select[name=state]').value = 'dead'");
+    browser.fill("form.filters input[name=listener]", "board.nobody");
+    browser.click("form.filters button[type=submit]");
+    let nobody = browser.html();
+    assert!(
+        browser.location().contains("listener=board.nobody"),
+        "the filter was not submitted: {}",
+        browser.location()
     );
-    assert!(listing.contains(&fixture.dead_id), "{listing}");
+    assert!(
+        nobody.contains("No dead delivery matches") && !nobody.contains("the mail server said no"),
+        "the filter is ignored: {nobody}"
+    );
+    browser.fill("form.filters input[name=listener]", LISTENER);
+    browser.click("form.filters button[type=submit]");
+    let listing = browser.html();
+    assert!(
+        listing.contains(&format!("href=\"/deliveries/{dead_id}\"")),
+        "{listing}"
+    );
     assert!(listing.contains("the mail server said no"), "{listing}");
+    browser.screenshot(&shots.join("deliveries.png"));
 
-    let page = browse(
-        browser,
-        profile.path(),
-        &format!("{board}/deliveries/{}", fixture.dead_id),
-        &shots.join("dead-letter.png"),
-    );
+    browser.click(&format!("a[href$=\"/deliveries/{dead_id}\"]"));
+    let page = browser.html();
     assert!(page.contains("jane@example.com"), "{page}");
     assert!(
-        page.contains("Log in"),
+        page.contains("id=\"login-link\""),
         "writes are offered through the login: {page}"
     );
+    browser.screenshot(&shots.join("dead-letter.png"));
 
-    let login = browse(
-        browser,
-        profile.path(),
-        &format!("{board}/login"),
-        &shots.join("login.png"),
+    // A replay posted without the token (no session): refused, and the store unchanged.
+    browser.leave_with(&format!(
+        "(() => {{ const form = document.createElement('form'); form.method = 'post'; \
+         form.action = '/deliveries/{dead_id}/replay'; document.body.append(form); \
+         form.submit(); }})()"
+    ));
+    let refused = browser.html();
+    assert!(refused.contains("id=\"refused\""), "{refused}");
+    browser.screenshot(&shots.join("refused.png"));
+    rt.block_on(async {
+        let dead = store.dead_letters(10).await.expect("listed");
+        assert_eq!(dead.len(), 1, "a refused write changed the store");
+    });
+
+    browser.go_to(&format!("{board}/deliveries/{dead_id}"));
+    browser.click("#login-link");
+    assert!(browser.html().contains("type=\"password\""));
+    browser.fill("form.login input[name=token]", TOKEN);
+    browser.screenshot(&shots.join("login.png"));
+    browser.click("form.login button[type=submit]");
+    browser.go_to(&format!("{board}/deliveries/{dead_id}"));
+    browser.screenshot(&shots.join("dead-letter-logged-in.png"));
+    browser.click(&format!(
+        "form[action$=\"/deliveries/{dead_id}/replay\"] button"
+    ));
+    let after = browser.html();
+    assert!(
+        after.contains(&format!("replayed dead letter {dead_id}")),
+        "{after}"
     );
-    assert!(login.contains("type=\"password\""), "{login}");
+    browser.screenshot(&shots.join("replayed.png"));
+
+    let to = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), delivered.recv())
+            .await
+            .expect("the replayed mail is delivered")
+    });
+    assert_eq!(to.as_deref(), Some("jane@example.com"));
     println!("screenshots in {}", shots.display());
-    fixture
-        .rt
-        .block_on(fixture.emitter.shutdown())
-        .expect("the worker stops");
+    drop(browser);
+    rt.block_on(emitter.shutdown()).expect("the worker stops");
 }
