@@ -1,14 +1,17 @@
 //! The operator's board (`emitter::board`, feature `board`) on a SQLite store with a worker
 //! running. Over HTTP: the pages show what is stored, a dead letter is found by filter and
 //! shown, and replaying it needs the token (a header, or a login session and its CSRF token);
-//! once replayed, the worker delivers it. A read-only board refuses every write. In headless
+//! once replayed, the worker delivers it; every other write (cancel, discard, by filter, pause,
+//! resume, an orphan's discard and rehome) is refused without the token and leaves the store as
+//! it was, and does what it says with it. A read-only board refuses writes. In headless
 //! Chromium, driven through the DevTools protocol: the same story as an operator clicks it,
 //! with a screenshot of each page.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use emitter::board::Board;
-use emitter::durable::admin::{DeliveryState, Query};
+use emitter::durable::admin::{DeliveryState, Filter, ListenerCounts, Query};
 use emitter::durable::sqlite::SqliteStore;
 use emitter::durable::{Admin, Durable, DurableConfig, NewEmit, Route, Setup, Store, StoredEvent};
 use emitter::{listener, listeners, EmitId, Emitter, Event, State};
@@ -80,6 +83,76 @@ fn post(url: &str, headers: &[(&str, &str)], form: &str) -> Reply {
         request = request.header(*name, *value);
     }
     reply(request.send(form))
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .filter(|csrf| !csrf.is_empty())
+        .unwrap_or_else(|| panic!("no CSRF token on the page: {page}"))
+        .to_owned()
+}
+
+/// A browser's session on the board: its cookie, and the CSRF token its forms carry.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+impl Session {
+    /// Logs in to `board` with the token, as its login form does.
+    fn open(board: &str) -> Session {
+        let login = post(&format!("{board}/login"), &[], &format!("token={TOKEN}"));
+        assert_eq!(login.status, 303, "{}", login.body);
+        let cookie = login.cookie.expect("a session cookie");
+        let page = get(&format!("{board}/"), Some(&cookie));
+        let csrf = csrf_of(&page.body);
+        Session { cookie, csrf }
+    }
+
+    /// Posts a form with `fields` to `url`, as the board's pages do.
+    fn submit(&self, url: &str, fields: &str) -> Reply {
+        post(
+            url,
+            &[("cookie", &self.cookie)],
+            &format!("csrf={}&{fields}", self.csrf),
+        )
+    }
+
+    /// Posts `fields` to `url` without the token, with a wrong one, and from this session
+    /// without its CSRF token: each is refused.
+    fn assert_refused(&self, url: &str, fields: &str) {
+        let attempts = [
+            ("no token", post(url, &[], fields)),
+            (
+                "a wrong token",
+                post(url, &[("authorization", "Bearer not-the-token")], fields),
+            ),
+            (
+                "no CSRF token",
+                post(url, &[("cookie", &self.cookie)], fields),
+            ),
+        ];
+        for (what, refused) in attempts {
+            assert!(
+                [401, 403].contains(&refused.status),
+                "a write to {url} with {what} was answered {}: {}",
+                refused.status,
+                refused.body
+            );
+        }
+    }
+}
+
+/// Posts `fields` to `url` with the token in a header, as a script does.
+fn post_with_token(url: &str, fields: &str) -> Reply {
+    post(
+        url,
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        fields,
+    )
 }
 
 /// Serves `router` on a free port of loopback; returns its address.
@@ -183,6 +256,213 @@ impl Fixture {
     }
 }
 
+/// A listener no worker runs: a deploy removed it, its deliveries stayed.
+const REMOVED: &str = "board.removed";
+
+impl Fixture {
+    /// Stores a mail to `to` for `listener`, due at `run_at`; returns its delivery's id.
+    fn store_mail(&self, listener: &'static str, to: &str, run_at: SystemTime) -> String {
+        static EMITS: AtomicU64 = AtomicU64::new(100);
+        let emit = EmitId::from_u128(EMITS.fetch_add(1, Ordering::Relaxed).into());
+        let state = if run_at > SystemTime::now() {
+            DeliveryState::Scheduled
+        } else {
+            DeliveryState::Waiting
+        };
+        self.rt.block_on(async {
+            let payload = serde_json::to_vec(&serde_json::json!({ "to": to })).expect("JSON");
+            let event = StoredEvent::new("board.mail_due".to_owned(), emit, run_at, payload);
+            self.store
+                .insert(&[NewEmit::new(event, vec![listener], run_at, None)])
+                .await
+                .expect("stored");
+            let query = Query::new(state).filter(Filter::new().listener(listener).emit_id(emit));
+            let page = self.store.deliveries(&query).await.expect("listed");
+            assert_eq!(page.deliveries.len(), 1, "{page:?}");
+            page.deliveries[0].id.clone()
+        })
+    }
+
+    /// `listener`'s deliveries by state.
+    fn counts(&self, listener: &str) -> ListenerCounts {
+        self.rt
+            .block_on(self.store.listener_counts())
+            .expect("counted")
+            .into_iter()
+            .find(|counts| counts.listener == listener)
+            .unwrap_or_else(|| ListenerCounts::new(listener))
+    }
+
+    /// The listeners paused.
+    fn paused(&self) -> Vec<String> {
+        let paused = self.rt.block_on(self.store.paused()).expect("listed");
+        paused.into_iter().map(|paused| paused.listener).collect()
+    }
+
+    /// Waits for the worker to deliver a mail; returns to whom.
+    fn delivered(&mut self) -> String {
+        self.rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(60), self.delivered.recv()).await
+            })
+            .expect("a mail is delivered")
+            .expect("the worker runs")
+    }
+
+    fn stop(self) {
+        self.rt
+            .block_on(self.emitter.shutdown())
+            .expect("the worker stops");
+    }
+}
+
+#[test]
+fn cancelling_a_scheduled_delivery_needs_the_token() {
+    let fixture = Fixture::start();
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    let id = fixture.store_mail(LISTENER, "later@example.com", later);
+    let session = Session::open(&fixture.board);
+    let cancel = format!("{}/deliveries/{id}/cancel", fixture.board);
+
+    session.assert_refused(&cancel, "");
+    assert_eq!(
+        fixture.counts(LISTENER).scheduled,
+        1,
+        "a refused cancel changed the store"
+    );
+    let cancelled = session.submit(&cancel, &format!("back=/deliveries/{id}"));
+    assert_eq!(cancelled.status, 303, "{}", cancelled.body);
+    assert_eq!(fixture.counts(LISTENER).scheduled, 0);
+    let again = post_with_token(&cancel, "");
+    assert_eq!(again.status, 404, "{}", again.body);
+    fixture.stop();
+}
+
+#[test]
+fn discarding_a_dead_letter_needs_the_token() {
+    let fixture = Fixture::start();
+    let session = Session::open(&fixture.board);
+    let discard = format!("{}/deliveries/{}/discard", fixture.board, fixture.dead_id);
+
+    session.assert_refused(&discard, "");
+    assert_eq!(
+        fixture.counts(LISTENER).dead,
+        1,
+        "a refused discard changed the store"
+    );
+    let discarded = session.submit(&discard, "back=/");
+    assert_eq!(discarded.status, 303, "{}", discarded.body);
+    assert_eq!(fixture.counts(LISTENER).dead, 0);
+    let again = post_with_token(&discard, "");
+    assert_eq!(again.status, 404, "{}", again.body);
+    fixture.stop();
+}
+
+#[test]
+fn replaying_and_discarding_dead_letters_by_filter_need_the_token() {
+    let mut fixture = Fixture::start();
+    let session = Session::open(&fixture.board);
+    let replay = format!("{}/dead/replay", fixture.board);
+    let discard = format!("{}/dead/discard", fixture.board);
+    let mine = format!("listener={LISTENER}");
+
+    session.assert_refused(&replay, &mine);
+    session.assert_refused(&discard, &mine);
+    assert_eq!(
+        fixture.counts(LISTENER).dead,
+        1,
+        "a refused write changed the store"
+    );
+    let none = post_with_token(&discard, "listener=board.nobody");
+    assert_eq!(
+        (none.status, none.body.as_str()),
+        (200, "discarded 0 dead letters\n")
+    );
+    let replayed = session.submit(&replay, &format!("{mine}&back=/deliveries?state=dead"));
+    assert_eq!(replayed.status, 303, "{}", replayed.body);
+    assert_eq!(fixture.delivered(), "jane@example.com");
+    fixture.stop();
+}
+
+#[test]
+fn pausing_and_resuming_a_listener_need_the_token() {
+    let mut fixture = Fixture::start();
+    let session = Session::open(&fixture.board);
+    let pause = format!("{}/listeners/{LISTENER}/pause", fixture.board);
+    let resume = format!("{}/listeners/{LISTENER}/resume", fixture.board);
+
+    session.assert_refused(&pause, "");
+    assert!(fixture.paused().is_empty(), "a refused pause paused");
+    let paused = session.submit(&pause, "back=/");
+    assert_eq!(paused.status, 303, "{}", paused.body);
+    assert_eq!(fixture.paused(), [LISTENER]);
+
+    // Stored while paused, delivered once resumed.
+    fixture.store_mail(LISTENER, "held@example.com", SystemTime::now());
+    session.assert_refused(&resume, "");
+    assert_eq!(fixture.paused(), [LISTENER], "a refused resume resumed");
+    let resumed = post_with_token(&resume, "");
+    assert_eq!(
+        (resumed.status, resumed.body.as_str()),
+        (200, "resumed board.send_mail\n")
+    );
+    assert!(fixture.paused().is_empty());
+    assert_eq!(fixture.delivered(), "held@example.com");
+    fixture.stop();
+}
+
+#[test]
+fn rehoming_an_orphans_deliveries_needs_the_token() {
+    let mut fixture = Fixture::start();
+    fixture.store_mail(REMOVED, "moved@example.com", SystemTime::now());
+    let session = Session::open(&fixture.board);
+    let rehome = format!("{}/listeners/{REMOVED}/rehome", fixture.board);
+    let to = format!("to={LISTENER}");
+
+    session.assert_refused(&rehome, &to);
+    assert_eq!(
+        fixture.counts(REMOVED).waiting,
+        1,
+        "a refused rehome changed the store"
+    );
+    let nowhere = post_with_token(&rehome, "");
+    assert_eq!(nowhere.status, 400, "{}", nowhere.body);
+    let rehomed = session.submit(&rehome, &format!("{to}&back=/"));
+    assert_eq!(rehomed.status, 303, "{}", rehomed.body);
+    assert_eq!(fixture.counts(REMOVED).total(), 0);
+    assert_eq!(fixture.delivered(), "moved@example.com");
+    fixture.stop();
+}
+
+#[test]
+fn discarding_an_orphans_deliveries_needs_the_token() {
+    let fixture = Fixture::start();
+    fixture.store_mail(REMOVED, "gone@example.com", SystemTime::now());
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    fixture.store_mail(REMOVED, "gone-later@example.com", later);
+    let session = Session::open(&fixture.board);
+    let discard = format!("{}/listeners/{REMOVED}/discard", fixture.board);
+
+    session.assert_refused(&discard, "");
+    assert_eq!(
+        fixture.counts(REMOVED).total(),
+        2,
+        "a refused discard changed the store"
+    );
+    let discarded = post_with_token(&discard, "");
+    assert_eq!(
+        (discarded.status, discarded.body.as_str()),
+        (200, "discarded 2 deliveries of board.removed\n")
+    );
+    assert_eq!(fixture.counts(REMOVED).total(), 0);
+    assert_eq!(
+        fixture.counts(LISTENER).dead,
+        1,
+        "another listener's dead letter was discarded"
+    );
+    fixture.stop();
+}
+
 #[test]
 fn a_dead_letter_is_found_shown_and_replayed_with_the_token_only() {
     let Fixture {
@@ -248,14 +528,7 @@ fn a_dead_letter_is_found_shown_and_replayed_with_the_token_only() {
     assert_eq!(login.status, 303, "{}", login.body);
     let cookie = login.cookie.expect("a session cookie");
     let page = get(&format!("{board}/deliveries/{dead_id}"), Some(&cookie));
-    let csrf = page
-        .body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .filter(|csrf| !csrf.is_empty())
-        .unwrap_or_else(|| panic!("no CSRF token on the page: {}", page.body))
-        .to_owned();
+    let csrf = csrf_of(&page.body);
     let forged = post(&replay, &[("cookie", &cookie)], "csrf=forged");
     assert_eq!(forged.status, 403, "{}", forged.body);
     rt.block_on(async {
