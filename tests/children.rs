@@ -130,3 +130,79 @@ pub fn signal(status: ExitStatus) -> Option<i32> {
 pub fn read_output(output: &Path) -> String {
     std::fs::read_to_string(output).unwrap_or_default()
 }
+
+/// The store a child process opens, as its environment names it ([`Kind::name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The SQLite store, at a file's path.
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+    /// The PostgreSQL store, at a server's URL.
+    #[cfg(feature = "postgres")]
+    Postgres,
+    /// The Redis store, at a server's URL.
+    #[cfg(feature = "redis")]
+    Redis,
+}
+
+impl Kind {
+    /// The name a child's environment gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Kind::Sqlite => "sqlite",
+            #[cfg(feature = "postgres")]
+            Kind::Postgres => "postgres",
+            #[cfg(feature = "redis")]
+            Kind::Redis => "redis",
+        }
+    }
+
+    /// The store `name` names; panics on a name it does not know.
+    pub fn parse(name: &str) -> Kind {
+        match name {
+            #[cfg(feature = "sqlite")]
+            "sqlite" => Kind::Sqlite,
+            #[cfg(feature = "postgres")]
+            "postgres" => Kind::Postgres,
+            #[cfg(feature = "redis")]
+            "redis" => Kind::Redis,
+            other => panic!("unknown store `{other}`"),
+        }
+    }
+}
+
+/// Runs `$work` (which may `.await`) with `$store` bound to a store of `$kind` (a [`Kind`]) at
+/// `$location` (a file for SQLite, a server's URL otherwise), its tables or keys under
+/// `$namespace` (PostgreSQL's schema, Redis's key prefix).
+#[macro_export]
+macro_rules! with_store {
+    ($kind:expr, $location:expr, $namespace:expr, |$store:ident| $work:expr) => {
+        match $kind {
+            #[cfg(feature = "sqlite")]
+            $crate::children::Kind::Sqlite => {
+                let $store = ::emitter::durable::sqlite::SqliteStore::open($location)
+                    .expect("the database opens");
+                $work
+            }
+            #[cfg(feature = "postgres")]
+            $crate::children::Kind::Postgres => {
+                let $store = ::emitter::durable::postgres::PostgresConfig::new($location)
+                    .schema($namespace)
+                    .connect()
+                    .await
+                    .expect("the store connects");
+                $work
+            }
+            #[cfg(feature = "redis")]
+            $crate::children::Kind::Redis => {
+                let $store = ::emitter::durable::redis::RedisConfig::new($location)
+                    .prefix($namespace)
+                    .connect()
+                    .await
+                    .expect("the store connects");
+                $work
+            }
+        }
+    };
+}

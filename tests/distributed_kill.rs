@@ -18,12 +18,11 @@ use std::process::{Child, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use emitter::durable::postgres::PostgresConfig;
-use emitter::durable::redis::RedisConfig;
 use emitter::durable::{Durable, DurableConfig, Store};
 use emitter::{listener, listeners, Emitter, Event, EventMeta, State};
-use emitter_tests::children::{self, runtime, RunLog, SIGKILL};
+use emitter_tests::children::{self, runtime, Kind, RunLog, SIGKILL};
 use emitter_tests::servers::{Postgres, Redis};
+use emitter_tests::with_store;
 
 /// Events emitted; each is one delivery to each of [`LISTENERS`].
 const EVENTS: u64 = 3_000;
@@ -106,45 +105,6 @@ async fn second(n: u64, meta: EventMeta, State(log): State<Log>) {
     tokio::time::sleep(DELIVERY_TIME).await;
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Redis,
-    Postgres,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Redis => "redis",
-            Kind::Postgres => "postgres",
-        }
-    }
-}
-
-/// Runs `work` with a store of `kind` at `url`.
-macro_rules! with_store {
-    ($kind:expr, $url:expr, |$store:ident| $work:expr) => {
-        match $kind {
-            Kind::Redis => {
-                let $store = RedisConfig::new($url)
-                    .prefix(NAMESPACE)
-                    .connect()
-                    .await
-                    .expect("the store connects");
-                $work
-            }
-            Kind::Postgres => {
-                let $store = PostgresConfig::new($url)
-                    .schema(NAMESPACE)
-                    .connect()
-                    .await
-                    .expect("the store connects");
-                $work
-            }
-        }
-    };
-}
-
 // ---------------------------------------------------------------------------------------------
 // The worker.
 
@@ -156,15 +116,11 @@ fn kill_worker() {
         return;
     };
     let env = |name: &str| std::env::var(name).expect("the parent sets the worker's environment");
-    let kind = match env(STORE).as_str() {
-        "redis" => Kind::Redis,
-        "postgres" => Kind::Postgres,
-        other => panic!("unknown store `{other}`"),
-    };
+    let kind = Kind::parse(&env(STORE));
     let url = env(URL);
     let dir = PathBuf::from(env(DIR));
     runtime().block_on(async {
-        with_store!(kind, &url, |store| serve(store, &id, &dir).await);
+        with_store!(kind, &url, NAMESPACE, |store| serve(store, &id, &dir).await);
     });
 }
 
@@ -231,7 +187,7 @@ fn survive_a_kill(kind: Kind, url: &str) {
     let ready = started.elapsed();
 
     let kill = runtime().block_on(async {
-        with_store!(kind, url, |store| emit_kill_settle(
+        with_store!(kind, url, NAMESPACE, |store| emit_kill_settle(
             store,
             &mut workers,
             &log

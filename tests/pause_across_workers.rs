@@ -21,8 +21,9 @@ use emitter::durable::postgres::PostgresConfig;
 use emitter::durable::redis::RedisConfig;
 use emitter::durable::{Admin, Durable, DurableConfig};
 use emitter::{listener, listeners, Emitter, Event, EventMeta, State};
-use emitter_tests::children::{self, runtime, RunLog};
+use emitter_tests::children::{self, runtime, Kind, RunLog};
 use emitter_tests::servers::{Postgres, Redis};
+use emitter_tests::with_store;
 
 const PAUSED: &str = "pause_across.paused";
 const STEADY: &str = "pause_across.steady";
@@ -101,45 +102,6 @@ async fn steady(n: u64, meta: EventMeta, State(log): State<Log>) {
     log.run(n, &meta);
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Postgres,
-    Redis,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Postgres => "postgres",
-            Kind::Redis => "redis",
-        }
-    }
-}
-
-/// Runs `work` with a store of `kind` at `url`.
-macro_rules! with_store {
-    ($kind:expr, $url:expr, |$store:ident| $work:expr) => {
-        match $kind {
-            Kind::Postgres => {
-                let $store = PostgresConfig::new($url)
-                    .schema(NAMESPACE)
-                    .connect()
-                    .await
-                    .expect("the store connects");
-                $work
-            }
-            Kind::Redis => {
-                let $store = RedisConfig::new($url)
-                    .prefix(NAMESPACE)
-                    .connect()
-                    .await
-                    .expect("the store connects");
-                $work
-            }
-        }
-    };
-}
-
 // ---------------------------------------------------------------------------------------------
 // The worker.
 
@@ -150,16 +112,14 @@ fn pause_worker() {
         return;
     };
     let env = |name: &str| std::env::var(name).expect("the parent sets the worker's environment");
-    let kind = match kind.as_str() {
-        "postgres" => Kind::Postgres,
-        "redis" => Kind::Redis,
-        other => panic!("unknown store `{other}`"),
-    };
+    let kind = Kind::parse(&kind);
     let log = Log {
         runs: RunLog::open(Path::new(&env(LOG))),
         worker: env(WORKER),
     };
-    runtime().block_on(async { with_store!(kind, &env(URL), |store| serve(store, log).await) });
+    runtime().block_on(async {
+        with_store!(kind, &env(URL), NAMESPACE, |store| serve(store, log).await)
+    });
 }
 
 async fn serve<S: Admin>(store: S, log: Log) {

@@ -14,13 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use emitter::durable::postgres::PostgresConfig;
-use emitter::durable::redis::RedisConfig;
-use emitter::durable::sqlite::SqliteStore;
 use emitter::durable::{Counts, DeadLetter, Durable, DurableConfig, Store};
 use emitter::{listener, listeners, Emitter, Event, EventMeta, State};
-use emitter_tests::children::{self, runtime, RunLog, SIGABRT};
+use emitter_tests::children::{self, runtime, Kind, RunLog, SIGABRT};
 use emitter_tests::servers::{Postgres, Redis};
+use emitter_tests::with_store;
 
 /// Events stored; one of them is the poison.
 const EVENTS: u64 = 400;
@@ -70,60 +68,6 @@ async fn record(n: u64, meta: EventMeta, State(log): State<RunLog>) {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-    Redis,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Sqlite => "sqlite",
-            Kind::Postgres => "postgres",
-            Kind::Redis => "redis",
-        }
-    }
-
-    fn parse(name: &str) -> Kind {
-        match name {
-            "sqlite" => Kind::Sqlite,
-            "postgres" => Kind::Postgres,
-            "redis" => Kind::Redis,
-            other => panic!("unknown store `{other}`"),
-        }
-    }
-}
-
-/// Runs `work` with a store of `kind` at `location`.
-macro_rules! with_store {
-    ($kind:expr, $location:expr, |$store:ident| $work:expr) => {
-        match $kind {
-            Kind::Sqlite => {
-                let $store = SqliteStore::open($location).expect("the database opens");
-                $work
-            }
-            Kind::Postgres => {
-                let $store = PostgresConfig::new($location)
-                    .schema(NAMESPACE)
-                    .connect()
-                    .await
-                    .expect("the store connects");
-                $work
-            }
-            Kind::Redis => {
-                let $store = RedisConfig::new($location)
-                    .prefix(NAMESPACE)
-                    .connect()
-                    .await
-                    .expect("the store connects");
-                $work
-            }
-        }
-    };
-}
-
 // ---------------------------------------------------------------------------------------------
 // The worker.
 
@@ -139,8 +83,10 @@ fn poison_worker() {
     let location = env(LOCATION);
     let dir = PathBuf::from(env(DIR));
     runtime().block_on(async {
-        with_store!(Kind::parse(&kind), &location, |store| serve(store, &dir)
-            .await);
+        with_store!(Kind::parse(&kind), &location, NAMESPACE, |store| serve(
+            store, &dir
+        )
+        .await);
     });
 }
 
@@ -199,8 +145,10 @@ fn poison_is_dead_lettered_alone(kind: Kind, location: &str) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let log = dir.path().join("deliveries.log");
     let started = Instant::now();
-    runtime()
-        .block_on(async { with_store!(kind, location, |store| store_events(store, &log).await) });
+    runtime().block_on(async {
+        with_store!(kind, location, NAMESPACE, |store| store_events(store, &log)
+            .await)
+    });
 
     // The supervisor: a new worker after each crash, until one settles the store.
     let mut crashes = 0;
@@ -225,8 +173,8 @@ fn poison_is_dead_lettered_alone(kind: Kind, location: &str) {
         crashes += 1;
     }
 
-    let (letters, counts) =
-        runtime().block_on(async { with_store!(kind, location, |store| inspect(&store).await) });
+    let (letters, counts) = runtime()
+        .block_on(async { with_store!(kind, location, NAMESPACE, |store| inspect(&store).await) });
     let runs_by_event = RunLog::attempts(&log);
     let poison_runs = runs_by_event.get(&POISON).map_or(0, Vec::len);
     let missing: Vec<u64> = (0..EVENTS)
