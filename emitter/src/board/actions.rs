@@ -52,41 +52,70 @@ fn authorize<S: Admin>(
         })
 }
 
-/// Answers a write: the sentence as text to a request with the token; to a browser, a redirect
-/// to the page the form came from (`back`), which shows it.
-fn answer(
-    context: &Context,
-    headers: &HeaderMap,
-    fields: &Fields,
-    caller: &Caller,
-    outcome: Outcome,
-) -> Response {
-    let (status, said) = match outcome {
-        Ok(outcome) => outcome,
-        Err(error) => return context.failed(&error),
-    };
-    tracing::info!(target: "emitter::board", status = status.as_u16(), "{caller}: {said}");
-    if matches!(caller, Caller::Token) || headers.contains_key(AUTHORIZATION) {
-        return (status, format!("{said}\n")).into_response();
+/// A write that may go ahead: its form, the page it came from, and who sent it.
+struct Write {
+    headers: HeaderMap,
+    fields: Fields,
+    context: Context,
+    caller: Caller,
+}
+
+impl Write {
+    /// Reads the form of a write and checks that its sender may write; answers the request
+    /// when it may not.
+    fn begin<S: Admin>(
+        board: &Shared<S>,
+        base: String,
+        headers: HeaderMap,
+        body: &str,
+    ) -> Result<Self, Box<Response>> {
+        let fields = Fields::parse(body);
+        let context = Context::of(board, base, &headers, &fields);
+        let caller = authorize(board, &context, &headers, &fields)?;
+        Ok(Write {
+            headers,
+            fields,
+            context,
+            caller,
+        })
     }
-    if !status.is_success() {
-        return context.page(
-            status,
-            "Not done",
-            &format!("<p class=\"error\">{}</p>", escape(&said)),
+
+    /// Answers the write: the sentence as text to a request with the token; to a browser, a
+    /// redirect to the page the form came from (`back`), which shows it.
+    fn answer(&self, outcome: Outcome) -> Response {
+        let Write {
+            headers,
+            fields,
+            context,
+            caller,
+        } = self;
+        let (status, said) = match outcome {
+            Ok(outcome) => outcome,
+            Err(error) => return context.failed(&error),
+        };
+        tracing::info!(target: "emitter::board", status = status.as_u16(), "{caller}: {said}");
+        if matches!(caller, Caller::Token) || headers.contains_key(AUTHORIZATION) {
+            return (status, format!("{said}\n")).into_response();
+        }
+        if !status.is_success() {
+            return context.page(
+                status,
+                "Not done",
+                &format!("<p class=\"error\">{}</p>", escape(&said)),
+            );
+        }
+        let back = fields
+            .get("back")
+            .filter(|back| back.starts_with('/') && !back.starts_with("//") && !back.contains('\\'))
+            .unwrap_or("/");
+        let joiner = if back.contains('?') { '&' } else { '?' };
+        let location = format!(
+            "{}{back}{joiner}{}",
+            context.base,
+            query([("done", said.as_str())])
         );
+        redirect(&location, None)
     }
-    let back = fields
-        .get("back")
-        .filter(|back| back.starts_with('/') && !back.starts_with("//") && !back.contains('\\'))
-        .unwrap_or("/");
-    let joiner = if back.contains('?') { '&' } else { '?' };
-    let location = format!(
-        "{}{back}{joiner}{}",
-        context.base,
-        query([("done", said.as_str())])
-    );
-    redirect(&location, None)
 }
 
 fn redirect(location: &str, cookie: Option<String>) -> Response {
@@ -116,10 +145,8 @@ pub(super) async fn on_delivery<S: Admin>(
     Path((id, action)): Path<(String, String)>,
     body: String,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let context = Context::of(&board, base, &headers, &fields);
-    let caller = match authorize(&board, &context, &headers, &fields) {
-        Ok(caller) => caller,
+    let write = match Write::begin(&board, base, headers, &body) {
+        Ok(write) => write,
         Err(refused) => return *refused,
     };
     let outcome = match action.as_str() {
@@ -159,7 +186,7 @@ pub(super) async fn on_delivery<S: Admin>(
             format!("no action `{action}` on a delivery"),
         ),
     };
-    answer(&context, &headers, &fields, &caller, outcome)
+    write.answer(outcome)
 }
 
 pub(super) async fn on_dead_letters<S: Admin>(
@@ -169,17 +196,15 @@ pub(super) async fn on_dead_letters<S: Admin>(
     Path(action): Path<String>,
     body: String,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let context = Context::of(&board, base, &headers, &fields);
-    let caller = match authorize(&board, &context, &headers, &fields) {
-        Ok(caller) => caller,
+    let write = match Write::begin(&board, base, headers, &body) {
+        Ok(write) => write,
         Err(refused) => return *refused,
     };
-    let filter = match fields.filter(SystemTime::now()) {
+    let filter = match write.fields.filter(SystemTime::now()) {
         Ok(filter) => filter,
         Err(problem) => {
             let outcome = not_done(StatusCode::BAD_REQUEST, problem);
-            return answer(&context, &headers, &fields, &caller, outcome);
+            return write.answer(outcome);
         }
     };
     let store = board.backend.store();
@@ -197,7 +222,7 @@ pub(super) async fn on_dead_letters<S: Admin>(
             format!("no action `{action}` on dead letters"),
         ),
     };
-    answer(&context, &headers, &fields, &caller, outcome)
+    write.answer(outcome)
 }
 
 pub(super) async fn on_listener<S: Admin>(
@@ -207,10 +232,8 @@ pub(super) async fn on_listener<S: Admin>(
     Path((name, action)): Path<(String, String)>,
     body: String,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let context = Context::of(&board, base, &headers, &fields);
-    let caller = match authorize(&board, &context, &headers, &fields) {
-        Ok(caller) => caller,
+    let write = match Write::begin(&board, base, headers, &body) {
+        Ok(write) => write,
         Err(refused) => return *refused,
     };
     let store = board.backend.store();
@@ -233,7 +256,7 @@ pub(super) async fn on_listener<S: Admin>(
             .discard_listener(&name)
             .await
             .and_then(|count| done(format!("discarded {count} deliveries of {name}"))),
-        "rehome" => match fields.get("to") {
+        "rehome" => match write.fields.get("to") {
             Some(to) => store
                 .rehome(&name, to)
                 .await
@@ -248,7 +271,7 @@ pub(super) async fn on_listener<S: Admin>(
             format!("no action `{action}` on a listener"),
         ),
     };
-    answer(&context, &headers, &fields, &caller, outcome)
+    write.answer(outcome)
 }
 
 pub(super) async fn login<S: Admin>(
@@ -295,12 +318,11 @@ pub(super) async fn logout<S: Admin>(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let context = Context::of(&board, base, &headers, &fields);
-    if let Err(refused) = authorize(&board, &context, &headers, &fields) {
-        return *refused;
-    }
-    board.sessions.close(&headers);
+    let write = match Write::begin(&board, base, headers, &body) {
+        Ok(write) => write,
+        Err(refused) => return *refused,
+    };
+    board.sessions.close(&write.headers);
     let cookie = format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    redirect(&format!("{}/", context.base), Some(cookie))
+    redirect(&format!("{}/", write.context.base), Some(cookie))
 }
