@@ -27,19 +27,6 @@ local now = now_ms()
 move_due(now, tonumber(ARGV[6]))
 redis.call('SET', prefix .. ':lease', ARGV[4])
 
-local function parse_id(id)
-  local millis, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(millis), tonumber(seq)
-end
-local function id_less(a, b)
-  local am, as = parse_id(a)
-  local bm, bs = parse_id(b)
-  if am ~= bm then
-    return am < bm
-  end
-  return as < bs
-end
-
 -- Whether a pending entry's consumer is a worker: not one of the store's own (`:released`,
 -- `:held`). A worker's entry whose lease ran out ended its claim without an outcome.
 local function by_worker(consumer)

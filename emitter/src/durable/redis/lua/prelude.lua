@@ -36,6 +36,21 @@ local function forget_crashes(listener, id)
   redis.pcall('HDEL', crashes_key, crash_field(listener, id))
 end
 
+-- The milliseconds and sequence of an entry id.
+local function id_parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms) or 0, tonumber(seq) or 0
+end
+
+local function id_less(a, b)
+  local am, as = id_parts(a)
+  local bm, bs = id_parts(b)
+  if am ~= bm then
+    return am < bm
+  end
+  return as < bs
+end
+
 local function now_ms()
   local time = redis.call('TIME')
   return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)

@@ -11,24 +11,9 @@ local function activity_key(minute)
   return prefix .. ':activity:' .. int(minute)
 end
 
--- The milliseconds and sequence of an entry id.
-local function id_parts(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms) or 0, tonumber(seq) or 0
-end
-
 local function entry_ms(id)
   local ms = id_parts(id)
   return ms
-end
-
-local function id_less(a, b)
-  local am, as = id_parts(a)
-  local bm, bs = id_parts(b)
-  if am ~= bm then
-    return am < bm
-  end
-  return as < bs
 end
 
 -- The next `count` entries of stream `key` after entry `after` (empty: from the start).
