@@ -172,6 +172,29 @@ impl Kind {
     }
 }
 
+/// A PostgreSQL store at `url`, its tables in schema `namespace`.
+#[cfg(feature = "postgres")]
+pub async fn postgres_store(
+    url: &str,
+    namespace: &str,
+) -> emitter::durable::postgres::PostgresStore {
+    emitter::durable::postgres::PostgresConfig::new(url)
+        .schema(namespace)
+        .connect()
+        .await
+        .expect("the store connects")
+}
+
+/// A Redis store at `url`, its keys under the prefix `namespace`.
+#[cfg(feature = "redis")]
+pub async fn redis_store(url: &str, namespace: &str) -> emitter::durable::redis::RedisStore {
+    emitter::durable::redis::RedisConfig::new(url)
+        .prefix(namespace)
+        .connect()
+        .await
+        .expect("the store connects")
+}
+
 /// Runs `$work` (which may `.await`) with `$store` bound to a store of `$kind` (a [`Kind`]) at
 /// `$location` (a file for SQLite, a server's URL otherwise), its tables or keys under
 /// `$namespace` (PostgreSQL's schema, Redis's key prefix).
@@ -187,20 +210,12 @@ macro_rules! with_store {
             }
             #[cfg(feature = "postgres")]
             $crate::children::Kind::Postgres => {
-                let $store = ::emitter::durable::postgres::PostgresConfig::new($location)
-                    .schema($namespace)
-                    .connect()
-                    .await
-                    .expect("the store connects");
+                let $store = $crate::children::postgres_store($location, $namespace).await;
                 $work
             }
             #[cfg(feature = "redis")]
             $crate::children::Kind::Redis => {
-                let $store = ::emitter::durable::redis::RedisConfig::new($location)
-                    .prefix($namespace)
-                    .connect()
-                    .await
-                    .expect("the store connects");
+                let $store = $crate::children::redis_store($location, $namespace).await;
                 $work
             }
         }

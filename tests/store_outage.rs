@@ -12,10 +12,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use emitter::durable::postgres::PostgresConfig;
-use emitter::durable::redis::RedisConfig;
 use emitter::durable::{Durable, DurableConfig, Store};
 use emitter::{listener, listeners, EmitError, EmitId, EmitOptions, Emitter, Event};
+use emitter_tests::children::{postgres_store, redis_store};
 use emitter_tests::servers::{Postgres, Redis, RedisOptions, Restartable};
 
 /// The emit timeout of these tests.
@@ -56,19 +55,11 @@ async fn producer<S: Store>(store: S) -> (Emitter, Durable<S>) {
 }
 
 async fn postgres(url: &str) -> impl Store {
-    PostgresConfig::new(url)
-        .schema(NAMESPACE)
-        .connect()
-        .await
-        .expect("the store connects")
+    postgres_store(url, NAMESPACE).await
 }
 
 async fn redis(url: &str) -> impl Store {
-    RedisConfig::new(url)
-        .prefix(NAMESPACE)
-        .connect()
-        .await
-        .expect("the store connects")
+    redis_store(url, NAMESPACE).await
 }
 
 /// Emits order `n` with the idempotency key `order-n`; returns the result and how long it took.

@@ -9,10 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use emitter::durable::postgres::PostgresConfig;
-use emitter::durable::redis::RedisConfig;
 use emitter::durable::{Durable, DurableConfig, Store};
 use emitter::{listener, listeners, Emitter, Event, State};
+use emitter_tests::children::{postgres_store, redis_store};
 use emitter_tests::servers::{Postgres, Redis, RedisOptions, Restartable};
 use tokio::sync::mpsc;
 
@@ -85,19 +84,11 @@ async fn ping(
 }
 
 async fn postgres(url: &str) -> impl Store {
-    PostgresConfig::new(url)
-        .schema(NAMESPACE)
-        .connect()
-        .await
-        .expect("the store connects")
+    postgres_store(url, NAMESPACE).await
 }
 
 async fn redis(url: &str) -> impl Store {
-    RedisConfig::new(url)
-        .prefix(NAMESPACE)
-        .connect()
-        .await
-        .expect("the store connects")
+    redis_store(url, NAMESPACE).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,11 +181,7 @@ async fn a_wait_that_failed_on_redis_returns_soon_after_the_server_is_back() {
     let Some(mut server) = Redis::start_with(RedisOptions { append_only: true }) else {
         return;
     };
-    let store = RedisConfig::new(server.url())
-        .prefix(NAMESPACE)
-        .connect()
-        .await
-        .expect("the store connects");
+    let store = redis_store(&server.url(), NAMESPACE).await;
     let setup = emitter::durable::Setup::new(
         vec![emitter::durable::Route {
             event_id: "wake_ups.ping",
