@@ -393,6 +393,8 @@ fn open_raw(path: &Path) -> Result<Connection, String> {
     conn.execute_batch(statements::SCHEMA_V1)
         .and_then(|()| conn.execute_batch(statements::MIGRATE_V2))
         .and_then(|()| conn.execute_batch(statements::MIGRATE_V3))
+        .and_then(|()| conn.execute_batch(statements::MIGRATE_V4))
+        .and_then(|()| conn.execute_batch(statements::MIGRATE_V5))
         .map_err(sql("create the schema"))?;
     Ok(conn)
 }
@@ -468,7 +470,8 @@ fn produce(
                         now,
                         payload,
                         None::<String>,
-                        now
+                        now,
+                        1
                     ])
                     .map_err(sql("insert"))?;
             }

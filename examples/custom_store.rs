@@ -294,6 +294,23 @@ impl Store for MapStore {
         Ok(())
     }
 
+    async fn postpone(
+        &self,
+        receipt: &Receipt,
+        run_at: SystemTime,
+        note: &str,
+    ) -> Result<(), BackendError> {
+        if let Some((_, delivery)) = self.state().held(receipt) {
+            delivery.due = run_at;
+            delivery.lease = None;
+            delivery.crashes = 0;
+            delivery.attempts = delivery.attempts.saturating_sub(1);
+            delivery.error = Some(note.to_owned());
+        }
+        self.work.notify_waiters();
+        Ok(())
+    }
+
     async fn dead_letter(&self, receipt: &Receipt, reason: &str) -> Result<(), BackendError> {
         let mut state = self.state();
         let Some((id, _)) = state.held(receipt) else {

@@ -602,11 +602,12 @@ async fn a_version_1_schema_is_migrated_keeping_its_deliveries() {
         .await
         .expect("the version is read")
         .get(0);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let claimed = claim(&store, 10, LONG_LEASE).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].event.emit_id, EmitId::from_u128(7));
     assert_eq!(claimed[0].event.trace, None);
+    assert_eq!(claimed[0].event.version, 1, "stored before versions were");
 }
 
 #[tokio::test]
@@ -616,7 +617,7 @@ async fn a_schema_of_a_newer_version_or_without_one_is_refused() {
     store.migrate().await.expect("migrating twice is fine");
     let sql = client(&server.url()).await;
 
-    sql.batch_execute("INSERT INTO versions.schema_version (version) VALUES (5)")
+    sql.batch_execute("INSERT INTO versions.schema_version (version) VALUES (6)")
         .await
         .expect("the version is set");
     let error = store
@@ -625,7 +626,7 @@ async fn a_schema_of_a_newer_version_or_without_one_is_refused() {
         .expect_err("a newer schema is refused");
     let message = error.to_string();
     assert!(
-        message.contains("version 5")
+        message.contains("version 6")
             && message.contains("newer")
             && message.contains("`versions`"),
         "{message}"
@@ -672,7 +673,7 @@ async fn concurrent_opens_create_the_schema_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4], "each migration applied once");
+    assert_eq!(versions, [1, 2, 3, 4, 5], "each migration applied once");
 }
 
 #[tokio::test]

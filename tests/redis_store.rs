@@ -1129,7 +1129,7 @@ async fn a_configured_key_retention_is_the_keys_time_to_live() {
     assert!((299_000..=300_000).contains(&millis), "{ttl}");
 }
 
-/// Keys written by version 1 of the store are version 3's too: opening them upgrades the
+/// Keys written by version 1 of the store are version 4's too: opening them upgrades the
 /// version in place, and the deliveries stored before (entries without a trace context, a
 /// delayed member of eight fields) are claimed as they were.
 #[tokio::test]
@@ -1162,9 +1162,10 @@ async fn keys_of_version_1_are_opened_and_their_deliveries_claimed() {
         "0",
     ]);
     let store = opened_for_a_and_b(&redis).await;
-    assert_eq!(redis.command(&["GET", "emitter:schema"]), "$1\r\n3\r\n");
+    assert_eq!(redis.command(&["GET", "emitter:schema"]), "$1\r\n4\r\n");
     let claimed = store.claim("w", &["a"], 10, LONG).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].event.emit_id, EmitId::from_u128(7));
     assert_eq!(claimed[0].event.trace, None);
+    assert_eq!(claimed[0].event.version, 1, "stored before versions were");
 }

@@ -58,6 +58,7 @@ pub(crate) async fn pg_produce(
             let due_in = vec![0_i64; len];
             let listeners = vec![LISTENER; len];
             let traces: Vec<Option<&str>> = vec![None; len];
+            let versions = vec![1_i32; len];
             let row = client
                 .query_one(
                     &insert,
@@ -70,6 +71,7 @@ pub(crate) async fn pg_produce(
                         &listener_emit,
                         &listeners,
                         &traces,
+                        &versions,
                     ],
                 )
                 .await

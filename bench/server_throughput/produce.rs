@@ -67,8 +67,8 @@ pub(crate) async fn prepare(
             let sql = Statements::new(namespace);
             client
                 .batch_execute(&format!(
-                    "{};\n{};\n{}",
-                    sql.schema_v1, sql.migrate_v2, sql.migrate_v3
+                    "{};\n{};\n{};\n{};\n{}",
+                    sql.schema_v1, sql.migrate_v2, sql.migrate_v3, sql.migrate_v4, sql.migrate_v5
                 ))
                 .await
                 .map_err(pg("create the baseline's schema"))

@@ -220,6 +220,17 @@ impl<S: Store> Store for Profiled<S> {
             .await
     }
 
+    async fn postpone(
+        &self,
+        receipt: &Receipt,
+        run_at: SystemTime,
+        note: &str,
+    ) -> Result<(), BackendError> {
+        self.stats
+            .time(Op::Other, 1, self.store.postpone(receipt, run_at, note))
+            .await
+    }
+
     async fn dead_letter(&self, receipt: &Receipt, reason: &str) -> Result<(), BackendError> {
         self.stats
             .time(Op::Other, 1, self.store.dead_letter(receipt, reason))

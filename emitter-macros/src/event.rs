@@ -3,6 +3,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr};
 
 use crate::tokens::inner_types;
@@ -11,10 +12,21 @@ use crate::tokens::inner_types;
 #[derive(Default)]
 struct EventOptions {
     id: Option<LitStr>,
+    version: Option<(syn::LitInt, u32)>,
+    upcasts: Vec<Upcast>,
 }
 
-// Accepted syntax (all optional, at most once each), on the struct only:
-//     #[event(id = "some.id")]
+/// `upcast(from = 1, with = path)`: the function that brings version `from` to `from + 1`.
+struct Upcast {
+    keyword: syn::Path,
+    from: Option<(syn::LitInt, u32)>,
+    with: Option<syn::Path>,
+}
+
+// Accepted syntax (all optional; `id` and `version` at most once, `upcast` once per older
+// version), on the struct only:
+//     #[event(id = "some.id", version = 3, upcast(from = 1, with = v1_to_v2),
+//             upcast(from = 2, with = v2_to_v3))]
 fn parse_options(input: &DeriveInput) -> syn::Result<EventOptions> {
     let mut options = EventOptions::default();
     let mut errors: Option<syn::Error> = None;
@@ -34,45 +46,60 @@ fn parse_options(input: &DeriveInput) -> syn::Result<EventOptions> {
             continue;
         }
         let parsed = attr.parse_nested_meta(|meta| {
-            if !meta.path.is_ident("id") {
+            let key = path_to_string(&meta.path);
+            let given = match key.as_str() {
+                "id" => options.id.is_some(),
+                "version" => options.version.is_some(),
+                "upcast" => false,
+                _ => {
+                    combine(
+                        &mut errors,
+                        meta.error(format!(
+                            "unknown `event` option `{key}`: the options are `id = \"...\"`, `version = N` and `upcast(from = N, with = function)`"
+                        )),
+                    );
+                    return skip_value(&meta);
+                }
+            };
+            if given {
                 combine(
                     &mut errors,
-                    meta.error(format!(
-                        "unknown `event` option `{}`: the only option is `id = \"...\"`",
-                        path_to_string(&meta.path)
-                    )),
+                    meta.error(format!("`{key}` is given twice: keep one `{key} = ...`")),
                 );
                 return skip_value(&meta);
             }
-            if options.id.is_some() {
-                combine(
-                    &mut errors,
-                    meta.error("`id` is given twice: keep one `id = \"...\"`"),
-                );
-                return skip_value(&meta);
+            match key.as_str() {
+                "id" => {
+                    let value: LitStr = meta.value()?.parse().map_err(|error| {
+                        syn::Error::new(
+                            error.span(),
+                            "`id` takes a string literal: write `id = \"user_created\"`",
+                        )
+                    })?;
+                    if value.value().trim().is_empty() {
+                        combine(
+                            &mut errors,
+                            syn::Error::new_spanned(
+                                &value,
+                                "the event id must not be empty: write `id = \"user_created\"`, or leave `id` out to use the snake_case type name",
+                            ),
+                        );
+                    }
+                    options.id = Some(value);
+                }
+                "version" => {
+                    let version = parse_version(&meta, "`version` takes a whole number from 1: write `version = 2`")?;
+                    options.version = Some(version);
+                }
+                _ => options.upcasts.push(parse_upcast(&meta, &mut errors)?),
             }
-            let value: LitStr = meta.value()?.parse().map_err(|error| {
-                syn::Error::new(
-                    error.span(),
-                    "`id` takes a string literal: write `id = \"user_created\"`",
-                )
-            })?;
-            if value.value().trim().is_empty() {
-                combine(
-                    &mut errors,
-                    syn::Error::new_spanned(
-                        &value,
-                        "the event id must not be empty: write `id = \"user_created\"`, or leave `id` out to use the snake_case type name",
-                    ),
-                );
-            }
-            options.id = Some(value);
             Ok(())
         });
         if let Err(error) = parsed {
             combine(&mut errors, error);
         }
     }
+    check_upcasts(&options, &mut errors);
     for attr in misplaced_event_attrs(&input.data) {
         combine(
             &mut errors,
@@ -85,6 +112,143 @@ fn parse_options(input: &DeriveInput) -> syn::Result<EventOptions> {
     match errors {
         Some(errors) => Err(errors),
         None => Ok(options),
+    }
+}
+
+/// A version number after `=`: an integer literal from 1.
+fn parse_version(
+    meta: &syn::meta::ParseNestedMeta<'_>,
+    expected: &str,
+) -> syn::Result<(syn::LitInt, u32)> {
+    let literal: syn::LitInt = meta
+        .value()?
+        .parse()
+        .map_err(|error| syn::Error::new(error.span(), expected))?;
+    match literal.base10_parse::<u32>() {
+        Ok(number) if number >= 1 => Ok((literal, number)),
+        _ => Err(syn::Error::new_spanned(&literal, expected)),
+    }
+}
+
+const UPCAST_SYNTAX: &str = "write `upcast(from = 1, with = v1_to_v2)`, where `v1_to_v2` is a `fn(emitter::serde_json::Value) -> Result<emitter::serde_json::Value, E>` that turns the JSON of version 1 into that of version 2";
+
+// Accepted syntax: `upcast(from = <version>, with = <path to a function>)`, each key once.
+fn parse_upcast(
+    meta: &syn::meta::ParseNestedMeta<'_>,
+    errors: &mut Option<syn::Error>,
+) -> syn::Result<Upcast> {
+    let mut upcast = Upcast {
+        keyword: meta.path.clone(),
+        from: None,
+        with: None,
+    };
+    if !meta.input.peek(syn::token::Paren) {
+        return Err(meta.error(format!("`upcast` takes options: {UPCAST_SYNTAX}")));
+    }
+    meta.parse_nested_meta(|inner| {
+        if inner.path.is_ident("from") && upcast.from.is_none() {
+            upcast.from = Some(parse_version(
+                &inner,
+                "`from` takes the version the upcaster reads, a whole number from 1: write `from = 1`",
+            )?);
+        } else if inner.path.is_ident("with") && upcast.with.is_none() {
+            upcast.with = Some(inner.value()?.parse().map_err(|error| {
+                syn::Error::new(
+                    error.span(),
+                    "`with` takes the path of a function: write `with = v1_to_v2`",
+                )
+            })?);
+        } else if inner.path.is_ident("from") || inner.path.is_ident("with") {
+            let key = path_to_string(&inner.path);
+            combine(
+                errors,
+                inner.error(format!("`{key}` is given twice in one `upcast`: keep one")),
+            );
+            skip_value(&inner)?;
+        } else {
+            combine(
+                errors,
+                inner.error(format!(
+                    "unknown `upcast` option `{}`: {UPCAST_SYNTAX}",
+                    path_to_string(&inner.path)
+                )),
+            );
+            skip_value(&inner)?;
+        }
+        Ok(())
+    })?;
+    if upcast.from.is_none() || upcast.with.is_none() {
+        let missing = if upcast.from.is_none() {
+            "from"
+        } else {
+            "with"
+        };
+        combine(
+            errors,
+            syn::Error::new_spanned(
+                &upcast.keyword,
+                format!("`upcast` needs `{missing}`: {UPCAST_SYNTAX}"),
+            ),
+        );
+    }
+    Ok(upcast)
+}
+
+/// Each upcaster reads a version older than the event's, no two read the same one, and every
+/// older version has one: a stored event of any version up to the event's can be brought up to
+/// date, one version at a time.
+fn check_upcasts(options: &EventOptions, errors: &mut Option<syn::Error>) {
+    let version = options.version.as_ref().map_or(1, |(_, number)| *number);
+    let mut seen = std::collections::BTreeSet::new();
+    for (literal, from) in options
+        .upcasts
+        .iter()
+        .filter_map(|upcast| upcast.from.as_ref())
+    {
+        if *from >= version {
+            let fix = match &options.version {
+                None => format!("the event has no `version`, so it is version 1: add `version = {}` for an upcaster from version {from}", from + 1),
+                Some(_) => format!("an upcaster brings an older version to the next, so `from` is below {version}"),
+            };
+            combine(
+                errors,
+                syn::Error::new_spanned(
+                    literal,
+                    format!("`upcast(from = {from})` reads version {from}, but the event is version {version}: {fix}"),
+                ),
+            );
+        } else if !seen.insert(*from) {
+            combine(
+                errors,
+                syn::Error::new_spanned(
+                    literal,
+                    format!(
+                        "two upcasters read version {from}: keep one `upcast(from = {from}, ...)`"
+                    ),
+                ),
+            );
+        }
+    }
+    let complete = options.upcasts.iter().all(|upcast| upcast.from.is_some());
+    let missing: Vec<u32> = (1..version).filter(|from| !seen.contains(from)).collect();
+    if let (Some((literal, _)), Some(&first), true) = (&options.version, missing.first(), complete)
+    {
+        let versions = missing
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        combine(
+            errors,
+            syn::Error::new_spanned(
+                literal,
+                format!(
+                    "version {version} needs an upcaster from every older version, and none reads version {versions}: add `upcast(from = {first}, with = v{first}_to_v{})`, a function from the JSON of version {first} to that of version {}",
+                    first + 1,
+                    first + 1
+                ),
+            ),
+        );
     }
 }
 
@@ -285,6 +449,22 @@ fn try_expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         quote!(#(#attrs)* #checked #name: #ty)
     });
     let private = quote!(::emitter::__private);
+    let version = options
+        .version
+        .as_ref()
+        .map(|(literal, _)| quote!(const VERSION: u32 = #literal;));
+    let mut upcasts: Vec<(u32, &syn::Path)> = options
+        .upcasts
+        .iter()
+        .filter_map(|upcast| Some((upcast.from.as_ref()?.1, upcast.with.as_ref()?)))
+        .collect();
+    upcasts.sort_by_key(|(from, _)| *from);
+    // A function of the wrong shape is reported on the user's path.
+    let upcasters = upcasts.iter().map(|(_, with)| {
+        quote_spanned! {with.span()=>
+            |value| #private::upcast_with(#with, value)
+        }
+    });
     let registration = quote_spanned! {ident.span()=>
         #private::inventory::submit! {
             #private::EventRegistration {
@@ -295,6 +475,9 @@ fn try_expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                 line: ::core::line!(),
                 encode: #private::encode_json::<#ident>,
                 decode: #private::decode_json::<#ident>,
+                version: <#ident as #private::Event>::VERSION,
+                upcasters: &[#(#upcasters),*],
+                decode_value: #private::decode_json_value::<#ident>,
             }
         }
     };
@@ -332,6 +515,7 @@ fn try_expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             impl #private::Event for #ident {
                 const ID: &'static str = #id;
                 const FIELDS: &'static [&'static str] = &[#(#field_names),*];
+                #version
             }
 
             #registration

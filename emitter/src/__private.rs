@@ -12,7 +12,8 @@ pub use crate::context::{EventMeta, State};
 pub use crate::emitter::Emitter;
 pub use crate::error::{EmitError, Failure};
 pub use crate::event::{
-    decode_json, encode_json, Emitted, Event, EventRegistration, Header, Payload,
+    decode_json, decode_json_value, encode_json, upcast_with, Emitted, Event, EventRegistration,
+    Header, Payload, Upcaster,
 };
 pub use crate::extract::{
     collect_states, count_states, has_field, str_eq, AsEmitter, Dead, EmitValue, EventField,

@@ -80,6 +80,12 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// one of them takes that field; `#[derive(Event)]` lists them.
     const FIELDS: &'static [&'static str];
 
+    /// The version of the event's shape (default 1, `#[event(version = 2)]`). Durable backends
+    /// store it with each emit; a stored event of an older version is brought up to this one by
+    /// the event's upcasters (`#[event(upcast(from = 1, with = ...))]`) before it is decoded, and
+    /// one of a newer version is left in the store for a worker that knows it.
+    const VERSION: u32 = 1;
+
     /// Emits the event: what `emit!` expands to. A method of the event type, so that a type
     /// that is not an event is reported once, on that type.
     #[doc(hidden)]
@@ -106,6 +112,94 @@ pub struct EventRegistration {
     pub line: u32,
     pub encode: fn(&(dyn Any + Send + Sync)) -> Option<serde_json::Result<Vec<u8>>>,
     pub decode: fn(&[u8], Header) -> serde_json::Result<Payload>,
+    /// The event's version ([`Event::VERSION`]).
+    pub version: u32,
+    /// The upcasters, by the version they read: the first brings version 1 to 2, and so on up to
+    /// `version`.
+    pub upcasters: &'static [Upcaster],
+    /// Decodes the event from its JSON value, once upcast.
+    pub decode_value: fn(serde_json::Value, Header) -> serde_json::Result<Payload>,
+}
+
+/// One step of upcasting: the JSON of an event of one version to the next, or why not.
+#[doc(hidden)]
+pub type Upcaster = fn(serde_json::Value) -> Result<serde_json::Value, String>;
+
+/// Why a stored event cannot be decoded by this binary.
+#[derive(Debug)]
+pub(crate) enum DecodeError {
+    /// The event was stored by a newer build: a worker that knows its version should take it.
+    Newer { stored: u32, known: u32 },
+    /// Dead-lettered: the reason says why.
+    Undecodable(String),
+}
+
+impl EventRegistration {
+    /// Decodes an event stored at `version`: as it is when it is this binary's version, through
+    /// the upcasters from an older one.
+    pub(crate) fn decode_stored(
+        &self,
+        bytes: &[u8],
+        version: u32,
+        header: Header,
+    ) -> Result<Payload, DecodeError> {
+        let undecodable = |error: serde_json::Error| {
+            DecodeError::Undecodable(format!(
+                "the payload cannot be decoded as `{}`: {error}",
+                self.type_name
+            ))
+        };
+        if version == self.version {
+            return (self.decode)(bytes, header).map_err(undecodable);
+        }
+        if version > self.version {
+            return Err(DecodeError::Newer {
+                stored: version,
+                known: self.version,
+            });
+        }
+        if version == 0 {
+            return Err(DecodeError::Undecodable(format!(
+                "the event is stored as version 0, which no build writes (versions start at 1): \
+                 the delivery is damaged; `{}` knows versions 1 to {}",
+                self.type_name, self.version
+            )));
+        }
+        let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| {
+            DecodeError::Undecodable(format!(
+                "the payload of version {version} is not JSON, so it cannot be upcast to `{}` \
+                 version {}: {error}",
+                self.type_name, self.version
+            ))
+        })?;
+        for from in version..self.version {
+            let step = usize::try_from(from - 1)
+                .ok()
+                .and_then(|index| self.upcasters.get(index));
+            let Some(step) = step else {
+                return Err(DecodeError::Undecodable(format!(
+                    "`{}` has no upcaster from version {from} to {}",
+                    self.type_name,
+                    from + 1
+                )));
+            };
+            value = step(value).map_err(|error| {
+                DecodeError::Undecodable(format!(
+                    "the upcaster of `{}` from version {from} to {} failed on a payload stored \
+                     at version {version}: {error}",
+                    self.type_name,
+                    from + 1
+                ))
+            })?;
+        }
+        (self.decode_value)(value, header).map_err(|error| {
+            DecodeError::Undecodable(format!(
+                "the payload stored at version {version}, upcast to version {}, cannot be \
+                 decoded as `{}`: {error}",
+                self.version, self.type_name
+            ))
+        })
+    }
 }
 
 inventory::collect!(EventRegistration);
@@ -122,6 +216,24 @@ pub fn encode_json<E: Event>(
 #[doc(hidden)]
 pub fn decode_json<E: Event>(bytes: &[u8], header: Header) -> serde_json::Result<Payload> {
     serde_json::from_slice::<E>(bytes).map(|event| Arc::new(Emitted { header, event }) as Payload)
+}
+
+/// Decodes an `E` from its JSON value, once upcast to the current version.
+#[doc(hidden)]
+pub fn decode_json_value<E: Event>(
+    value: serde_json::Value,
+    header: Header,
+) -> serde_json::Result<Payload> {
+    serde_json::from_value::<E>(value).map(|event| Arc::new(Emitted { header, event }) as Payload)
+}
+
+/// Runs a user's upcaster, turning its error into text: what the generated [`Upcaster`]s call.
+#[doc(hidden)]
+pub fn upcast_with<E: std::fmt::Display>(
+    upcaster: fn(serde_json::Value) -> Result<serde_json::Value, E>,
+    value: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    upcaster(value).map_err(|error| error.to_string())
 }
 
 pub(crate) fn registered() -> impl Iterator<Item = &'static EventRegistration> {

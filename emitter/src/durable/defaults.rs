@@ -29,3 +29,6 @@ pub(crate) const EMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often a worker sends its store a heartbeat.
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// How long a delivery of a newer event version than the worker's is left for a newer worker.
+pub(crate) const NEWER_VERSION_DELAY: Duration = Duration::from_secs(30);

@@ -156,6 +156,19 @@ pub trait Store: Send + Sync + 'static {
         error: &str,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
+    /// Gives a claimed delivery back without running it, to be claimed again at `run_at`,
+    /// recording `note` as its last error: its event was stored by a newer build than the
+    /// worker's ([`StoredEvent::version`]), and is left for a worker that knows its version. The
+    /// claim does not count as an attempt (the next claim has the attempt number this one had),
+    /// and its count of crashes starts again from 0 (the claim had an outcome). A stale receipt
+    /// is ignored.
+    fn postpone(
+        &self,
+        receipt: &Receipt,
+        run_at: SystemTime,
+        note: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
     /// Moves a delivery to the dead letters with the reason.
     fn dead_letter(
         &self,
@@ -309,6 +322,10 @@ pub struct StoredEvent {
     pub emitted_at: SystemTime,
     /// The event, encoded as JSON.
     pub payload: Vec<u8>,
+    /// The version of the event's shape the payload has (its type's
+    /// [`Event::VERSION`](crate::Event::VERSION) when it was emitted; 1 for events stored
+    /// before versions were).
+    pub version: u32,
     /// The trace context of the emit in W3C `traceparent` form
     /// (`00-<trace id>-<parent span id>-<flags>`), when the emitter propagates spans: a worker
     /// in any process makes its delivery spans children of it.
@@ -316,8 +333,8 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// An event `event_id` of emit `emit_id`, emitted at `emitted_at`, encoded as `payload`,
-    /// without a trace context.
+    /// An event `event_id` of emit `emit_id`, emitted at `emitted_at`, encoded as `payload`, of
+    /// version 1, without a trace context.
     pub fn new(
         event_id: impl Into<String>,
         emit_id: EmitId,
@@ -329,8 +346,15 @@ impl StoredEvent {
             emit_id,
             emitted_at,
             payload,
+            version: 1,
             trace: None,
         }
+    }
+
+    /// The same event with its payload of version `version`.
+    pub fn with_version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
     }
 
     /// The same event with the trace context `trace` (a W3C `traceparent`).

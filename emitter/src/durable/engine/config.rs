@@ -47,6 +47,12 @@ pub struct DurableConfig {
     /// 10 s; [`Store::heartbeat`](crate::durable::Store::heartbeat)). The operator's console
     /// counts a worker as running until three heartbeats are missed.
     pub heartbeat: Duration,
+    /// How long a delivery whose event was stored by a newer build (a version of the event
+    /// newer than this binary's [`Event::VERSION`](crate::Event::VERSION)) is left before this
+    /// worker looks at it again (default 30 s). It is given back to the store without counting
+    /// an attempt, for a worker of the newer build to take: during a rolling deploy, old
+    /// workers leave new events to new ones.
+    pub newer_version_delay: Duration,
 }
 
 impl Default for DurableConfig {
@@ -62,6 +68,7 @@ impl Default for DurableConfig {
             deliver: true,
             worker_id: default_worker_id(),
             heartbeat: defaults::HEARTBEAT,
+            newer_version_delay: defaults::NEWER_VERSION_DELAY,
         }
     }
 }
@@ -124,6 +131,13 @@ impl DurableConfig {
     /// How often this worker sends the store a heartbeat.
     pub fn heartbeat(mut self, every: Duration) -> Self {
         self.heartbeat = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long a delivery of an event version newer than this binary's is left for a newer
+    /// worker before this one looks at it again.
+    pub fn newer_version_delay(mut self, delay: Duration) -> Self {
+        self.newer_version_delay = delay.max(Duration::from_millis(1));
         self
     }
 }

@@ -249,7 +249,9 @@ impl<S: Store> Durable<S> {
             .flatten()
             .and_then(|trace| trace.to_store(emit_id, listeners.len()));
         Ok(NewEmit::new(
-            StoredEvent::new(E::ID, emit_id, SystemTime::now(), payload).with_trace(trace),
+            StoredEvent::new(E::ID, emit_id, SystemTime::now(), payload)
+                .with_version(E::VERSION)
+                .with_trace(trace),
             listeners,
             options.run_at.unwrap_or_else(SystemTime::now),
             options.key,

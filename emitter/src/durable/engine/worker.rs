@@ -13,7 +13,7 @@ use super::{aborted, DurableConfig, Mode, MAX_WAIT};
 use crate::context::EventMeta;
 use crate::delivery::{run_attempt, Core, Outcome};
 use crate::durable::{Claimed, Receipt, Store};
-use crate::event::Header;
+use crate::event::{DecodeError, Header};
 use crate::report::UnfinishedDelivery;
 use crate::stats::DeliveryStats;
 use crate::trace::{Live, Trace};
@@ -47,6 +47,12 @@ enum Ran {
     },
     Dead {
         reason: String,
+    },
+    /// The event was stored by a newer build: given back, without counting an attempt, for a
+    /// worker that knows its version.
+    Postpone {
+        at: SystemTime,
+        note: String,
     },
     /// The emitter is gone: leave the delivery to its lease.
     Abandoned,
@@ -241,6 +247,7 @@ impl<S: Store> Worker<S> {
                 number,
                 claim,
                 self.config.extra_claims,
+                self.config.newer_version_delay,
                 acks.clone(),
                 Arc::clone(&self.held),
                 Arc::clone(&self.progress),
@@ -322,12 +329,13 @@ async fn deliver<S: Store>(
     number: u64,
     claim: Claimed,
     extra_claims: u32,
+    newer_version_delay: Duration,
     acks: mpsc::UnboundedSender<Ack>,
     held: Arc<Held>,
     progress: Arc<Notify>,
     room: OwnedSemaphorePermit,
 ) {
-    let ran = run_claimed(&core, &claim, extra_claims).await;
+    let ran = run_claimed(&core, &claim, extra_claims, newer_version_delay).await;
     held.done(number);
     let receipt = &claim.receipt;
     let told = match &ran {
@@ -344,6 +352,7 @@ async fn deliver<S: Store>(
         }
         Ran::Retry { at, error } => store.retry(receipt, *at, error).await,
         Ran::Dead { reason } => store.dead_letter(receipt, reason).await,
+        Ran::Postpone { at, note } => store.postpone(receipt, *at, note).await,
         Ran::Abandoned => Ok(()),
     };
     if let Err(error) = told {
@@ -359,7 +368,12 @@ async fn deliver<S: Store>(
 }
 
 /// Decodes a claimed delivery, runs one attempt of its listener, and decides what follows.
-async fn run_claimed(core: &Arc<Core>, claim: &Claimed, extra_claims: u32) -> Ran {
+async fn run_claimed(
+    core: &Arc<Core>,
+    claim: &Claimed,
+    extra_claims: u32,
+    newer_version_delay: Duration,
+) -> Ran {
     let table = &core.table;
     let stored = &claim.event;
     let Some((_, entry)) = table.event_by_id(&stored.event_id) else {
@@ -407,13 +421,28 @@ async fn run_claimed(core: &Arc<Core>, claim: &Claimed, extra_claims: u32) -> Ra
         trace: Trace::restored(stored.emit_id, stored.trace.clone()),
         token: std::sync::OnceLock::new(),
     };
-    let payload = match (codec.decode)(&stored.payload, header) {
+    let payload = match codec.decode_stored(&stored.payload, stored.version, header) {
         Ok(payload) => payload,
-        Err(error) => {
-            return undeliverable(format!(
-                "the payload cannot be decoded as `{}`: {error}",
-                entry.type_name
-            ))
+        Err(DecodeError::Undecodable(reason)) => return undeliverable(reason),
+        Err(DecodeError::Newer {
+            stored: newer,
+            known,
+        }) => {
+            let note = format!(
+                "version {newer} of event `{}` is newer than this worker's {known}; left for a \
+                 newer worker",
+                entry.id
+            );
+            tracing::warn!(
+                listener = claim.listener,
+                event_id = entry.id,
+                emit_id = %stored.emit_id,
+                "{note}; looked at again in {newer_version_delay:?}"
+            );
+            return Ran::Postpone {
+                at: SystemTime::now() + newer_version_delay,
+                note,
+            };
         }
     };
     if core.context.emitter.strong_count() == 0 {

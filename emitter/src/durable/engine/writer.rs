@@ -79,7 +79,9 @@ pub(super) fn encode(
         .as_deref()
         .and_then(|trace| trace.to_store(emit_id, entry.listeners.len()));
     Ok(NewEmit::new(
-        StoredEvent::new(entry.id, emit_id, envelope.emitted_at(), payload).with_trace(trace),
+        StoredEvent::new(entry.id, emit_id, envelope.emitted_at(), payload)
+            .with_version(codec.version)
+            .with_trace(trace),
         entry
             .listeners
             .iter()

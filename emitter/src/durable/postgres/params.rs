@@ -22,6 +22,7 @@ pub(super) struct InsertBatch<'a> {
     listeners: Vec<&'a str>,
     retention_ms: i64,
     traces: Vec<Option<&'a str>>,
+    versions: Vec<i32>,
 }
 
 impl<'a> InsertBatch<'a> {
@@ -38,6 +39,7 @@ impl<'a> InsertBatch<'a> {
             listeners: Vec::new(),
             retention_ms,
             traces: Vec::with_capacity(emits.len()),
+            versions: Vec::with_capacity(emits.len()),
         };
         for (n, emit) in (1_i64..).zip(emits) {
             batch.event_ids.push(&emit.event.event_id);
@@ -51,6 +53,9 @@ impl<'a> InsertBatch<'a> {
                 .push(from_unix_millis(unix_millis(emit.event.emitted_at)));
             batch.payloads.push(&emit.event.payload);
             batch.traces.push(emit.event.trace.as_deref());
+            batch
+                .versions
+                .push(i32::try_from(emit.event.version).unwrap_or(i32::MAX));
             batch.due_in.push(
                 unix_millis(emit.run_at)
                     .saturating_sub(now)
@@ -70,7 +75,7 @@ impl<'a> InsertBatch<'a> {
         batch
     }
 
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 11] {
         [
             &self.event_ids,
             &self.emit_ids,
@@ -82,6 +87,7 @@ impl<'a> InsertBatch<'a> {
             &self.listeners,
             &self.retention_ms,
             &self.traces,
+            &self.versions,
         ]
     }
 
@@ -91,7 +97,7 @@ impl<'a> InsertBatch<'a> {
     }
 
     /// The parameters of the unkeyed insert.
-    pub(super) fn unkeyed_params(&self) -> [&(dyn ToSql + Sync); 8] {
+    pub(super) fn unkeyed_params(&self) -> [&(dyn ToSql + Sync); 9] {
         [
             &self.event_ids,
             &self.emit_ids,
@@ -101,11 +107,12 @@ impl<'a> InsertBatch<'a> {
             &self.listener_emit,
             &self.listeners,
             &self.traces,
+            &self.versions,
         ]
     }
 
-    pub(super) fn typed_params(&self) -> [(&(dyn ToSql + Sync), Type); 10] {
-        let [a, b, c, d, e, f, g, h, i, j] = self.params();
+    pub(super) fn typed_params(&self) -> [(&(dyn ToSql + Sync), Type); 11] {
+        let [a, b, c, d, e, f, g, h, i, j, k] = self.params();
         [
             (a, Type::TEXT_ARRAY),
             (b, Type::TEXT_ARRAY),
@@ -117,6 +124,7 @@ impl<'a> InsertBatch<'a> {
             (h, Type::TEXT_ARRAY),
             (i, Type::INT8),
             (j, Type::TEXT_ARRAY),
+            (k, Type::INT4_ARRAY),
         ]
     }
 }

@@ -32,6 +32,8 @@ pub struct Statements {
     pub migrate_v3: String,
     /// From schema version 3 to 4, as one batch.
     pub migrate_v4: String,
+    /// From schema version 4 to 5, as one batch.
+    pub migrate_v5: String,
     /// Stores a batch of emits, with their idempotency keys.
     pub insert: Statement,
     /// Stores a batch of emits that have no idempotency keys.
@@ -52,6 +54,9 @@ pub struct Statements {
     pub ack: Statement,
     /// Releases a delivery until a later time, keeping the error.
     pub retry: Statement,
+    /// Gives a delivery of a newer event version back until a later time, with a note, without
+    /// counting the claim as an attempt.
+    pub postpone: Statement,
     /// Moves a delivery to the dead letters.
     pub dead_letter: Statement,
     /// Lists dead letters, oldest first.
@@ -78,6 +83,7 @@ impl Statements {
             migrate_v2: render(include_str!("sql/migrate_v2.sql"), schema),
             migrate_v3: render(include_str!("sql/migrate_v3.sql"), schema),
             migrate_v4: render(include_str!("sql/migrate_v4.sql"), schema),
+            migrate_v5: render(include_str!("sql/migrate_v5.sql"), schema),
             insert: statement("insert", include_str!("sql/insert.sql")),
             insert_unkeyed: statement("insert_unkeyed", include_str!("sql/insert_unkeyed.sql")),
             claim: statement("claim", include_str!("sql/claim.sql")),
@@ -88,6 +94,7 @@ impl Statements {
             extend: statement("extend", include_str!("sql/extend.sql")),
             ack: statement("ack", include_str!("sql/ack.sql")),
             retry: statement("retry", include_str!("sql/retry.sql")),
+            postpone: statement("postpone", include_str!("sql/postpone.sql")),
             dead_letter: statement("dead_letter", include_str!("sql/dead_letter.sql")),
             dead_letters: statement("dead_letters", include_str!("sql/dead_letters.sql")),
             replay: statement("replay", include_str!("sql/replay.sql")),

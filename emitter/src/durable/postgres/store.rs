@@ -219,6 +219,26 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn postpone(
+        &self,
+        receipt: &Receipt,
+        run_at: SystemTime,
+        note: &str,
+    ) -> Result<(), BackendError> {
+        let Some((id, lease)) = receipt.parse::<i64, i64>() else {
+            return Ok(());
+        };
+        let due_in = offset_ms(run_at);
+        let note = text(note);
+        self.run(
+            "give back a delivery of a newer event version",
+            &self.inner.sql.postpone,
+            &[&id, &lease, &due_in, &note],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn dead_letter(&self, receipt: &Receipt, reason: &str) -> Result<(), BackendError> {
         let Some((id, lease)) = receipt.parse::<i64, i64>() else {
             return Ok(());
@@ -358,12 +378,19 @@ impl PostgresStore {
                 "{kind} {id} has emit_id `{emit_id}`, which is not 128 bits in hex"
             ))
         })?;
+        let version: i32 = self.column(row, Some(id), "version")?;
+        let version = u32::try_from(version).map_err(|_| {
+            self.corrupt(&format!(
+                "{kind} {id} has event version {version}, a negative number"
+            ))
+        })?;
         Ok(StoredEvent::new(
             self.column::<String>(row, Some(id), "event_id")?,
             emit_id,
             self.column(row, Some(id), "emitted_at")?,
             self.column(row, Some(id), "payload")?,
         )
+        .with_version(version)
         .with_trace(self.column(row, Some(id), "trace")?))
     }
 

@@ -55,6 +55,9 @@ impl RedisStore {
                     .arg(&emit.event.payload)
                     .arg("attempts")
                     .arg(0);
+                if emit.event.version != 1 {
+                    append.arg("version").arg(emit.event.version);
+                }
                 if let Some(trace) = &emit.event.trace {
                     append.arg("trace").arg(trace);
                 }

@@ -169,6 +169,7 @@ pub(super) struct Fields {
     reason: Option<Vec<u8>>,
     failed_at: Option<Vec<u8>>,
     trace: Option<Vec<u8>>,
+    version: Option<Vec<u8>>,
 }
 
 impl Fields {
@@ -191,6 +192,7 @@ impl Fields {
                 b"reason" => &mut fields.reason,
                 b"failed_at" => &mut fields.failed_at,
                 b"trace" => &mut fields.trace,
+                b"version" => &mut fields.version,
                 _ => continue,
             };
             *slot = Some(into_bytes(value)?);
@@ -239,12 +241,18 @@ pub(super) fn read_event(fields: &mut Fields) -> Result<StoredEvent, String> {
             String::from_utf8(trace).map_err(|_| "its `trace` field is not UTF-8".to_owned())?,
         ),
     };
+    // Entries stored before events had versions have none: they are version 1.
+    let version = match fields.version {
+        None => 1,
+        Some(_) => number_field(&fields.version, "version")?,
+    };
     Ok(StoredEvent::new(
         event_id,
         emit_id,
         from_unix_millis(number_field(&fields.at, "at")?),
         fields.payload.take().ok_or("it has no `payload` field")?,
     )
+    .with_version(version)
     .with_trace(trace))
 }
 

@@ -64,9 +64,9 @@ pub fn listener_key(prefix: &str, listener: &str) -> String {
     format!("{prefix}:listener:{listener}")
 }
 
-/// The schema version this code writes and reads (`{prefix}:schema`); versions 1 and 2 are
-/// upgraded in place (versions 2 and 3 only add fields and keys).
-const SCHEMA_VERSION: u32 = 3;
+/// The schema version this code writes and reads (`{prefix}:schema`); versions 1 to 3 are
+/// upgraded in place (versions 2 to 4 only add fields and keys; 4 the events' `version`).
+const SCHEMA_VERSION: u32 = 4;
 
 /// A [`Store`](crate::durable::Store) in Redis Streams. See the [module documentation](self) for the layout.
 ///

@@ -106,6 +106,7 @@ impl Store for RedisStore {
                 .arg(unix_millis(emit.event.emitted_at))
                 .arg(&emit.event.payload)
                 .arg(emit.event.trace.as_deref().unwrap_or(""))
+                .arg(emit.event.version)
                 .arg(delay_millis(emit.run_at))
                 .arg(listeners.len());
             for listener in listeners {
@@ -314,8 +315,38 @@ impl Store for RedisStore {
             .arg(held.count)
             .arg(delay)
             .arg(error)
-            .arg(if in_order { "1" } else { "0" });
+            .arg(if in_order { "1" } else { "0" })
+            .arg("1");
         self.eval(&invocation, "release a delivery to retry")
+            .await?;
+        if delay == 0 {
+            self.work.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn postpone(
+        &self,
+        receipt: &Receipt,
+        run_at: SystemTime,
+        note: &str,
+    ) -> Result<(), BackendError> {
+        let Some(held) = Held::parse(receipt) else {
+            return Ok(());
+        };
+        let delay = delay_millis(run_at);
+        let in_order = self.concurrency.of(held.listener).is_some();
+        let mut invocation = self.invocation(&self.scripts.retry);
+        invocation
+            .arg(held.listener)
+            .arg(held.entry)
+            .arg(held.worker)
+            .arg(held.count)
+            .arg(delay)
+            .arg(note)
+            .arg(if in_order { "1" } else { "0" })
+            .arg("0");
+        self.eval(&invocation, "give back a delivery of a newer event version")
             .await?;
         if delay == 0 {
             self.work.notify_waiters();

@@ -6,8 +6,8 @@ use rusqlite::Row;
 use crate::durable::{from_unix_millis, Claimed, DeadLetter, Receipt, StoredEvent};
 use crate::emit_id::EmitId;
 
-/// Reads the event stored in the five columns from `first` on: event id, emit id, emitted at,
-/// payload, trace context. `Err` says what is wrong with them.
+/// Reads the event stored in the six columns from `first` on: event id, emit id, emitted at,
+/// payload, trace context, version. `Err` says what is wrong with them.
 fn read_event(row: &Row<'_>, first: usize) -> Result<StoredEvent, String> {
     let event_id = match row.get_ref(first) {
         Ok(ValueRef::Text(text)) => {
@@ -50,7 +50,10 @@ fn read_event(row: &Row<'_>, first: usize) -> Result<StoredEvent, String> {
         }
         Err(error) => return Err(format!("its trace context cannot be read: {error}")),
     };
-    Ok(StoredEvent::new(event_id, emit_id, emitted_at, payload).with_trace(trace))
+    let version = read_count(row, first + 5, "event version")?;
+    Ok(StoredEvent::new(event_id, emit_id, emitted_at, payload)
+        .with_version(version)
+        .with_trace(trace))
 }
 
 pub(super) fn parse_emit_id(text: &[u8]) -> Result<EmitId, String> {

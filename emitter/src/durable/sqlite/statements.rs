@@ -12,6 +12,8 @@ pub const MIGRATE_V2: &str = include_str!("sql/migrate_v2.sql");
 pub const MIGRATE_V3: &str = include_str!("sql/migrate_v3.sql");
 /// From schema version 3 to version 4.
 pub const MIGRATE_V4: &str = include_str!("sql/migrate_v4.sql");
+/// From schema version 4 to version 5.
+pub const MIGRATE_V5: &str = include_str!("sql/migrate_v5.sql");
 /// The tables of schema version 1, which a file either has all of or none of (the migrations
 /// add the others).
 pub(super) const TABLES: [&str; 4] = [
@@ -26,13 +28,14 @@ pub(super) const RECORD_VERSION: &str = include_str!("sql/record_version.sql");
 
 pub(super) const INSERT_KEY: &str = include_str!("sql/insert_key.sql");
 /// Stores one delivery: `?1` listener, `?2` event id, `?3` emit id, `?4` emitted at, `?5`
-/// payload, `?6` due at.
+/// payload, `?6` trace context, `?7` due at, `?8` the event's version.
 pub const INSERT_DELIVERY: &str = include_str!("sql/insert_delivery.sql");
 pub(super) const PURGE_KEYS: &str = include_str!("sql/purge_keys.sql");
 pub(super) const EXTEND: &str = include_str!("sql/extend.sql");
 /// Deletes delivery `?1` if its lease is still `?2`.
 pub const ACK: &str = include_str!("sql/ack.sql");
 pub(super) const RETRY: &str = include_str!("sql/retry.sql");
+pub(super) const POSTPONE: &str = include_str!("sql/postpone.sql");
 pub(super) const RELEASE: &str = include_str!("sql/release.sql");
 pub(super) const COUNT_UNFINISHED_OF: &str = include_str!("sql/count_unfinished_of.sql");
 pub(super) const BURY: &str = include_str!("sql/bury.sql");

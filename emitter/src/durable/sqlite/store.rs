@@ -14,7 +14,7 @@ use super::rows::{read_claimed, read_dead_letter};
 use super::statements::{
     self, ACK, BURY, BURY_UNREADABLE, COUNT_DEAD, COUNT_DELIVERIES, COUNT_LEASED,
     COUNT_UNFINISHED_OF, DEAD_LETTERS, DELETE_DELIVERY, DISCARD, EXTEND, INSERT_DELIVERY,
-    INSERT_KEY, PURGE_KEYS, RELEASE, REPLAY, RETRY,
+    INSERT_KEY, POSTPONE, PURGE_KEYS, RELEASE, REPLAY, RETRY,
 };
 use super::{Inner, SqliteStore};
 use crate::durable::{
@@ -96,7 +96,8 @@ impl Inner {
                             emitted_at,
                             event.payload,
                             event.trace,
-                            run_at
+                            run_at,
+                            event.version
                         ])
                         .map_err(error)?;
                 }
@@ -392,6 +393,36 @@ impl Store for SqliteStore {
             })
             .await?;
         if retried > 0 {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    async fn postpone(
+        &self,
+        receipt: &Receipt,
+        run_at: SystemTime,
+        note: &str,
+    ) -> Result<(), BackendError> {
+        let Some((id, lease)) = receipt.parse::<i64, String>() else {
+            return Ok(());
+        };
+        let note = note.to_owned();
+        let run_at = unix_millis(run_at);
+        let postponed = self
+            .run(move |inner, conn| {
+                conn.prepare_cached(POSTPONE)
+                    .and_then(|mut statement| statement.execute(params![id, lease, run_at, note]))
+                    .map_err(|error| {
+                        sql_error(
+                            &inner.path,
+                            "give back a delivery of a newer event version",
+                            error,
+                        )
+                    })
+            })
+            .await?;
+        if postponed > 0 {
             self.wake();
         }
         Ok(())

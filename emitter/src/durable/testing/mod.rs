@@ -124,6 +124,7 @@ macro_rules! store_contract {
             extend_keeps_a_claim_past_its_first_lease,
             concurrent_claimers_take_each_delivery_exactly_once,
             retry_releases_the_delivery_until_its_time_keeping_its_attempts,
+            postpone_gives_the_delivery_back_until_its_time_without_an_attempt,
             dead_letters_keep_the_event_and_are_replayed_or_discarded,
             a_dead_letter_counts_every_claim,
             a_delayed_delivery_is_claimed_once_due,
@@ -243,7 +244,9 @@ fn setup(retention: Duration) -> Setup {
 }
 
 /// Event `n`: a payload that is not even UTF-8 (stores keep bytes), an emit id with its high
-/// bits set, and an emit time to the millisecond (what stores keep).
+/// bits set, an emit time to the millisecond (what stores keep), and a version from 1 to 3 (the
+/// events of version 1 are stored as events of before versions were, where a store tells them
+/// apart).
 fn event(n: u64) -> StoredEvent {
     let mut payload = format!("{{\"n\":{n}}}").into_bytes();
     payload.extend([0xff, 0x00, 0xfe]);
@@ -253,6 +256,7 @@ fn event(n: u64) -> StoredEvent {
         SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + n),
         payload,
     )
+    .with_version(u32::try_from(1 + n % 3).unwrap_or(1))
 }
 
 /// An emit of event `n` to `listeners`, due at `run_at`, with an optional idempotency key.

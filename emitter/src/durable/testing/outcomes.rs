@@ -54,6 +54,71 @@ pub async fn retry_releases_the_delivery_until_its_time_keeping_its_attempts(
     assert_eq!(counts(&store).await, (0, 0, 0));
 }
 
+/// A postponed delivery (its event is of a version newer than the worker's) is released until
+/// its time like a retry, but its claim does not count as an attempt: the next claim has the
+/// attempt number the postponed one had. The postponed receipt acts no more, and a time in the
+/// past is due now. The event comes back whole, its version with it.
+pub async fn postpone_gives_the_delivery_back_until_its_time_without_an_attempt(
+    harness: &impl Harness,
+) {
+    let Some((_storage, store)) = fresh(harness, RETENTION).await else {
+        return;
+    };
+    // Event 2 is of version 3.
+    insert(&store, &[due(2)]).await;
+    let first = claim(&store, "w", &[A], 10, LONG).await;
+    assert_eq!((ns(&first), first[0].attempt), (vec![2], 1));
+    let later = SystemTime::now() + SHORT;
+    let note = "version 3 of event `contract.event` is newer than this worker's 2";
+    ok(
+        "postpone",
+        store.postpone(&first[0].receipt, later, note).await,
+    );
+    assert_eq!(counts(&store).await, (1, 0, 0), "given back, waiting");
+    assert!(
+        claim(&store, "w", &[A], 10, LONG).await.is_empty(),
+        "not due yet"
+    );
+    ok("ack", store.ack(&receipts(&first)).await);
+    assert_eq!(
+        counts(&store).await,
+        (1, 0, 0),
+        "the postponed receipt acts no more"
+    );
+
+    tokio::time::sleep(SHORT + MARGIN).await;
+    let second = claim(&store, "w2", &[A], 10, LONG).await;
+    assert_eq!(
+        (ns(&second), second[0].attempt, second[0].crashes),
+        (vec![2], 1, 0),
+        "the postponed claim was not an attempt"
+    );
+    assert_eq!(second[0].event, event(2), "the event and its version kept");
+    let past = SystemTime::now() - Duration::from_secs(5);
+    ok(
+        "postpone",
+        store.postpone(&second[0].receipt, past, note).await,
+    );
+    let third = claim(&store, "w", &[A], 10, LONG).await;
+    assert_eq!(
+        (ns(&third), third[0].attempt),
+        (vec![2], 1),
+        "a past time is due now, still the first attempt"
+    );
+    ok(
+        "retry",
+        store.retry(&third[0].receipt, past, "failed").await,
+    );
+    let fourth = claim(&store, "w", &[A], 10, LONG).await;
+    assert_eq!(
+        (ns(&fourth), fourth[0].attempt),
+        (vec![2], 2),
+        "a retry after it counts as before"
+    );
+    ok("ack", store.ack(&receipts(&fourth)).await);
+    assert_eq!(counts(&store).await, (0, 0, 0));
+}
+
 /// Dead letters keep the listener, the event, the attempts and the reason, oldest first; a
 /// replay sends one back, due now, with its attempts from zero; a discard deletes it. Ids no
 /// dead letter has replay and discard nothing.

@@ -20,4 +20,4 @@ SET attempt = d.attempt + 1,
 FROM due
 WHERE d.id = due.id
 RETURNING d.id, d.lease, d.attempt, d.crashes, due.run_at AS due, d.listener, d.event_id,
-          d.emit_id::text AS emit_id, d.emitted_at, d.payload, d.trace
+          d.emit_id::text AS emit_id, d.emitted_at, d.payload, d.trace, d.version

@@ -1,7 +1,8 @@
 WITH emits AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[],
-                         $5::int8[], $6::text[], $10::text[])
-        WITH ORDINALITY AS e(event_id, emit_id, emitted_at, payload, due_in, key, trace, n)
+                         $5::int8[], $6::text[], $10::text[], $11::int4[])
+        WITH ORDINALITY AS e(event_id, emit_id, emitted_at, payload, due_in, key, trace, version,
+                             n)
 ),
 first_keys AS (
     SELECT DISTINCT ON (key) key, n FROM emits WHERE key IS NOT NULL ORDER BY key, n
@@ -20,9 +21,9 @@ accepted AS (
        OR e.n IN (SELECT f.n FROM first_keys AS f JOIN new_keys USING (key))
 ),
 stored AS (
-    INSERT INTO {deliveries} (event_id, emit_id, emitted_at, payload, trace, listener, run_at,
-                              first_due)
-    SELECT a.event_id, a.emit_id::uuid, a.emitted_at, a.payload, a.trace, l.listener,
+    INSERT INTO {deliveries} (event_id, emit_id, emitted_at, payload, trace, version, listener,
+                              run_at, first_due)
+    SELECT a.event_id, a.emit_id::uuid, a.emitted_at, a.payload, a.trace, a.version, l.listener,
            now() + a.due_in * interval '1 millisecond',
            -- An emit due now first becomes due when it is stored: `now()`, not `run_at` (which
            -- carries how late the batch reached the server, and so could put a delivery of one

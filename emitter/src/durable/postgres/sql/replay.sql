@@ -1,11 +1,12 @@
 WITH back AS (
     DELETE FROM {dead_letters} WHERE id = $1::int8
-    RETURNING id, event_id, emit_id, emitted_at, payload, trace, listener, reason
+    RETURNING id, event_id, emit_id, emitted_at, payload, trace, version, listener, reason
 ),
 stored AS (
-    INSERT INTO {deliveries} (id, event_id, emit_id, emitted_at, payload, trace, listener, attempt,
+    INSERT INTO {deliveries} (id, event_id, emit_id, emitted_at, payload, trace, version, listener,
+                              attempt,
                               run_at, first_due, last_error)
-    SELECT id, event_id, emit_id, emitted_at, payload, trace, listener, 0, now(), now(), reason
+    SELECT id, event_id, emit_id, emitted_at, payload, trace, version, listener, 0, now(), now(), reason
     FROM back
     RETURNING id
 )

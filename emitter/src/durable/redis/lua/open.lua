@@ -7,8 +7,8 @@ if found then
   return { 'refused', found }
 end
 local version = redis.call('GET', schema_key)
--- Versions 1 to 3 change no key: each adds fields and keys that the one before does not know.
-if (version == '1' or version == '2') and ARGV[2] == '3' then
+-- Versions 1 to 4 change no key: each adds fields and keys that the one before does not know.
+if (version == '1' or version == '2' or version == '3') and ARGV[2] == '4' then
   version = nil
 end
 if version and version ~= ARGV[2] then

@@ -148,11 +148,16 @@ local function bury(listener, m, attempts, reason, now)
     fields[#fields + 1] = 'trace'
     fields[#fields + 1] = m.trace
   end
+  if type(m.version) == 'string' and m.version ~= '' and m.version ~= '1' then
+    fields[#fields + 1] = 'version'
+    fields[#fields + 1] = m.version
+  end
   redis.call('XADD', dead_key, '*', unpack(fields))
 end
 
--- Appends a delivery to its listener's stream.
-local function append(listener, event, emit, at, payload, attempts, err, trace)
+-- Appends a delivery to its listener's stream. An event's `version` is written when it is not 1:
+-- an entry without one (as every entry before versions were) is of version 1.
+local function append(listener, event, emit, at, payload, attempts, err, trace, version)
   local key = listener_key(listener)
   ensure_group(key, listener)
   redis.call('SADD', listeners_key, listener)
@@ -166,15 +171,22 @@ local function append(listener, event, emit, at, payload, attempts, err, trace)
     fields[#fields + 1] = 'trace'
     fields[#fields + 1] = trace
   end
+  if type(version) == 'string' and version ~= '' and version ~= '1' then
+    fields[#fields + 1] = 'version'
+    fields[#fields + 1] = version
+  end
   redis.call('XADD', key, '*', unpack(fields))
 end
 
 -- Keeps a delivery in the delayed set until `due`.
-local function delay(listener, due, event, emit, at, payload, attempts, err, trace)
+local function delay(listener, due, event, emit, at, payload, attempts, err, trace, version)
   local seq = redis.call('INCR', seq_key)
+  if type(version) ~= 'string' or version == '' then
+    version = '1'
+  end
   redis.call('ZADD', delayed_key, int(due),
     cmsgpack.pack({ listener, int(seq), event, emit, at, payload, attempts, err or '',
-      trace or '' }))
+      trace or '', version }))
 end
 
 local function type_problem(key, want)
@@ -191,8 +203,9 @@ local function move_due(now, max)
   local due = redis.call('ZRANGEBYSCORE', delayed_key, '-inf', int(now), 'LIMIT', 0, max)
   for _, member in ipairs(due) do
     local ok, d = pcall(cmsgpack.unpack, member)
-    -- Eight fields (schema version 1), or nine with the trace context.
-    local valid = ok and type(d) == 'table' and (#d == 8 or #d == 9)
+    -- Eight fields (schema version 1), nine with the trace context, ten with the event's
+    -- version (schema version 4).
+    local valid = ok and type(d) == 'table' and #d >= 8 and #d <= 10
     if valid then
       for i = 1, #d do
         if type(d[i]) ~= 'string' then
@@ -202,10 +215,11 @@ local function move_due(now, max)
     end
     local wrong = valid and type_problem(listener_key(d[1]), 'stream')
     if wrong then
-      bury(d[1], { event = d[3], emit = d[4], at = d[5], payload = d[6], trace = d[9] },
+      bury(d[1], { event = d[3], emit = d[4], at = d[5], payload = d[6], trace = d[9],
+          version = d[10] },
         tonumber(d[7]) or 0, 'a delayed delivery cannot be moved to its stream: ' .. wrong, now)
     elseif valid then
-      append(d[1], d[3], d[4], d[5], d[6], d[7], d[8], d[9])
+      append(d[1], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10])
     else
       bury('', { payload = member }, 0,
         'a delayed delivery in `' .. delayed_key .. '` cannot be decoded', now)

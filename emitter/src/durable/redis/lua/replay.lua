@@ -16,6 +16,7 @@ found = check_types({ m.listener })
 if found then
   return { 'refused', found }
 end
-append(m.listener, m.event or '', m.emit or '', m.at or '', m.payload or '', '0', '', m.trace)
+append(m.listener, m.event or '', m.emit or '', m.at or '', m.payload or '', '0', '', m.trace,
+  m.version)
 redis.call('XDEL', dead_key, id)
 return { 'ok', 1 }

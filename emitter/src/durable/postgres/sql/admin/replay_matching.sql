@@ -12,13 +12,14 @@ WITH picked AS (
 ),
 back AS (
     DELETE FROM {dead_letters} AS d USING picked WHERE d.id = picked.id
-    RETURNING d.id, d.event_id, d.emit_id, d.emitted_at, d.payload, d.trace, d.listener,
+    RETURNING d.id, d.event_id, d.emit_id, d.emitted_at, d.payload, d.trace, d.version, d.listener,
               d.reason, d.failed_at
 ),
 stored AS (
-    INSERT INTO {deliveries} (id, event_id, emit_id, emitted_at, payload, trace, listener, attempt,
+    INSERT INTO {deliveries} (id, event_id, emit_id, emitted_at, payload, trace, version, listener,
+                              attempt,
                               run_at, first_due, last_error)
-    SELECT id, event_id, emit_id, emitted_at, payload, trace, listener, 0, now(), now(), reason
+    SELECT id, event_id, emit_id, emitted_at, payload, trace, version, listener, 0, now(), now(), reason
     FROM back ORDER BY failed_at, id
     RETURNING id
 )

@@ -30,7 +30,7 @@ for _, entry in ipairs(entries) do
       -- A dead letter without a listener, or whose stream holds another type, stays.
       if type(m.listener) == 'string' and m.listener ~= '' and not check_types({ m.listener }) then
         append(m.listener, text(m.event), text(m.emit), text(m.at), text(m.payload), '0',
-          text(m.reason), m.trace)
+          text(m.reason), m.trace, m.version)
         redis.call('XDEL', dead_key, id)
         done = done + 1
       end

@@ -32,7 +32,7 @@ for _, entry in ipairs(entries) do
     if op == 'rehome' then
       local m = field_map(entry[2])
       append(to, text(m.event), text(m.emit), text(m.at), text(m.payload),
-        int(attempts_of(m) + count), m.error, m.trace)
+        int(attempts_of(m) + count), m.error, m.trace, m.version)
     end
     if line then
       redis.call('XACK', key, listener, id)
