@@ -64,7 +64,10 @@ fn parse_options(input: &DeriveInput) -> syn::Result<EventOptions> {
             if given {
                 combine(
                     &mut errors,
-                    meta.error(format!("`{key}` is given twice: keep one `{key} = ...`")),
+                    meta.error(format!(
+                        "`{key}` is given twice: keep one `{key} = {}`",
+                        if key == "id" { "\"...\"" } else { "N" }
+                    )),
                 );
                 return skip_value(&meta);
             }
@@ -130,7 +133,7 @@ fn parse_version(
     }
 }
 
-const UPCAST_SYNTAX: &str = "write `upcast(from = 1, with = v1_to_v2)`, where `v1_to_v2` is a `fn(emitter::serde_json::Value) -> Result<emitter::serde_json::Value, E>` that turns the JSON of version 1 into that of version 2";
+const UPCAST_SYNTAX: &str = "write `upcast(from = 1, with = v1_to_v2)`, where `v1_to_v2` is a `fn(serde_json::Value) -> Result<serde_json::Value, E>` that turns the JSON of version 1 into that of version 2";
 
 // Accepted syntax: `upcast(from = <version>, with = <path to a function>)`, each key once.
 fn parse_upcast(
@@ -206,17 +209,11 @@ fn check_upcasts(options: &EventOptions, errors: &mut Option<syn::Error>) {
         .filter_map(|upcast| upcast.from.as_ref())
     {
         if *from >= version {
-            let fix = match &options.version {
-                None => format!("the event has no `version`, so it is version 1: add `version = {}` for an upcaster from version {from}", from + 1),
-                Some(_) => format!("an upcaster brings an older version to the next, so `from` is below {version}"),
+            let message = match &options.version {
+                None => format!("`upcast(from = {from})` reads version {from}, but the event has no `version` (so it is version 1): add `version = {}` to read the events stored at version {from}", from + 1),
+                Some(_) => format!("`upcast(from = {from})` reads version {from}, but the event is version {version}: an upcaster brings an older version to the next, so `from` is below {version}"),
             };
-            combine(
-                errors,
-                syn::Error::new_spanned(
-                    literal,
-                    format!("`upcast(from = {from})` reads version {from}, but the event is version {version}: {fix}"),
-                ),
-            );
+            combine(errors, syn::Error::new_spanned(literal, message));
         } else if !seen.insert(*from) {
             combine(
                 errors,

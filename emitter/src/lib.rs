@@ -65,9 +65,6 @@ pub use crate::policy::{Backoff, Capacity, DeliveryPolicy};
 pub use crate::report::{DeliveryReport, ShutdownReport, StuckDelivery, UnfinishedDelivery};
 pub use crate::stats::Metrics;
 pub use crate::table::EventTable;
-/// serde_json, re-exported: an event's upcasters take and return its
-/// [`Value`](serde_json::Value) (see [`Event::VERSION`]).
-pub use serde_json;
 
 /// Implements [`Event`](trait@Event) for a struct with named fields, and serde's `Serialize` and
 /// `Deserialize` (the user's crate needs no serde dependency), and registers the type at link time.
