@@ -284,6 +284,21 @@ async fn this_build<S: Admin>(store: S) {
         .await
         .expect("this build's emitter starts");
 
+    let table = emitter.table();
+    assert_eq!(table.unreadable_version("versions.profile", 1), None);
+    assert_eq!(table.unreadable_version("versions.profile", 3), None);
+    assert_eq!(
+        table.unreadable_version("versions.profile", 4).as_deref(),
+        Some(
+            "version 4 of event `versions.profile` is newer than this binary's 3: a worker of a \
+             newer build delivers it"
+        )
+    );
+    assert_eq!(
+        table.unreadable_version("versions.gone", 1).as_deref(),
+        Some("no event type of this binary has the id `versions.gone`")
+    );
+
     let mut delivered = BTreeSet::new();
     while delivered.len() < DELIVERED.len() {
         let line = tokio::time::timeout(PATIENCE, received.recv())

@@ -135,23 +135,10 @@ pub(crate) enum DecodeError {
 }
 
 impl EventRegistration {
-    /// Decodes an event stored at `version`: as it is when it is this binary's version, through
-    /// the upcasters from an older one.
-    pub(crate) fn decode_stored(
-        &self,
-        bytes: &[u8],
-        version: u32,
-        header: Header,
-    ) -> Result<Payload, DecodeError> {
-        let undecodable = |error: serde_json::Error| {
-            DecodeError::Undecodable(format!(
-                "the payload cannot be decoded as `{}`: {error}",
-                self.type_name
-            ))
-        };
-        if version == self.version {
-            return (self.decode)(bytes, header).map_err(undecodable);
-        }
+    /// Whether this build can read the event when it is stored at `version`: its own version, or
+    /// an older one it has the upcasters for. A start-up check can ask it of every version a
+    /// store holds.
+    pub(crate) fn can_read(&self, version: u32) -> Result<(), DecodeError> {
         if version > self.version {
             return Err(DecodeError::Newer {
                 stored: version,
@@ -165,6 +152,35 @@ impl EventRegistration {
                 self.type_name, self.version
             )));
         }
+        if let Some(missing) = (version..self.version)
+            .find(|from| usize::try_from(*from).map_or(true, |from| from > self.upcasters.len()))
+        {
+            return Err(DecodeError::Undecodable(format!(
+                "`{}` has no upcaster from version {missing} to {}",
+                self.type_name,
+                missing + 1
+            )));
+        }
+        Ok(())
+    }
+
+    /// Decodes an event stored at `version`: as it is when it is this binary's version, through
+    /// the upcasters from an older one.
+    pub(crate) fn decode_stored(
+        &self,
+        bytes: &[u8],
+        version: u32,
+        header: Header,
+    ) -> Result<Payload, DecodeError> {
+        if version == self.version {
+            return (self.decode)(bytes, header).map_err(|error| {
+                DecodeError::Undecodable(format!(
+                    "the payload cannot be decoded as `{}`: {error}",
+                    self.type_name
+                ))
+            });
+        }
+        self.can_read(version)?;
         let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| {
             DecodeError::Undecodable(format!(
                 "the payload of version {version} is not JSON, so it cannot be upcast to `{}` \
@@ -172,17 +188,11 @@ impl EventRegistration {
                 self.type_name, self.version
             ))
         })?;
-        for from in version..self.version {
-            let step = usize::try_from(from - 1)
-                .ok()
-                .and_then(|index| self.upcasters.get(index));
-            let Some(step) = step else {
-                return Err(DecodeError::Undecodable(format!(
-                    "`{}` has no upcaster from version {from} to {}",
-                    self.type_name,
-                    from + 1
-                )));
-            };
+        let steps = usize::try_from(version - 1)
+            .ok()
+            .and_then(|first| self.upcasters.get(first..))
+            .unwrap_or_default();
+        for (from, step) in (version..self.version).zip(steps) {
             value = step(value).map_err(|error| {
                 DecodeError::Undecodable(format!(
                     "the upcaster of `{}` from version {from} to {} failed on a payload stored \
@@ -238,4 +248,67 @@ pub fn upcast_with<E: std::fmt::Display>(
 
 pub(crate) fn registered() -> impl Iterator<Item = &'static EventRegistration> {
     inventory::iter::<EventRegistration>.into_iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DecodeError, EventRegistration, Header, Payload};
+
+    fn unused(_: &[u8], _: Header) -> serde_json::Result<Payload> {
+        Err(serde::de::Error::custom("not decoded here"))
+    }
+
+    fn unused_value(_: serde_json::Value, _: Header) -> serde_json::Result<Payload> {
+        Err(serde::de::Error::custom("not decoded here"))
+    }
+
+    fn same(value: serde_json::Value) -> Result<serde_json::Value, String> {
+        Ok(value)
+    }
+
+    fn registration(version: u32, upcasters: &'static [super::Upcaster]) -> EventRegistration {
+        EventRegistration {
+            id: "profile",
+            type_name: "app::Profile",
+            type_id: std::any::TypeId::of::<()>,
+            file: file!(),
+            line: line!(),
+            encode: |_| None,
+            decode: unused,
+            version,
+            upcasters,
+            decode_value: unused_value,
+        }
+    }
+
+    /// What `can_read` says of each stored version, as text: `ok`, `newer than N`, or the reason.
+    fn verdicts(registration: &EventRegistration, versions: std::ops::Range<u32>) -> Vec<String> {
+        versions
+            .map(|version| match registration.can_read(version) {
+                Ok(()) => "ok".to_owned(),
+                Err(DecodeError::Newer { known, .. }) => format!("newer than {known}"),
+                Err(DecodeError::Undecodable(reason)) => reason,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_build_reads_its_version_and_the_older_ones_it_can_upcast() {
+        let versions = verdicts(&registration(3, &[same, same]), 0..5);
+        assert!(
+            versions[0].contains("version 0, which no build writes"),
+            "{versions:?}"
+        );
+        assert_eq!(versions[1..], ["ok", "ok", "ok", "newer than 3"]);
+        // Registered by hand without the upcaster from 1 (the derive refuses that).
+        let versions = verdicts(&registration(3, &[same]), 1..4);
+        assert_eq!(
+            versions,
+            [
+                "`app::Profile` has no upcaster from version 2 to 3",
+                "`app::Profile` has no upcaster from version 2 to 3",
+                "ok"
+            ]
+        );
+    }
 }

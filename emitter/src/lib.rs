@@ -99,6 +99,32 @@ pub use crate::table::EventTable;
 ///   Do not also derive `Serialize` or `Deserialize`, nor give `#[serde(remote)]` or
 ///   `#[serde(crate)]`: the derive sets those itself.
 /// - Listeners in other modules bind fields by name, so make the fields they use `pub`.
+/// - `#[event(version = N)]` gives the event's version ([`Event::VERSION`], 1 by default), which
+///   durable backends store with each emit. A stored event of an older version is brought up to
+///   date by the event's upcasters, `upcast(from = K, with = path)`, one for each older version
+///   `K`: a `fn(serde_json::Value) -> Result<serde_json::Value, E>` (`E: Display`) from the JSON
+///   of version `K` to that of `K + 1`. A missing, duplicate or misplaced upcaster is a compile
+///   error. See the README's "Changing events safely".
+///
+/// ```
+/// use emitter::Event;
+/// use serde_json::Value;
+///
+/// fn v1_to_v2(mut value: Value) -> Result<Value, String> {
+///     let object = value.as_object_mut().ok_or("not an object")?;
+///     let user = object.remove("user").ok_or("no `user`")?;
+///     object.insert("login".to_owned(), user); // `user` was renamed `login`
+///     Ok(value)
+/// }
+///
+/// #[derive(Event)]
+/// #[event(version = 2, upcast(from = 1, with = v1_to_v2))]
+/// pub struct ProfileChanged {
+///     pub login: String,
+/// }
+///
+/// assert_eq!(ProfileChanged::VERSION, 2);
+/// ```
 ///
 /// Without the macro, the same event is:
 ///
@@ -113,6 +139,7 @@ pub use crate::table::EventTable;
 /// impl emitter::Event for UserCreated {
 ///     const ID: &'static str = "user_created";
 ///     const FIELDS: &'static [&'static str] = &["email"];
+///     // const VERSION: u32 = 2; for `#[event(version = 2)]`
 /// }
 /// ```
 ///

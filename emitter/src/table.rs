@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::context::TypeMap;
 use crate::error::StartError;
-use crate::event::{self, EventRegistration};
+use crate::event::{self, DecodeError, EventRegistration};
 use crate::listener::{AnyAdapter, ListenerRegistration, StateKey};
 use crate::policy::DeliveryPolicy;
 use crate::stats::DeliveryStats;
@@ -173,6 +173,29 @@ impl EventTable {
         self.by_id
             .get(id)
             .map(|&index| (index, &self.events[index]))
+    }
+
+    /// Why this binary cannot read the events of `event_id` stored at `version` (for a check of
+    /// what a durable store holds), or `None` when it can: it knows the event, and `version` is
+    /// its own ([`Event::VERSION`](crate::Event::VERSION)) or an older one it has the upcasters
+    /// for.
+    pub fn unreadable_version(&self, event_id: &str, version: u32) -> Option<String> {
+        let Some((_, entry)) = self.event_by_id(event_id) else {
+            return Some(format!(
+                "no event type of this binary has the id `{event_id}`"
+            ));
+        };
+        let Some(registration) = entry.codec else {
+            return Some(format!("event `{event_id}` is not registered"));
+        };
+        match registration.can_read(version) {
+            Ok(()) => None,
+            Err(DecodeError::Newer { stored, known }) => Some(format!(
+                "version {stored} of event `{event_id}` is newer than this binary's {known}: \
+                 a worker of a newer build delivers it"
+            )),
+            Err(DecodeError::Undecodable(reason)) => Some(reason),
+        }
     }
 
     /// The index of an event type's entry and how many listeners it has.

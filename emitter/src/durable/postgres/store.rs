@@ -10,6 +10,7 @@ use tokio_postgres::Row;
 
 use super::errors::chain;
 use super::params::{duration_ms, offset_ms, parse_receipts, text, InsertBatch};
+use super::statements::Statement;
 use super::PostgresStore;
 use crate::durable::{
     claimable, Claimed, Counts, DeadLetter, Heartbeat, Inserted, NewEmit, Receipt, Setup, Store,
@@ -205,18 +206,9 @@ impl Store for PostgresStore {
         run_at: SystemTime,
         error: &str,
     ) -> Result<(), BackendError> {
-        let Some((id, lease)) = receipt.parse::<i64, i64>() else {
-            return Ok(());
-        };
-        let due_in = offset_ms(run_at);
-        let error = text(error);
-        self.run(
-            "release a delivery for a retry",
-            &self.inner.sql.retry,
-            &[&id, &lease, &due_in, &error],
-        )
-        .await?;
-        Ok(())
+        let doing = "release a delivery for a retry";
+        self.release_until(doing, &self.inner.sql.retry, receipt, run_at, error)
+            .await
     }
 
     async fn postpone(
@@ -225,18 +217,9 @@ impl Store for PostgresStore {
         run_at: SystemTime,
         note: &str,
     ) -> Result<(), BackendError> {
-        let Some((id, lease)) = receipt.parse::<i64, i64>() else {
-            return Ok(());
-        };
-        let due_in = offset_ms(run_at);
-        let note = text(note);
-        self.run(
-            "give back a delivery of a newer event version",
-            &self.inner.sql.postpone,
-            &[&id, &lease, &due_in, &note],
-        )
-        .await?;
-        Ok(())
+        let doing = "give back a delivery of a newer event version";
+        self.release_until(doing, &self.inner.sql.postpone, receipt, run_at, note)
+            .await
     }
 
     async fn dead_letter(&self, receipt: &Receipt, reason: &str) -> Result<(), BackendError> {
@@ -323,6 +306,26 @@ impl Store for PostgresStore {
 }
 
 impl PostgresStore {
+    /// Runs `statement` (`retry.sql`, `postpone.sql`) on a held delivery: released until
+    /// `run_at`, with `error` as its last error.
+    async fn release_until(
+        &self,
+        doing: &str,
+        statement: &Statement,
+        receipt: &Receipt,
+        run_at: SystemTime,
+        error: &str,
+    ) -> Result<(), BackendError> {
+        let Some((id, lease)) = receipt.parse::<i64, i64>() else {
+            return Ok(());
+        };
+        let due_in = offset_ms(run_at);
+        let error = text(error);
+        self.run(doing, statement, &[&id, &lease, &due_in, &error])
+            .await?;
+        Ok(())
+    }
+
     /// A claimed row: (its due time before the claim, its id, the claim).
     fn claimed(&self, row: &Row) -> Result<(SystemTime, i64, Claimed), BackendError> {
         let id: i64 = self.column(row, None, "id")?;

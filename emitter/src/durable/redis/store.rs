@@ -302,27 +302,8 @@ impl Store for RedisStore {
         run_at: SystemTime,
         error: &str,
     ) -> Result<(), BackendError> {
-        let Some(held) = Held::parse(receipt) else {
-            return Ok(());
-        };
-        let delay = delay_millis(run_at);
-        let in_order = self.concurrency.of(held.listener).is_some();
-        let mut invocation = self.invocation(&self.scripts.retry);
-        invocation
-            .arg(held.listener)
-            .arg(held.entry)
-            .arg(held.worker)
-            .arg(held.count)
-            .arg(delay)
-            .arg(error)
-            .arg(if in_order { "1" } else { "0" })
-            .arg("1");
-        self.eval(&invocation, "release a delivery to retry")
-            .await?;
-        if delay == 0 {
-            self.work.notify_waiters();
-        }
-        Ok(())
+        self.release_until(receipt, run_at, error, true, "release a delivery to retry")
+            .await
     }
 
     async fn postpone(
@@ -331,27 +312,9 @@ impl Store for RedisStore {
         run_at: SystemTime,
         note: &str,
     ) -> Result<(), BackendError> {
-        let Some(held) = Held::parse(receipt) else {
-            return Ok(());
-        };
-        let delay = delay_millis(run_at);
-        let in_order = self.concurrency.of(held.listener).is_some();
-        let mut invocation = self.invocation(&self.scripts.retry);
-        invocation
-            .arg(held.listener)
-            .arg(held.entry)
-            .arg(held.worker)
-            .arg(held.count)
-            .arg(delay)
-            .arg(note)
-            .arg(if in_order { "1" } else { "0" })
-            .arg("0");
-        self.eval(&invocation, "give back a delivery of a newer event version")
-            .await?;
-        if delay == 0 {
-            self.work.notify_waiters();
-        }
-        Ok(())
+        let doing = "give back a delivery of a newer event version";
+        self.release_until(receipt, run_at, note, false, doing)
+            .await
     }
 
     async fn dead_letter(&self, receipt: &Receipt, reason: &str) -> Result<(), BackendError> {
@@ -479,5 +442,39 @@ impl Store for RedisStore {
         }
         drop(waiter);
         self.work.notify_waiters();
+    }
+}
+
+impl RedisStore {
+    /// Releases a held delivery until `run_at` with `error` as its last error (the retry
+    /// script), its claim counted as an attempt or not (`counts`).
+    async fn release_until(
+        &self,
+        receipt: &Receipt,
+        run_at: SystemTime,
+        error: &str,
+        counts: bool,
+        doing: &str,
+    ) -> Result<(), BackendError> {
+        let Some(held) = Held::parse(receipt) else {
+            return Ok(());
+        };
+        let delay = delay_millis(run_at);
+        let in_order = self.concurrency.of(held.listener).is_some();
+        let mut invocation = self.invocation(&self.scripts.retry);
+        invocation
+            .arg(held.listener)
+            .arg(held.entry)
+            .arg(held.worker)
+            .arg(held.count)
+            .arg(delay)
+            .arg(error)
+            .arg(if in_order { "1" } else { "0" })
+            .arg(if counts { "1" } else { "0" });
+        self.eval(&invocation, doing).await?;
+        if delay == 0 {
+            self.work.notify_waiters();
+        }
+        Ok(())
     }
 }

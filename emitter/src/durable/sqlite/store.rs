@@ -378,24 +378,8 @@ impl Store for SqliteStore {
         run_at: SystemTime,
         error: &str,
     ) -> Result<(), BackendError> {
-        let Some((id, lease)) = receipt.parse::<i64, String>() else {
-            return Ok(());
-        };
-        let failure = error.to_owned();
-        let run_at = unix_millis(run_at);
-        let retried = self
-            .run(move |inner, conn| {
-                conn.prepare_cached(RETRY)
-                    .and_then(|mut statement| {
-                        statement.execute(params![id, lease, run_at, failure])
-                    })
-                    .map_err(|error| sql_error(&inner.path, "release a delivery to retry", error))
-            })
-            .await?;
-        if retried > 0 {
-            self.wake();
-        }
-        Ok(())
+        self.release_until(RETRY, "release a delivery to retry", receipt, run_at, error)
+            .await
     }
 
     async fn postpone(
@@ -404,28 +388,9 @@ impl Store for SqliteStore {
         run_at: SystemTime,
         note: &str,
     ) -> Result<(), BackendError> {
-        let Some((id, lease)) = receipt.parse::<i64, String>() else {
-            return Ok(());
-        };
-        let note = note.to_owned();
-        let run_at = unix_millis(run_at);
-        let postponed = self
-            .run(move |inner, conn| {
-                conn.prepare_cached(POSTPONE)
-                    .and_then(|mut statement| statement.execute(params![id, lease, run_at, note]))
-                    .map_err(|error| {
-                        sql_error(
-                            &inner.path,
-                            "give back a delivery of a newer event version",
-                            error,
-                        )
-                    })
-            })
-            .await?;
-        if postponed > 0 {
-            self.wake();
-        }
-        Ok(())
+        let doing = "give back a delivery of a newer event version";
+        self.release_until(POSTPONE, doing, receipt, run_at, note)
+            .await
     }
 
     async fn dead_letter(&self, receipt: &Receipt, reason: &str) -> Result<(), BackendError> {
@@ -552,5 +517,37 @@ impl Store for SqliteStore {
         let beat = beat.clone();
         self.run(move |inner, conn| inner.heartbeat(conn, &beat))
             .await
+    }
+}
+
+impl SqliteStore {
+    /// Runs `statement` (`retry.sql`, `postpone.sql`) on a held delivery: released until
+    /// `run_at`, with `error` as its last error.
+    async fn release_until(
+        &self,
+        statement: &'static str,
+        doing: &'static str,
+        receipt: &Receipt,
+        run_at: SystemTime,
+        error: &str,
+    ) -> Result<(), BackendError> {
+        let Some((id, lease)) = receipt.parse::<i64, String>() else {
+            return Ok(());
+        };
+        let failure = error.to_owned();
+        let run_at = unix_millis(run_at);
+        let released = self
+            .run(move |inner, conn| {
+                conn.prepare_cached(statement)
+                    .and_then(|mut statement| {
+                        statement.execute(params![id, lease, run_at, failure])
+                    })
+                    .map_err(|error| sql_error(&inner.path, doing, error))
+            })
+            .await?;
+        if released > 0 {
+            self.wake();
+        }
+        Ok(())
     }
 }
