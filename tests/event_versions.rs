@@ -194,7 +194,7 @@ const NEWER_VERSION_DELAY: Duration = Duration::from_secs(1);
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
-fn events_of_older_and_newer_builds_on_sqlite() {
+fn older_and_newer_event_versions_on_sqlite() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = dir.path().join("events.db");
@@ -202,7 +202,7 @@ fn events_of_older_and_newer_builds_on_sqlite() {
 }
 
 #[test]
-fn events_of_older_and_newer_builds_on_postgres() {
+fn older_and_newer_event_versions_on_postgres() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(server) = Postgres::start() else {
         return;
@@ -211,7 +211,7 @@ fn events_of_older_and_newer_builds_on_postgres() {
 }
 
 #[test]
-fn events_of_older_and_newer_builds_on_redis() {
+fn older_and_newer_event_versions_on_redis() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(server) = Redis::start() else { return };
     older_and_newer_builds(Kind::Redis, &server.url());

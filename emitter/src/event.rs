@@ -293,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn a_build_reads_its_version_and_the_older_ones_it_can_upcast() {
+    fn a_worker_reads_its_version_and_the_older_ones_it_can_upcast() {
         let versions = verdicts(&registration(3, &[same, same]), 0..5);
         assert!(
             versions[0].contains("version 0, which no build writes"),
