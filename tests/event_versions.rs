@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use emitter::durable::admin::{Admin, DeliveryState, Query};
 use emitter::durable::{Counts, Durable, DurableConfig, NewEmit, StoredEvent};
-use emitter::{listener, listeners, EmitId, Emitter, Event, State};
+use emitter::{listener, listeners, EmitId, EmitOptions, Emitter, Event, State};
 use emitter_tests::children::{runtime, Kind};
 use emitter_tests::servers::{Postgres, Redis};
 use emitter_tests::with_store;
@@ -283,6 +283,19 @@ async fn this_build<S: Admin>(store: S) {
         .start()
         .await
         .expect("this build's emitter starts");
+
+    // An emit stores the emitting build's version, in a transaction of the caller's as well.
+    let prepared = backend
+        .prepare(
+            &Order {
+                id: 8,
+                currency: "USD".to_owned(),
+            },
+            EmitOptions::new(),
+        )
+        .expect("an order is prepared");
+    assert_eq!(prepared.event.version, Order::VERSION);
+    assert_eq!(Order::VERSION, 2);
 
     let table = emitter.table();
     assert_eq!(table.unreadable_version("versions.profile", 1), None);
