@@ -602,7 +602,7 @@ async fn a_version_1_schema_is_migrated_keeping_its_deliveries() {
         .await
         .expect("the version is read")
         .get(0);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let claimed = claim(&store, 10, LONG_LEASE).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].event.emit_id, EmitId::from_u128(7));
@@ -672,7 +672,7 @@ async fn concurrent_opens_create_the_schema_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4], "each migration applied once");
+    assert_eq!(versions, [1, 2, 3, 4, 5], "each migration applied once");
 }
 
 #[tokio::test]

@@ -47,6 +47,14 @@ pub struct DurableConfig {
     /// 10 s; [`Store::heartbeat`](crate::durable::Store::heartbeat)). The operator's console
     /// counts a worker as running until three heartbeats are missed.
     pub heartbeat: Duration,
+    /// How old this process's copy of the store's subscriptions may grow before an insert
+    /// reads them again (default 1 s): an emit reaches a listener that a worker subscribed
+    /// within this long of the subscription (see the README's "Changing events safely").
+    pub subscription_refresh: Duration,
+    /// Whether a worker refuses to start when the [compatibility
+    /// check](crate::durable::compatibility) finds anything (default `false`: each finding is
+    /// logged as a warning and the worker starts).
+    pub strict_compatibility: bool,
 }
 
 impl Default for DurableConfig {
@@ -62,6 +70,8 @@ impl Default for DurableConfig {
             deliver: true,
             worker_id: default_worker_id(),
             heartbeat: defaults::HEARTBEAT,
+            subscription_refresh: Duration::from_secs(1),
+            strict_compatibility: false,
         }
     }
 }
@@ -124,6 +134,19 @@ impl DurableConfig {
     /// How often this worker sends the store a heartbeat.
     pub fn heartbeat(mut self, every: Duration) -> Self {
         self.heartbeat = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How old the copy of the store's subscriptions may grow before an insert reads them
+    /// again.
+    pub fn subscription_refresh(mut self, every: Duration) -> Self {
+        self.subscription_refresh = every;
+        self
+    }
+
+    /// Whether any finding of the start-up compatibility check fails the start.
+    pub fn strict_compatibility(mut self, strict: bool) -> Self {
+        self.strict_compatibility = strict;
         self
     }
 }

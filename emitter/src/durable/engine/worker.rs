@@ -309,7 +309,7 @@ impl<S: Store> Worker<S> {
         let listener = entry
             .listeners
             .iter()
-            .find(|listener| listener.name == claim.listener)?;
+            .find(|listener| listener.answers_to(&claim.listener))?;
         Some((entry.id, listener.name))
     }
 }
@@ -374,7 +374,7 @@ async fn run_claimed(core: &Arc<Core>, claim: &Claimed, extra_claims: u32) -> Ra
     let Some(listener) = entry
         .listeners
         .iter()
-        .find(|listener| listener.name == claim.listener)
+        .find(|listener| listener.answers_to(&claim.listener))
     else {
         return dead(
             claim,

@@ -38,6 +38,7 @@ mod connection;
 mod entries;
 mod scripts;
 mod store;
+mod subscriptions;
 mod wait;
 
 use std::collections::{HashMap, HashSet};

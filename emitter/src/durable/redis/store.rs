@@ -13,8 +13,8 @@ use super::entries::{
 };
 use super::{RedisStore, SCHEMA_VERSION};
 use crate::durable::{
-    claimable, unix_millis, Claimed, Counts, DeadLetter, Heartbeat, Inserted, NewEmit, Receipt,
-    Setup, Store,
+    claimable, unix_millis, Backlog, Claimed, Counts, DeadLetter, Heartbeat, Inserted, NewEmit,
+    Receipt, Setup, Store, Subscription,
 };
 use crate::emit_id::EmitId;
 use crate::error::{BackendError, BackendErrorKind};
@@ -448,5 +448,27 @@ impl Store for RedisStore {
         }
         drop(waiter);
         self.work.notify_waiters();
+    }
+
+    async fn subscribe(
+        &self,
+        replace: &[&str],
+        subscriptions: &[Subscription],
+    ) -> Result<(), BackendError> {
+        self.replace_subscriptions(replace, subscriptions)
+            .await
+            .map(drop)
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, BackendError> {
+        self.read_subscriptions().await
+    }
+
+    async fn unsubscribe(&self, listener: &str) -> Result<u64, BackendError> {
+        self.replace_subscriptions(&[listener], &[]).await
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, BackendError> {
+        self.count_backlog().await
     }
 }
