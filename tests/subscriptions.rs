@@ -406,6 +406,42 @@ where
         ),
         "its deliveries remain, its subscription is gone: {found:?}"
     );
+
+    // A due delivery of the unknown event is claimed and dead-lettered, saying why.
+    backend
+        .store()
+        .insert(&[NewEmit::new(
+            stored("subs.signed_up_v0", 3),
+            vec![MAIL],
+            SystemTime::now(),
+            None,
+        )])
+        .await
+        .expect("stored");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let letter = loop {
+        let letters = backend.dead_letters(10).await.expect("dead letters");
+        if let Some(letter) = letters.into_iter().next() {
+            break letter;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not dead-lettered within {PATIENCE:?}"
+        );
+        // No notification tells of a dead letter: look again shortly.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(letter.event.event_id, "subs.signed_up_v0");
+    assert!(
+        letter
+            .reason
+            .contains("does not listen to event `subs.signed_up_v0`")
+            || letter
+                .reason
+                .contains("unknown event id `subs.signed_up_v0`"),
+        "{}",
+        letter.reason
+    );
     worker.shutdown().await.expect("the worker stops");
     assert!(
         runs.all().is_empty(),
