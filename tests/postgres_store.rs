@@ -616,7 +616,7 @@ async fn a_schema_of_a_newer_version_or_without_one_is_refused() {
     store.migrate().await.expect("migrating twice is fine");
     let sql = client(&server.url()).await;
 
-    sql.batch_execute("INSERT INTO versions.schema_version (version) VALUES (5)")
+    sql.batch_execute("INSERT INTO versions.schema_version (version) VALUES (6)")
         .await
         .expect("the version is set");
     let error = store
@@ -625,7 +625,7 @@ async fn a_schema_of_a_newer_version_or_without_one_is_refused() {
         .expect_err("a newer schema is refused");
     let message = error.to_string();
     assert!(
-        message.contains("version 5")
+        message.contains("version 6")
             && message.contains("newer")
             && message.contains("`versions`"),
         "{message}"

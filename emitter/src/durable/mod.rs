@@ -310,7 +310,8 @@ impl Backlog {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Setup {
-    /// Every event of the emitter's table, with the names of its listeners in this process.
+    /// Every event of the emitter's table, with the names of its listeners in this process (and
+    /// their aliases, whose deliveries they claim).
     pub routes: Vec<Route>,
     /// How long idempotency keys are remembered.
     pub key_retention: Duration,

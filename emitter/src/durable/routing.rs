@@ -10,7 +10,8 @@
 //! emitter that starts later sees it at its first insert).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{NewEmit, Store, Subscription};
@@ -24,6 +25,8 @@ pub(crate) struct Routes {
     /// a leftover of the listener's old name, which its new name replaces.
     aliases: HashSet<&'static str>,
     cached: Mutex<Cached>,
+    /// Whether a refresh started by [`refresh_soon`](Self::refresh_soon) runs.
+    refreshing: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +41,7 @@ impl Routes {
             refresh,
             aliases,
             cached: Mutex::default(),
+            refreshing: AtomicBool::new(false),
         }
     }
 
@@ -45,18 +49,39 @@ impl Routes {
         self.cached.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads the subscriptions again if the cache is older than the refresh interval (or was
-    /// never loaded).
-    pub(crate) async fn refresh<S: Store>(&self, store: &S) -> Result<(), BackendError> {
-        let stale = self
-            .cached()
+    /// Whether the copy is older than the refresh interval (or was never loaded).
+    pub(crate) fn is_stale(&self) -> bool {
+        self.cached()
             .loaded
-            .is_none_or(|loaded| loaded.elapsed() >= self.refresh);
-        if stale {
+            .is_none_or(|loaded| loaded.elapsed() >= self.refresh)
+    }
+
+    /// Reads the subscriptions again if the copy is stale.
+    pub(crate) async fn refresh<S: Store>(&self, store: &S) -> Result<(), BackendError> {
+        if self.is_stale() {
             let subscriptions = store.subscriptions().await?;
             self.set(&subscriptions);
         }
         Ok(())
+    }
+
+    /// Reads the subscriptions again in the background if the copy is stale and no such read
+    /// runs: for callers that cannot wait (an emit prepared for a caller's transaction).
+    pub(crate) fn refresh_soon<S: Store>(self: &Arc<Self>, store: &Arc<S>) {
+        if !self.is_stale() || self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.refreshing.store(false, Ordering::Release);
+            return;
+        };
+        let (routes, store) = (Arc::clone(self), Arc::clone(store));
+        runtime.spawn(async move {
+            if let Err(error) = routes.refresh(&*store).await {
+                tracing::debug!("could not read the store's subscriptions: {error}");
+            }
+            routes.refreshing.store(false, Ordering::Release);
+        });
     }
 
     /// Replaces the cache with `subscriptions`.

@@ -258,9 +258,9 @@ impl<S: Store> Durable<S> {
             options.run_at.unwrap_or_else(SystemTime::now),
             options.key,
         );
-        // By the subscriptions as last read: this process's inserts read them at most
-        // `subscription_refresh` ago.
+        // By the subscriptions as last read; a stale copy is read again for the next emits.
         running.routes.route(&mut emit);
+        running.routes.refresh_soon(&self.inner.store);
         Ok(emit)
     }
 
@@ -429,6 +429,8 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
             .flat_map(|info| info.aliases.iter().copied())
             .collect();
         let routes = Arc::new(Routes::new(config.subscription_refresh, aliases));
+        // Read once now: emits prepared for a caller's transaction route by this copy.
+        routes.refresh(store).await?;
         let (writer, emits) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
         let running = Running {
