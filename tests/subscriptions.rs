@@ -246,6 +246,36 @@ async fn emit_only_delivers_to_a_separate_worker<S, F, Fut>(
     worker.shutdown().await.expect("the worker stops");
 }
 
+/// An emitter that is already running when a worker subscribes routes to it once its copy of
+/// the subscriptions is stale (here at once: a refresh interval of zero).
+async fn a_running_emitter_reads_new_subscriptions<S, F, Fut>(open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let config = DurableConfig::default()
+        .deliver(false)
+        .subscription_refresh(Duration::ZERO);
+    let emitter = Emitter::builder()
+        .listeners(listeners![])
+        .backend(Durable::with_config(open().await, config))
+        .start()
+        .await
+        .expect("the emit-only emitter starts");
+    emitter.emit_async(SignedUp { n: 1 }).await.expect("stored");
+    let runs = Runs::default();
+    let (worker, backend) = start_worker(open().await, MAIL_ONLY, &runs, Default::default())
+        .await
+        .expect("the worker starts");
+    emitter.emit_async(SignedUp { n: 2 }).await.expect("stored");
+    assert_eq!(runs.wait_for(1).await, ran(MAIL, &[2]));
+    backend.wait_settled().await.expect("the store settles");
+    assert_eq!(runs.all(), ran(MAIL, &[2]), "event 1 had no listener yet");
+    emitter.shutdown().await.expect("the emitter stops");
+    worker.shutdown().await.expect("the worker stops");
+}
+
 /// A renamed listener with its old name in `aliases` runs the deliveries stored under the old
 /// name, replaces the old name's subscription, and new emits reach it once.
 async fn a_renamed_listener_takes_its_old_deliveries<S, F, Fut>(open: F)
@@ -471,6 +501,9 @@ fn subscriptions_aliases_and_the_check_on_sqlite() {
         path_text(&two),
         "",
     ));
+    rt.block_on(a_running_emitter_reads_new_subscriptions(open(path(
+        "running",
+    ))));
     rt.block_on(a_renamed_listener_takes_its_old_deliveries(open(path(
         "renamed",
     ))));
@@ -503,6 +536,7 @@ fn subscriptions_aliases_and_the_check_on_postgres() {
         &url,
         "two_binaries",
     ));
+    rt.block_on(a_running_emitter_reads_new_subscriptions(open("running")));
     rt.block_on(a_renamed_listener_takes_its_old_deliveries(open("renamed")));
     rt.block_on(the_check_reports_unknown_listeners_and_events(open(
         "check",
@@ -527,6 +561,7 @@ fn subscriptions_aliases_and_the_check_on_redis() {
         &url,
         "two_binaries",
     ));
+    rt.block_on(a_running_emitter_reads_new_subscriptions(open("running")));
     rt.block_on(a_renamed_listener_takes_its_old_deliveries(open("renamed")));
     rt.block_on(the_check_reports_unknown_listeners_and_events(open(
         "check",
