@@ -66,22 +66,28 @@ async fn mail(n: u64, meta: EventMeta, State(runs): State<Runs>) {
 
 /// What the listeners ran, as (listener, n), and a wake-up for each run.
 #[derive(Clone, Default)]
-struct Runs(Arc<(Mutex<Vec<(String, u64)>>, Notify)>);
+struct Runs(Arc<Ran>);
+
+#[derive(Default)]
+struct Ran {
+    runs: Mutex<Vec<(String, u64)>>,
+    woken: Notify,
+}
 
 impl Runs {
     fn ran(&self, listener: &str, n: u64) {
         self.0
-             .0
+            .runs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push((listener.to_owned(), n));
-        self.0 .1.notify_waiters();
+        self.0.woken.notify_waiters();
     }
 
     fn all(&self) -> Vec<(String, u64)> {
         let mut runs = self
             .0
-             .0
+            .runs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
@@ -92,7 +98,7 @@ impl Runs {
     /// Waits until `count` runs happened; returns them, sorted.
     async fn wait_for(&self, count: usize) -> Vec<(String, u64)> {
         loop {
-            let ran = self.0 .1.notified();
+            let ran = self.0.woken.notified();
             tokio::pin!(ran);
             ran.as_mut().enable();
             let runs = self.all();
