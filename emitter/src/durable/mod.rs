@@ -256,7 +256,8 @@ pub struct Subscription {
     pub listener: String,
     /// The listener's concurrency limit, if it has one.
     pub concurrency: Option<NonZeroU32>,
-    /// When a worker recorded it (to the millisecond).
+    /// When a worker recorded it (to the millisecond; a store may take the time from its own
+    /// clock, as the PostgreSQL and Redis stores do).
     pub seen_at: SystemTime,
 }
 
