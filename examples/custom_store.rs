@@ -24,8 +24,8 @@ use emitter::durable::admin::{
     ListenerCounts, Page, Paused, Query, WorkerInfo,
 };
 use emitter::durable::{
-    Claimed, Counts, DeadLetter, Durable, Heartbeat, Inserted, NewEmit, Receipt, Setup, Store,
-    StoredEvent,
+    Backlog, Claimed, Counts, DeadLetter, Durable, Heartbeat, Inserted, NewEmit, Receipt, Setup,
+    Store, StoredEvent, Subscription,
 };
 use emitter::{
     emit, listener, listeners, BackendError, BackendErrorKind, EmitId, Emitter, Event, EventMeta,
@@ -58,6 +58,8 @@ struct State {
     workers: BTreeMap<String, WorkerInfo>,
     /// What the listeners did, by (minute, listener): delivered, failed, retried.
     activity: BTreeMap<(SystemTime, String), [u64; 3]>,
+    /// The workers' subscriptions, by (event id, listener).
+    subscriptions: BTreeMap<(String, String), Subscription>,
 }
 
 struct Delivery {
@@ -404,6 +406,45 @@ impl Store for MapStore {
         let kept = minute - Duration::from_secs(3600);
         state.activity.retain(|(minute, _), _| *minute >= kept);
         Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        replace: &[&str],
+        subscriptions: &[Subscription],
+    ) -> Result<(), BackendError> {
+        let mut state = self.state();
+        state
+            .subscriptions
+            .retain(|(_, listener), _| !replace.contains(&listener.as_str()));
+        for subscription in subscriptions {
+            let key = (subscription.event_id.clone(), subscription.listener.clone());
+            state.subscriptions.insert(key, subscription.clone());
+        }
+        Ok(())
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, BackendError> {
+        Ok(self.state().subscriptions.values().cloned().collect())
+    }
+
+    async fn unsubscribe(&self, listener: &str) -> Result<u64, BackendError> {
+        let mut state = self.state();
+        let before = state.subscriptions.len();
+        state.subscriptions.retain(|(_, name), _| name != listener);
+        Ok((before - state.subscriptions.len()) as u64)
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, BackendError> {
+        let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for delivery in self.state().deliveries.values() {
+            let key = (delivery.listener.clone(), delivery.event.event_id.clone());
+            *counts.entry(key).or_default() += 1;
+        }
+        Ok(counts
+            .into_iter()
+            .map(|((listener, event_id), unfinished)| Backlog::new(listener, event_id, unfinished))
+            .collect())
     }
 }
 

@@ -602,7 +602,7 @@ async fn a_version_1_schema_is_migrated_keeping_its_deliveries() {
         .await
         .expect("the version is read")
         .get(0);
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let claimed = claim(&store, 10, LONG_LEASE).await;
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].event.emit_id, EmitId::from_u128(7));
@@ -617,7 +617,7 @@ async fn a_schema_of_a_newer_version_or_without_one_is_refused() {
     store.migrate().await.expect("migrating twice is fine");
     let sql = client(&server.url()).await;
 
-    sql.batch_execute("INSERT INTO versions.schema_version (version) VALUES (6)")
+    sql.batch_execute("INSERT INTO versions.schema_version (version) VALUES (7)")
         .await
         .expect("the version is set");
     let error = store

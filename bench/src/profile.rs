@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use emitter::durable::{Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup, Store};
+use emitter::durable::{
+    Backlog, Claimed, Counts, DeadLetter, Inserted, NewEmit, Receipt, Setup, Store, Subscription,
+};
 use emitter::BackendError;
 
 /// A store that counts and times each call of the engine, for `--profile`.
@@ -272,5 +274,26 @@ impl<S: Store> Store for Profiled<S> {
         self.stats
             .time(Op::Wait, 0, self.store.wait_for_work(timeout))
             .await;
+    }
+
+    // Once at start, and once per refresh interval: not profiled.
+    async fn subscribe(
+        &self,
+        replace: &[&str],
+        subscriptions: &[Subscription],
+    ) -> Result<(), BackendError> {
+        self.store.subscribe(replace, subscriptions).await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, BackendError> {
+        self.store.subscriptions().await
+    }
+
+    async fn unsubscribe(&self, listener: &str) -> Result<u64, BackendError> {
+        self.store.unsubscribe(listener).await
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, BackendError> {
+        self.store.backlog().await
     }
 }

@@ -204,6 +204,13 @@ pub(crate) fn command() -> Command {
                     .arg(Arg::new("from").value_name("FROM").required(true))
                     .arg(Arg::new("to").value_name("TO").required(true)))),
         )
+        .subcommand(Command::new("subscriptions").about(
+            "What the workers subscribed: the events each listener is sent (emitting processes \
+             route by them)",
+        ))
+        .subcommand(yes(Command::new("unsubscribe")
+            .about("Stop routing emits to a listener no worker runs any more (its stored deliveries stay)")
+            .arg(Arg::new("listener").value_name("LISTENER").required(true))))
         .subcommand(
             Command::new("board")
                 .about("Serve the board: the same operations in a browser, until Ctrl-C")

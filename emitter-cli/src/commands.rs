@@ -59,6 +59,8 @@ pub(crate) async fn run<S: Admin>(
         Some(("pause", args)) => pause(store, required(args, "listener"), true, out).await,
         Some(("resume", args)) => pause(store, required(args, "listener"), false, out).await,
         Some(("orphans", args)) => orphans(store, args, out).await,
+        Some(("subscriptions", _)) => subscriptions(store, out).await,
+        Some(("unsubscribe", args)) => unsubscribe(store, args, out).await,
         Some((other, _)) => Err(Failure::usage(format!("unknown command `{other}`"))),
         None => Err(Failure::usage("which command? see `emitter --help`")),
     }
@@ -535,6 +537,57 @@ async fn pause<S: Admin>(
     out.answer(
         text,
         json!({ "listener": listener, "paused": pause, "changed": changed }),
+    )
+}
+
+async fn subscriptions<S: Admin>(store: &S, out: &mut Out<'_>) -> Result<(), Failure> {
+    let subscriptions = store.subscriptions().await?;
+    if out.json {
+        let listed: Vec<Value> = subscriptions
+            .iter()
+            .map(|subscription| {
+                json!({
+                    "event_id": subscription.event_id,
+                    "listener": subscription.listener,
+                    "concurrency": subscription.concurrency.map(|limit| limit.get()),
+                    "seen_at": times::instant(subscription.seen_at),
+                })
+            })
+            .collect();
+        return out.json(&json!({ "subscriptions": listed }));
+    }
+    if subscriptions.is_empty() {
+        return out.line("no subscriptions: no worker has started on this store yet");
+    }
+    let mut table = Table::new(&["EVENT", "LISTENER", "CONCURRENCY", "SEEN"]);
+    for subscription in &subscriptions {
+        table.row(vec![
+            subscription.event_id.clone(),
+            subscription.listener.clone(),
+            subscription
+                .concurrency
+                .map_or_else(|| "-".to_owned(), |limit| limit.to_string()),
+            times::instant(subscription.seen_at),
+        ]);
+    }
+    table.write(out.out)?;
+    Ok(())
+}
+
+async fn unsubscribe<S: Admin>(
+    store: &S,
+    args: &ArgMatches,
+    out: &mut Out<'_>,
+) -> Result<(), Failure> {
+    let listener = required(args, "listener");
+    confirm(
+        args,
+        &format!("Stop routing emits to {listener} (until a worker that runs it starts)"),
+    )?;
+    let count = store.unsubscribe(listener).await?;
+    out.answer(
+        format!("deleted {count} subscriptions of {listener}"),
+        json!({ "listener": listener, "unsubscribed": count }),
     )
 }
 

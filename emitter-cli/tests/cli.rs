@@ -11,7 +11,7 @@ use emitter::durable::admin::{DeliveryState, Heartbeat, ListenerActivity, Query}
 use emitter::durable::postgres::PostgresConfig;
 use emitter::durable::redis::RedisConfig;
 use emitter::durable::sqlite::SqliteStore;
-use emitter::durable::{Admin, NewEmit, Route, Setup, Store, StoredEvent};
+use emitter::durable::{Admin, NewEmit, Route, Setup, Store, StoredEvent, Subscription};
 use emitter::EmitId;
 use emitter_tests::servers::{Postgres, Redis};
 use serde_json::Value;
@@ -302,6 +302,34 @@ fn operate(url: &[String], store: &impl Admin, rt: &tokio::runtime::Runtime) {
     );
     let status = emitter(url, &["status", "--json"]).json();
     assert_eq!(listener(&status, A)["scheduled"], 1);
+
+    // The workers' subscriptions: listed, and one deleted.
+    rt.block_on(async {
+        let now = SystemTime::now();
+        store
+            .subscribe(
+                &[A, B],
+                &[
+                    Subscription::new("app.order_paid", A, now),
+                    Subscription::new("app.order_paid", B, now),
+                ],
+            )
+            .await
+            .expect("subscribed");
+    });
+    let listed = emitter(url, &["subscriptions", "--json"]).json();
+    assert_eq!(listed["subscriptions"][0]["listener"], A, "{listed:#}");
+    assert_eq!(listed["subscriptions"][1]["listener"], B, "{listed:#}");
+    assert_eq!(listed["subscriptions"][1]["event_id"], "app.order_paid");
+    assert_eq!(emitter(url, &["unsubscribe", B]).code, 4, "not confirmed");
+    let deleted = emitter(url, &["unsubscribe", B, "--yes", "--json"]).json();
+    assert_eq!(deleted["unsubscribed"], 1);
+    let table = emitter(url, &["subscriptions"]);
+    assert!(
+        table.stdout.contains(A) && !table.stdout.contains(B),
+        "{}",
+        table.stdout
+    );
 }
 
 #[test]

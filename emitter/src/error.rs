@@ -104,8 +104,8 @@ pub enum StartError {
         /// The second type's path.
         second: &'static str,
     },
-    /// Two listeners have the same name.
-    #[error("listener name `{name}` is used twice ({first} and {second}): give one of them another name with `#[listener(name = \"...\")]`")]
+    /// Two listeners have the same name (as a name or an alias).
+    #[error("listener name `{name}` is used twice ({first} and {second}): give one of them another name with `#[listener(name = \"...\")]`, or drop it from `aliases`")]
     DuplicateListenerName {
         /// The name both listeners claim.
         name: &'static str,

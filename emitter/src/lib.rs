@@ -193,6 +193,20 @@ pub use emitter_macros::Event;
 /// - `events = [A, B, ...]` (required): the event types. Each must derive [`Event`](trait@Event).
 /// - `name = "..."`: a stable name; the default is `module::path::function`. Durable backends key
 ///   deliveries by it, so set one before moving a listener to another module.
+/// - `aliases = ["old::path::name", ...]`: the names the listener had before it was renamed or
+///   moved. On a durable backend it claims the deliveries (and replayed dead letters) stored
+///   under them, and its workers replace the old names' subscriptions. An empty alias, the
+///   listener's own name, an alias listed twice, or one that is another listener's name is an
+///   error (the last at start); without `name`, an alias equal to the default name fails when
+///   the crate compiles:
+///
+/// ```compile_fail
+/// # use emitter::{listener, Event};
+/// # #[derive(Event)] pub struct Ping { pub n: u32 }
+/// // The doctest's crate is `rust_out`, so this listener's name is `rust_out::on_ping`.
+/// #[listener(events = [Ping], aliases = ["rust_out::on_ping"])]
+/// async fn on_ping(n: u32) { let _ = n; }
+/// ```
 ///
 /// The delivery-policy options override the emitter's [`DeliveryPolicy`] for this listener
 /// only, e.g. `#[listener(events = [E], attempts = 5, backoff = "100ms..10s")]`. Each is
@@ -327,8 +341,15 @@ pub use emitter_macros::emit;
 /// ```
 ///
 /// Without the macro: `[<on_ping as emitter::Listener>::REGISTRATION]`.
+///
+/// `listeners![]` names none: an emitter that runs no listener of this binary, such as an
+/// emit-only process whose workers run elsewhere (a durable backend routes its emits by the
+/// workers' subscriptions).
 #[macro_export]
 macro_rules! listeners {
+    () => {
+        [] as [&'static $crate::__private::ListenerRegistration; 0]
+    };
     ($($listener:path),* $(,)?) => {
         [$(<$listener as $crate::Listener>::REGISTRATION),*]
     };

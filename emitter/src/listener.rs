@@ -39,12 +39,19 @@ pub struct ListenerRegistration {
     pub handlers: &'static [Handler],
     #[doc(hidden)]
     pub policy: crate::policy::PolicyOverrides,
+    #[doc(hidden)]
+    pub aliases: &'static [&'static str],
 }
 
 impl ListenerRegistration {
     /// The listener's stable name: `module::path::function` unless `name = "..."` said otherwise.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The listener's old names (`aliases = [...]`): it claims the deliveries stored under them.
+    pub fn aliases(&self) -> &'static [&'static str] {
+        self.aliases
     }
 
     /// Where the listener is defined, as `file:line`.

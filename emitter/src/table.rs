@@ -32,6 +32,8 @@ pub struct EventTable {
 #[derive(Debug)]
 pub(crate) struct ListenerInfo {
     pub(crate) name: &'static str,
+    /// Its old names: deliveries stored under them are its own.
+    pub(crate) aliases: &'static [&'static str],
     pub(crate) policy: DeliveryPolicy,
 }
 
@@ -48,6 +50,7 @@ pub(crate) struct EventEntry {
 #[derive(Debug)]
 pub(crate) struct ListenerEntry {
     pub(crate) name: &'static str,
+    pub(crate) aliases: &'static [&'static str],
     pub(crate) file: &'static str,
     pub(crate) line: u32,
     pub(crate) call: &'static dyn AnyAdapter,
@@ -58,6 +61,13 @@ pub(crate) struct ListenerEntry {
     /// Index of this (event, listener) pair among all pairs of the table.
     pub(crate) pair: usize,
     pub(crate) stats: DeliveryStats,
+}
+
+impl ListenerEntry {
+    /// Whether deliveries stored under `name` are this listener's: its name or an alias.
+    pub(crate) fn answers_to(&self, name: &str) -> bool {
+        self.name == name || self.aliases.contains(&name)
+    }
 }
 
 impl EventTable {
@@ -110,11 +120,30 @@ impl EventTable {
                 }
             }
         }
+        // An alias names the same deliveries as a name: it may not be another listener's.
+        let mut taken: HashMap<&'static str, &'static ListenerRegistration> = names.clone();
+        let mut by_name: Vec<&'static ListenerRegistration> = names.values().copied().collect();
+        by_name.sort_by_key(|listener| listener.name);
+        for listener in by_name {
+            for &alias in listener.aliases {
+                match taken.insert(alias, listener) {
+                    Some(seen) if !std::ptr::eq(seen, listener) => {
+                        return Err(StartError::DuplicateListenerName {
+                            name: alias,
+                            first: seen.location(),
+                            second: listener.location(),
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        }
         let mut listeners: Vec<&'static ListenerRegistration> = names.into_values().collect();
         listeners.sort_by_key(|listener| listener.name);
         for (index, listener) in listeners.into_iter().enumerate() {
             table.listeners.push(ListenerInfo {
                 name: listener.name,
+                aliases: listener.aliases,
                 policy: default_policy.with_overrides(&listener.policy),
             });
             for handler in listener.handlers {
@@ -134,6 +163,7 @@ impl EventTable {
                     .push((event, table.events[event].listeners.len()));
                 table.events[event].listeners.push(ListenerEntry {
                     name: listener.name,
+                    aliases: listener.aliases,
                     file: listener.file,
                     line: listener.line,
                     call: handler.call,

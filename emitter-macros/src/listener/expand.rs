@@ -55,6 +55,17 @@ pub(super) fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param])
 
     let line = quote_spanned!(fn_name.span()=> ::core::line!());
     let policy = policy_overrides(&args.policy);
+    let aliases = &args.aliases;
+    // Without `name`, the listener's name is known once the module path is: checked here, on
+    // the alias, when the constant is evaluated.
+    let alias_checks = args.aliases.iter().filter(|_| args.name.is_none()).map(|alias| {
+        quote_spanned! {alias.span()=>
+            const _: () = ::core::assert!(
+                !#private::str_eq(#name, #alias),
+                "an alias is the listener's own name (its module path and function name): an alias is an old name it had; remove it from `aliases`",
+            );
+        }
+    });
 
     quote! {
         #function
@@ -66,6 +77,7 @@ pub(super) fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param])
         const _: () = {
             #(#distinct_events)*
             #(#items)*
+            #(#alias_checks)*
 
             #[allow(clippy::needless_borrow, clippy::clone_on_copy, clippy::let_unit_value)]
             static __EMITTER_LISTENER: #private::ListenerRegistration = #private::ListenerRegistration {
@@ -74,6 +86,7 @@ pub(super) fn generate(function: &ItemFn, args: &ListenerArgs, params: &[Param])
                 line: #line,
                 handlers: &[#(#handlers),*],
                 policy: #policy,
+                aliases: &[#(#aliases),*],
             };
 
             impl #private::Listener for #fn_name {

@@ -92,6 +92,7 @@ fn expand_fn(args: TokenStream, function: &ItemFn) -> syn::Result<TokenStream> {
         ListenerArgs {
             events: Vec::new(),
             name: None,
+            aliases: Vec::new(),
             policy: Policy::default(),
         }
     });

@@ -1,4 +1,4 @@
-//! Parsing the attribute's arguments: `events`, `name` and the delivery-policy options.
+//! Parsing the attribute's arguments: `events`, `name`, `aliases` and the delivery-policy options.
 
 use std::fmt::Display;
 use std::str::FromStr;
@@ -17,6 +17,8 @@ use crate::tokens::type_name_for_id;
 pub(super) struct ListenerArgs {
     pub(super) events: Vec<syn::Path>,
     pub(super) name: Option<LitStr>,
+    /// Old names whose stored deliveries the listener takes.
+    pub(super) aliases: Vec<LitStr>,
     pub(super) policy: Policy,
 }
 
@@ -34,6 +36,7 @@ pub(super) struct Policy {
 enum Key {
     Events,
     Name,
+    Aliases,
     Attempts,
     Backoff,
     Timeout,
@@ -45,6 +48,7 @@ impl Key {
         Some(match name {
             "events" => Key::Events,
             "name" => Key::Name,
+            "aliases" => Key::Aliases,
             "attempts" => Key::Attempts,
             "backoff" => Key::Backoff,
             "timeout" => Key::Timeout,
@@ -56,6 +60,7 @@ impl Key {
 
 // Accepted syntax (keys in any order, each at most once; `events` required):
 //     #[listener(events = [EventA, path::to::EventB], name = "stable.name",
+//                aliases = ["old::path::name", "older.name"],
 //                attempts = 3, backoff = "100ms..10s", timeout = "30s", concurrency = 1)]
 // A duration is an integer and a unit, `ms`, `s`, `m` or `h` (see `crate::duration`).
 pub(super) fn parse_args(args: TokenStream) -> syn::Result<ListenerArgs> {
@@ -68,6 +73,7 @@ pub(super) fn parse_args(args: TokenStream) -> syn::Result<ListenerArgs> {
     }
     let mut events: Option<EventList> = None;
     let mut name: Option<LitStr> = None;
+    let mut aliases: Vec<LitStr> = Vec::new();
     let mut policy = Policy::default();
     let mut seen: Vec<Key> = Vec::new();
     let mut errors: Option<syn::Error> = None;
@@ -85,7 +91,7 @@ pub(super) fn parse_args(args: TokenStream) -> syn::Result<ListenerArgs> {
                         "`{text}` looks like an event type: list it in `events`, as in `#[listener(events = [{text}])]`"
                     ),
                     None => format!(
-                        "unknown `listener` option `{text}`: expected `events = [...]`, `name = \"...\"`, `attempts = 3`, `backoff = \"100ms..10s\"`, `timeout = \"30s\"` or `concurrency = 1`"
+                        "unknown `listener` option `{text}`: expected `events = [...]`, `name = \"...\"`, `aliases = [\"...\"]`, `attempts = 3`, `backoff = \"100ms..10s\"`, `timeout = \"30s\"` or `concurrency = 1`"
                     ),
                 };
                 combine(&mut errors, meta.error(message));
@@ -113,6 +119,11 @@ pub(super) fn parse_args(args: TokenStream) -> syn::Result<ListenerArgs> {
                 };
                 name = Some(lit);
                 checked
+            }
+            Key::Aliases => {
+                let list: AliasList = value.parse()?;
+                aliases = list.0;
+                Ok(())
             }
             Key::Attempts => attempts(&value.parse()?).map(|n| policy.attempts = Some(n)),
             Key::Backoff => backoff(&value.parse()?).map(|range| policy.backoff = Some(range)),
@@ -162,13 +173,54 @@ pub(super) fn parse_args(args: TokenStream) -> syn::Result<ListenerArgs> {
             Vec::new()
         }
     };
+    check_aliases(&aliases, name.as_ref(), &mut errors);
     match errors {
         Some(errors) => Err(errors),
         None => Ok(ListenerArgs {
             events,
             name,
+            aliases,
             policy,
         }),
+    }
+}
+
+/// An alias must name something: not nothing, not the listener's own name, not another alias.
+/// (An alias equal to the default name, `module::path::function`, is refused by a constant the
+/// expansion adds: the module path is not known here.)
+fn check_aliases(aliases: &[LitStr], name: Option<&LitStr>, errors: &mut Option<syn::Error>) {
+    for (i, alias) in aliases.iter().enumerate() {
+        let text = alias.value();
+        let problem = if text.trim().is_empty() {
+            Some("an alias must not be empty: write the listener's old name, e.g. `aliases = [\"shop::mail::send_welcome\"]`".to_owned())
+        } else if name.is_some_and(|name| name.value() == text) {
+            Some(format!("`{text}` is the listener's own name: an alias is an old name it had; remove it from `aliases`"))
+        } else if aliases[..i].iter().any(|earlier| earlier.value() == text) {
+            Some(format!("`{text}` is listed twice in `aliases`: remove one"))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            combine(errors, syn::Error::new_spanned(alias, message));
+        }
+    }
+}
+
+// Accepted syntax: `["old::path::name", "older.name"]`, string literals.
+/// `["a", "b"]`
+struct AliasList(Vec<LitStr>);
+
+impl Parse for AliasList {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let expected = "`aliases` takes a list of old listener names in square brackets: write `aliases = [\"shop::mail::send_welcome\"]`";
+        if !input.peek(syn::token::Bracket) {
+            return Err(input.error(expected));
+        }
+        let content;
+        syn::bracketed!(content in input);
+        let names = Punctuated::<LitStr, Token![,]>::parse_terminated(&content)
+            .map_err(|error| syn::Error::new(error.span(), expected))?;
+        Ok(AliasList(names.into_iter().collect()))
     }
 }
 

@@ -30,6 +30,7 @@
 
 pub mod admin;
 mod clock;
+pub mod compatibility;
 pub(crate) mod defaults;
 mod engine;
 mod ids;
@@ -40,6 +41,7 @@ pub mod postgres;
 mod redact;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod routing;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 mod server_config;
 #[cfg(feature = "sqlite")]
@@ -61,6 +63,7 @@ use crate::error::BackendError;
 
 pub use admin::{Admin, Heartbeat, ListenerActivity};
 pub(crate) use clock::{from_unix_millis, millis, unix_millis};
+pub use compatibility::{Compatibility, Finding};
 pub use engine::{Durable, DurableConfig};
 pub(crate) use ids::claimable;
 pub use ids::ParseEmitIdError;
@@ -226,13 +229,103 @@ pub trait Store: Send + Sync + 'static {
         let _ = beat;
         async { Ok(()) }
     }
+
+    /// Records what a worker runs: every subscription of the listeners named in `replace` (the
+    /// worker's listeners and their aliases) is replaced by `subscriptions` in one step, and
+    /// others' are left as they are. The engine calls it at the start of a worker (a process
+    /// with [`DurableConfig::deliver`]); emitting processes route their emits by
+    /// [`subscriptions`](Self::subscriptions), so that an emit reaches the listeners of a
+    /// worker that the emitting binary does not link.
+    fn subscribe(
+        &self,
+        replace: &[&str],
+        subscriptions: &[Subscription],
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Every subscription the store holds, in (event id, listener) order.
+    fn subscriptions(&self)
+        -> impl Future<Output = Result<Vec<Subscription>, BackendError>> + Send;
+
+    /// Deletes every subscription of `listener` (a listener no worker runs any more), and
+    /// returns how many there were. Emits stop being routed to it; its stored deliveries stay.
+    fn unsubscribe(&self, listener: &str)
+        -> impl Future<Output = Result<u64, BackendError>> + Send;
+
+    /// How many unfinished deliveries (waiting, delayed, leased or waiting for a retry; not
+    /// dead) the store holds per listener name and event id, in (listener, event id) order: what
+    /// the start-up [compatibility check](compatibility) compares with the binary's listeners
+    /// and events.
+    fn backlog(&self) -> impl Future<Output = Result<Vec<Backlog>, BackendError>> + Send;
+}
+
+/// A listener's subscription to an event, as a worker recorded it in the store
+/// ([`Store::subscribe`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Subscription {
+    /// The event's id.
+    pub event_id: String,
+    /// The listener's name.
+    pub listener: String,
+    /// The listener's concurrency limit, if it has one.
+    pub concurrency: Option<NonZeroU32>,
+    /// When a worker recorded it (to the millisecond; a store may take the time from its own
+    /// clock, as the PostgreSQL and Redis stores do).
+    pub seen_at: SystemTime,
+}
+
+impl Subscription {
+    /// `listener` subscribed to `event_id`, seen at `seen_at`, without a concurrency limit.
+    pub fn new(
+        event_id: impl Into<String>,
+        listener: impl Into<String>,
+        seen_at: SystemTime,
+    ) -> Self {
+        Self {
+            event_id: event_id.into(),
+            listener: listener.into(),
+            concurrency: None,
+            seen_at,
+        }
+    }
+
+    /// The same subscription with a concurrency limit.
+    pub fn concurrency(mut self, limit: Option<NonZeroU32>) -> Self {
+        self.concurrency = limit;
+        self
+    }
+}
+
+/// How many unfinished deliveries of one event a store holds for one listener name
+/// ([`Store::backlog`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Backlog {
+    /// The listener name the deliveries are stored under.
+    pub listener: String,
+    /// The event's id.
+    pub event_id: String,
+    /// How many: waiting, delayed, leased or waiting for a retry.
+    pub unfinished: u64,
+}
+
+impl Backlog {
+    /// `unfinished` deliveries of `event_id` for `listener`.
+    pub fn new(listener: impl Into<String>, event_id: impl Into<String>, unfinished: u64) -> Self {
+        Self {
+            listener: listener.into(),
+            event_id: event_id.into(),
+            unfinished,
+        }
+    }
 }
 
 /// What a store is told at [`Store::open`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Setup {
-    /// Every event of the emitter's table, with the names of its listeners in this process.
+    /// Every event of the emitter's table, with the names of its listeners in this process (and
+    /// their aliases, whose deliveries they claim).
     pub routes: Vec<Route>,
     /// How long idempotency keys are remembered.
     pub key_retention: Duration,

@@ -19,6 +19,9 @@ use crate::table::EventTable;
 use crate::testing::Capture;
 
 /// What [`Emitter::emit`] does with an event that no listener listens to.
+///
+/// On a durable backend an event is never "without listeners" at emit: it goes to the store,
+/// which holds the subscriptions of workers in other processes, and is delivered to those.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NoListenersPolicy {

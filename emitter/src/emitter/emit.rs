@@ -166,12 +166,15 @@ impl Emitter {
             Phase::Draining | Phase::Closed => return Err(EmitError::ShutDown),
             Phase::Stopped => return Err(EmitError::Stopped),
         }
+        // A durable backend routes by the store's subscriptions too: an event without a
+        // listener in this process may have some in a worker elsewhere.
+        let durable = self.shared.backend.is_durable_dyn();
         Ok(self
             .shared
             .core
             .table
             .index_of(TypeId::of::<E>())
-            .filter(|&(_, listeners)| listeners > 0)
+            .filter(|&(_, listeners)| listeners > 0 || durable)
             .map(|(event, listeners)| Route { event, listeners }))
     }
 

@@ -53,6 +53,14 @@ pub struct DurableConfig {
     /// an attempt, for a worker of the newer build to take: during a rolling deploy, old
     /// workers leave new events to new ones.
     pub newer_version_delay: Duration,
+    /// How old this process's copy of the store's subscriptions may grow before an insert
+    /// reads them again (default 1 s): an emit reaches a listener that a worker subscribed
+    /// within this long of the subscription (see the README's "Changing events safely").
+    pub subscription_refresh: Duration,
+    /// Whether a worker refuses to start when the [compatibility
+    /// check](crate::durable::compatibility) finds anything (default `false`: each finding is
+    /// logged as a warning and the worker starts).
+    pub strict_compatibility: bool,
 }
 
 impl Default for DurableConfig {
@@ -69,6 +77,8 @@ impl Default for DurableConfig {
             worker_id: default_worker_id(),
             heartbeat: defaults::HEARTBEAT,
             newer_version_delay: defaults::NEWER_VERSION_DELAY,
+            subscription_refresh: Duration::from_secs(1),
+            strict_compatibility: false,
         }
     }
 }
@@ -138,6 +148,19 @@ impl DurableConfig {
     /// worker before this one looks at it again.
     pub fn newer_version_delay(mut self, delay: Duration) -> Self {
         self.newer_version_delay = delay.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How old the copy of the store's subscriptions may grow before an insert reads them
+    /// again.
+    pub fn subscription_refresh(mut self, every: Duration) -> Self {
+        self.subscription_refresh = every;
+        self
+    }
+
+    /// Whether any finding of the start-up compatibility check fails the start.
+    pub fn strict_compatibility(mut self, strict: bool) -> Self {
+        self.strict_compatibility = strict;
         self
     }
 }

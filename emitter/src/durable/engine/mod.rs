@@ -21,11 +21,13 @@ use tokio::task::JoinHandle;
 
 pub use config::DurableConfig;
 
-use super::{Counts, DeadLetter, NewEmit, Route, Setup, Store, StoredEvent};
+use super::compatibility::{Compatibility, Registered};
+use super::routing::Routes;
+use super::{Counts, DeadLetter, NewEmit, Route, Setup, Store, StoredEvent, Subscription};
 use crate::backend::EventEmitterBackend;
 use crate::delivery::Dispatcher;
 use crate::envelope::{EmitOptions, Envelope};
-use crate::error::{BackendError, EmitError};
+use crate::error::{BackendError, BackendErrorKind, EmitError};
 use crate::event::Event;
 use crate::report::UnfinishedDelivery;
 use crate::trace::Trace;
@@ -90,6 +92,8 @@ struct Inner<S> {
 
 struct Running {
     dispatcher: Dispatcher,
+    /// The store's subscriptions, by which emits are routed.
+    routes: Arc<Routes>,
     writer: mpsc::UnboundedSender<writer::Pending>,
     wake: Arc<Notify>,
 }
@@ -248,14 +252,43 @@ impl<S: Store> Durable<S> {
             .then(Trace::current)
             .flatten()
             .and_then(|trace| trace.to_store(emit_id, listeners.len()));
-        Ok(NewEmit::new(
+        let mut emit = NewEmit::new(
             StoredEvent::new(E::ID, emit_id, SystemTime::now(), payload)
                 .with_version(E::VERSION)
                 .with_trace(trace),
             listeners,
             options.run_at.unwrap_or_else(SystemTime::now),
             options.key,
-        ))
+        );
+        // By the subscriptions as last read; a stale copy is read again for the next emits.
+        running.routes.route(&mut emit);
+        running.routes.refresh_soon(&self.inner.store);
+        Ok(emit)
+    }
+
+    /// The subscriptions the workers recorded in the store, by which emits are routed.
+    pub async fn subscriptions(&self) -> Result<Vec<Subscription>, BackendError> {
+        self.inner.store.subscriptions().await
+    }
+
+    /// Deletes every subscription of `listener`, a listener no worker runs any more: emits
+    /// stop being routed to it (its stored deliveries stay; the operator's `orphans discard`
+    /// deletes them). Returns how many subscriptions there were.
+    pub async fn unsubscribe(&self, listener: &str) -> Result<u64, BackendError> {
+        self.inner.store.unsubscribe(listener).await
+    }
+
+    /// Compares what the store holds (listener names with unfinished deliveries, their events,
+    /// the workers' subscriptions) with what this binary registers: see
+    /// [`compatibility`](super::compatibility). A worker runs it at start. The emitter must have
+    /// been started with this backend.
+    pub async fn compatibility(&self) -> Result<Compatibility, BackendError> {
+        let running = self
+            .inner
+            .running
+            .get()
+            .ok_or_else(|| BackendError::new("the durable backend is not started"))?;
+        check(&*self.inner.store, running.dispatcher.table()).await
     }
 
     fn check_size(&self, event_id: &'static str, size: usize) -> Result<(), EmitError> {
@@ -291,6 +324,58 @@ impl<S: Store> Durable<S> {
     }
 }
 
+/// What this binary registers, as the compatibility check compares it.
+fn registered(table: &crate::table::EventTable) -> Registered {
+    let mut registered = Registered::default();
+    for info in table.listener_infos() {
+        let events = table.events().iter().filter_map(|entry| {
+            entry
+                .listeners
+                .iter()
+                .any(|listener| listener.name == info.name)
+                .then_some(entry.id)
+        });
+        registered.listener(info.name, info.aliases, events);
+    }
+    registered
+}
+
+async fn check<S: Store>(
+    store: &S,
+    table: &crate::table::EventTable,
+) -> Result<Compatibility, BackendError> {
+    let backlog = store.backlog().await?;
+    let subscriptions = store.subscriptions().await?;
+    Ok(Compatibility::assess(
+        &registered(table),
+        &backlog,
+        &subscriptions,
+    ))
+}
+
+/// This binary's subscriptions, and the names whose subscriptions they replace (its listeners'
+/// names and aliases).
+fn subscriptions(table: &crate::table::EventTable) -> (Vec<&'static str>, Vec<Subscription>) {
+    let now = SystemTime::now();
+    let mut replace = Vec::new();
+    for info in table.listener_infos() {
+        replace.push(info.name);
+        replace.extend(info.aliases);
+    }
+    let mut subscriptions = Vec::new();
+    for entry in table.events() {
+        for listener in &entry.listeners {
+            let limit = table
+                .policy(listener)
+                .concurrency_limit()
+                .map(|limit| u32::try_from(limit.get()).unwrap_or(u32::MAX))
+                .and_then(NonZeroU32::new);
+            subscriptions.push(Subscription::new(entry.id, listener.name, now).concurrency(limit));
+        }
+    }
+    (replace, subscriptions)
+}
+
 impl<S: Store> EventEmitterBackend for Durable<S> {
     async fn start(&self, dispatcher: Dispatcher) -> Result<(), BackendError> {
         let core = Arc::clone(dispatcher.core());
@@ -303,7 +388,9 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
                 listeners: entry
                     .listeners
                     .iter()
-                    .map(|listener| listener.name)
+                    .flat_map(|listener| {
+                        std::iter::once(listener.name).chain(listener.aliases.iter().copied())
+                    })
                     .collect(),
             })
             .collect();
@@ -312,15 +399,45 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
         for info in table.listener_infos() {
             if let Some(limit) = info.policy.concurrency_limit() {
                 let limit = u32::try_from(limit.get()).unwrap_or(u32::MAX);
-                setup =
-                    setup.concurrency(info.name, NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN));
+                let limit = NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN);
+                for name in std::iter::once(info.name).chain(info.aliases.iter().copied()) {
+                    setup = setup.concurrency(name, limit);
+                }
             }
         }
-        self.inner.store.open(&setup).await?;
+        let store = &*self.inner.store;
+        store.open(&setup).await?;
+        if config.deliver {
+            let found = check(store, table).await?;
+            if !found.is_compatible() {
+                if config.strict_compatibility {
+                    return Err(BackendError::of(
+                        BackendErrorKind::Conflict,
+                        format!(
+                            "the store holds deliveries or subscriptions this binary does not                              know (and `strict_compatibility` is on):\n{found}"
+                        ),
+                    ));
+                }
+                for finding in &found.findings {
+                    tracing::warn!("the store and this binary disagree: {finding}");
+                }
+            }
+            let (replace, subscriptions) = subscriptions(table);
+            store.subscribe(&replace, &subscriptions).await?;
+        }
+        let aliases = table
+            .listener_infos()
+            .iter()
+            .flat_map(|info| info.aliases.iter().copied())
+            .collect();
+        let routes = Arc::new(Routes::new(config.subscription_refresh, aliases));
+        // Read once now: emits prepared for a caller's transaction route by this copy.
+        routes.refresh(store).await?;
         let (writer, emits) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
         let running = Running {
             dispatcher: dispatcher.clone(),
+            routes: Arc::clone(&routes),
             writer,
             wake: Arc::clone(&wake),
         };
@@ -344,6 +461,7 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
         });
         self.spawn(writer::write(
             Arc::clone(&self.inner.store),
+            routes,
             dispatcher,
             emits,
             config.emit_timeout,
@@ -353,16 +471,18 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
             self.report(),
         ));
         if config.deliver {
-            let listeners: Vec<&'static str> = table
+            // Aliases too: the worker claims the deliveries stored under them, so the console
+            // does not count them as orphans.
+            let claimed: Vec<&'static str> = table
                 .listener_infos()
                 .iter()
-                .map(|info| info.name)
+                .flat_map(|info| std::iter::once(info.name).chain(info.aliases.iter().copied()))
                 .collect();
             self.spawn(presence::beat(
                 Arc::clone(&self.inner.store),
                 Arc::clone(&core),
                 config.worker_id.clone(),
-                listeners.clone(),
+                claimed.clone(),
                 config.heartbeat,
                 self.inner.mode.subscribe(),
             ));
@@ -371,7 +491,7 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
                 config: config.clone(),
                 wake,
                 progress: Arc::clone(&self.inner.progress),
-                listeners,
+                listeners: claimed,
                 held: Arc::default(),
                 core,
             };

@@ -316,7 +316,7 @@ impl<S: Store> Worker<S> {
         let listener = entry
             .listeners
             .iter()
-            .find(|listener| listener.name == claim.listener)?;
+            .find(|listener| listener.answers_to(&claim.listener))?;
         Some((entry.id, listener.name))
     }
 }
@@ -388,7 +388,7 @@ async fn run_claimed(
     let Some(listener) = entry
         .listeners
         .iter()
-        .find(|listener| listener.name == claim.listener)
+        .find(|listener| listener.answers_to(&claim.listener))
     else {
         return dead(
             claim,

@@ -10,7 +10,8 @@ use tokio::time::Instant;
 use super::outage::Outage;
 use super::{aborted, Mode, MAX_WAIT};
 use crate::delivery::Dispatcher;
-use crate::durable::{NewEmit, Store, StoredEvent};
+use crate::durable::routing::Routes;
+use crate::durable::{Inserted, NewEmit, Store, StoredEvent};
 use crate::envelope::Envelope;
 use crate::error::{BackendError, BackendErrorKind, Failure};
 use crate::report::UnfinishedDelivery;
@@ -90,6 +91,20 @@ pub(super) fn encode(
         envelope.run_at().unwrap_or_else(SystemTime::now),
         envelope.idempotency_key().map(str::to_owned),
     ))
+}
+
+/// Adds to each emit the listeners the store's subscriptions route its event to (reading them
+/// again when the copy is old), then stores the emits.
+async fn insert_routed<S: Store>(
+    store: &S,
+    routes: &Routes,
+    emits: &mut [NewEmit],
+) -> Result<Inserted, BackendError> {
+    routes.refresh(store).await?;
+    for emit in emits.iter_mut() {
+        routes.route(emit);
+    }
+    store.insert(emits).await
 }
 
 /// Emits on their way to the store, taken from the channel together: the encoded emits (what
@@ -238,6 +253,7 @@ fn given_up(dispatcher: &Dispatcher, envelope: &Envelope, error: &BackendError) 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn write<S: Store>(
     store: Arc<S>,
+    routes: Arc<Routes>,
     dispatcher: Dispatcher,
     mut emits: mpsc::UnboundedReceiver<Pending>,
     timeout: Duration,
@@ -304,7 +320,10 @@ pub(super) async fn write<S: Store>(
                     unknown = true;
                     break 'batches;
                 }
-                inserted = tokio::time::timeout_at(deadline, store.insert(&batch.emits)) => inserted,
+                inserted = tokio::time::timeout_at(
+                    deadline,
+                    insert_routed(&*store, &routes, &mut batch.emits),
+                ) => inserted,
             };
             let error = match inserted {
                 Ok(Ok(inserted)) => {

@@ -49,7 +49,7 @@ fn count(value: i64) -> u64 {
 
 impl PostgresStore {
     /// The statement of `sql/admin/{name}.sql` for this store's schema.
-    fn admin_statement(&self, name: &'static str, template: &str) -> Statement {
+    pub(super) fn admin_statement(&self, name: &'static str, template: &str) -> Statement {
         Statement {
             name,
             text: render(template, &self.inner.schema),

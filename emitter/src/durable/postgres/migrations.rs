@@ -7,7 +7,7 @@ use super::statements::{
 };
 
 /// The schema version this code creates and understands; older ones are migrated.
-pub(super) const SCHEMA_VERSION: u32 = 5;
+pub(super) const SCHEMA_VERSION: u32 = 6;
 /// The first key of the advisory lock that serializes migrations ("emit" in ASCII); the second
 /// is a hash of the schema name.
 const MIGRATION_LOCK: i32 = 0x656d_6974;
@@ -57,6 +57,7 @@ pub(super) async fn migrate(
         (3, &statements.migrate_v3),
         (4, &statements.migrate_v4),
         (5, &statements.migrate_v5),
+        (6, &statements.migrate_v6),
     ];
     for (to, migration) in migrations {
         if version < to {

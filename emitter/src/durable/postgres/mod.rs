@@ -1,8 +1,8 @@
 //! [`PostgresStore`]: durable deliveries in PostgreSQL, shared by any number of processes on any
 //! number of machines.
 //!
-//! Eight objects in one schema of the database (`sql/schema_v1.sql` then the migrations
-//! `sql/migrate_v*.sql`; schema version 4; default schema `emitter`,
+//! Its tables in one schema of the database (`sql/schema_v1.sql` then the migrations
+//! `sql/migrate_v*.sql`; schema version 6; default schema `emitter`,
 //! see [`PostgresConfig`]), created or checked by [`Store::open`](crate::durable::Store::open)
 //! or [`PostgresStore::migrate`] under an advisory lock. A claim is one statement with `FOR
 //! UPDATE SKIP LOCKED` over the `deliveries_due` index, skipping paused listeners (a listener

@@ -34,6 +34,8 @@ pub struct Statements {
     pub migrate_v4: String,
     /// From schema version 4 to 5, as one batch.
     pub migrate_v5: String,
+    /// From schema version 5 to 6, as one batch.
+    pub migrate_v6: String,
     /// Stores a batch of emits, with their idempotency keys.
     pub insert: Statement,
     /// Stores a batch of emits that have no idempotency keys.
@@ -84,6 +86,7 @@ impl Statements {
             migrate_v3: render(include_str!("sql/migrate_v3.sql"), schema),
             migrate_v4: render(include_str!("sql/migrate_v4.sql"), schema),
             migrate_v5: render(include_str!("sql/migrate_v5.sql"), schema),
+            migrate_v6: render(include_str!("sql/migrate_v6.sql"), schema),
             insert: statement("insert", include_str!("sql/insert.sql")),
             insert_unkeyed: statement("insert_unkeyed", include_str!("sql/insert_unkeyed.sql")),
             claim: statement("claim", include_str!("sql/claim.sql")),
@@ -106,8 +109,8 @@ impl Statements {
 }
 
 /// `template` with the names of the schema's objects filled in: `{schema}`, `{deliveries}`,
-/// `{dead_letters}`, `{keys}`, `{leases}`, `{versions}`, `{paused}`, `{workers}`, `{activity}`
-/// and the notification `{channel}`.
+/// `{dead_letters}`, `{keys}`, `{leases}`, `{versions}`, `{paused}`, `{workers}`, `{activity}`,
+/// `{subscriptions}` and the notification `{channel}`.
 pub(super) fn render(template: &str, schema: &str) -> String {
     template
         .replace("{schema}", &quote(schema))
@@ -119,6 +122,7 @@ pub(super) fn render(template: &str, schema: &str) -> String {
         .replace("{paused}", &table(schema, "paused"))
         .replace("{workers}", &table(schema, "workers"))
         .replace("{activity}", &table(schema, "activity"))
+        .replace("{subscriptions}", &table(schema, "subscriptions"))
         .replace("{channel}", &channel_of(schema))
 }
 

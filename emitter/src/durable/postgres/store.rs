@@ -1,6 +1,7 @@
 //! The [`Store`](crate::durable::Store) implementation: one statement per call, on a pooled connection.
 
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::ops::RangeInclusive;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,8 +14,8 @@ use super::params::{duration_ms, offset_ms, parse_receipts, text, InsertBatch};
 use super::statements::Statement;
 use super::PostgresStore;
 use crate::durable::{
-    claimable, Claimed, Counts, DeadLetter, Heartbeat, Inserted, NewEmit, Receipt, Setup, Store,
-    StoredEvent,
+    claimable, Backlog, Claimed, Counts, DeadLetter, Heartbeat, Inserted, NewEmit, Receipt, Setup,
+    Store, StoredEvent, Subscription,
 };
 use crate::emit_id::EmitId;
 use crate::error::BackendError;
@@ -293,6 +294,95 @@ impl Store for PostgresStore {
 
     async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), BackendError> {
         self.record_heartbeat(beat).await
+    }
+
+    async fn subscribe(
+        &self,
+        replace: &[&str],
+        subscriptions: &[Subscription],
+    ) -> Result<(), BackendError> {
+        let statement =
+            self.admin_statement("subscribe", include_str!("sql/subscriptions/subscribe.sql"));
+        let replace: Vec<String> = replace.iter().map(|name| text(name).into_owned()).collect();
+        let events: Vec<String> = subscriptions
+            .iter()
+            .map(|s| text(&s.event_id).into_owned())
+            .collect();
+        let listeners: Vec<String> = subscriptions
+            .iter()
+            .map(|s| text(&s.listener).into_owned())
+            .collect();
+        let limits: Vec<i32> = subscriptions
+            .iter()
+            .map(|s| {
+                s.concurrency
+                    .map_or(0, |limit| i32::try_from(limit.get()).unwrap_or(i32::MAX))
+            })
+            .collect();
+        self.run(
+            "record subscriptions",
+            &statement,
+            &[&replace, &events, &listeners, &limits],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, BackendError> {
+        let statement = self.admin_statement(
+            "subscriptions",
+            include_str!("sql/subscriptions/subscriptions.sql"),
+        );
+        let rows = self.run("read subscriptions", &statement, &[]).await?;
+        rows.iter()
+            .map(|row| {
+                let event_id: String = self.column(row, None, "event_id")?;
+                let listener: String = self.column(row, None, "listener")?;
+                let limit: Option<i32> = self.column(row, None, "concurrency")?;
+                let seen_at: SystemTime = self.column(row, None, "seen_at")?;
+                Ok(Subscription::new(event_id, listener, seen_at).concurrency(
+                    limit
+                        .and_then(|limit| u32::try_from(limit).ok())
+                        .and_then(NonZeroU32::new),
+                ))
+            })
+            .collect()
+    }
+
+    async fn unsubscribe(&self, listener: &str) -> Result<u64, BackendError> {
+        let statement = self.admin_statement(
+            "unsubscribe",
+            include_str!("sql/subscriptions/unsubscribe.sql"),
+        );
+        let listener = text(listener);
+        let rows = self
+            .run("delete subscriptions", &statement, &[&listener])
+            .await?;
+        let deleted: i64 = match rows.first() {
+            Some(row) => self.column(row, None, "deleted")?,
+            None => 0,
+        };
+        Ok(u64::try_from(deleted).unwrap_or(0))
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, BackendError> {
+        let statement =
+            self.admin_statement("backlog", include_str!("sql/subscriptions/backlog.sql"));
+        let rows = self
+            .run("count deliveries per listener", &statement, &[])
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let listener: String = self.column(row, None, "listener")?;
+                let event_id: String = self.column(row, None, "event_id")?;
+                let unfinished: i64 = self.column(row, None, "unfinished")?;
+                Ok(Backlog::new(
+                    listener,
+                    event_id,
+                    u64::try_from(unfinished).unwrap_or(0),
+                ))
+            })
+            .collect()
     }
 
     fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send {

@@ -3,7 +3,8 @@
 //! Under a key prefix (default `emitter`, see [`RedisConfig`]): one stream per listener with one
 //! consumer group, a sorted set of delayed deliveries, a stream of dead letters, idempotency
 //! keys with an expiry, and the schema version. Every operation is one Lua script (`lua/`) or,
-//! for a batch of plain emits to listeners `open` set up, one `MULTI`/`EXEC`; leases are the
+//! for a batch of plain emits to listeners `open` or an earlier insert set up, one
+//! `MULTI`/`EXEC`; leases are the
 //! server's idle times (`XPENDING`/`XCLAIM`), measured by the claimer's lease, and due times
 //! the server's clock. An entry delivered more than [`RedisConfig::max_deliveries`] times
 //! without an outcome is dead-lettered by the claim. A listener with a concurrency limit keeps a
@@ -38,6 +39,7 @@ mod connection;
 mod entries;
 mod scripts;
 mod store;
+mod subscriptions;
 mod wait;
 
 use std::collections::{HashMap, HashSet};
@@ -86,9 +88,10 @@ pub struct RedisStore {
     watched: Mutex<Vec<String>>,
     /// Where each listener's group was at this worker's last claim.
     delivered: Mutex<HashMap<String, String>>,
-    /// The listeners whose stream and group [`Store::open`](crate::durable::Store::open) set up and whose key it found of the
-    /// right type: an insert that only appends to these may skip the script (see the module
-    /// docs). Emptied when such an insert fails on the server, until the next `open`.
+    /// The listeners whose stream and group [`Store::open`](crate::durable::Store::open) or the
+    /// insert script set up and whose key it found of the right type: an insert that only
+    /// appends to these may skip the script (see the module docs). Emptied when such an insert
+    /// fails on the server, until the script succeeds again.
     ready: Mutex<HashSet<String>>,
     /// The listeners with a concurrency limit, from [`Setup`](crate::durable::Setup).
     concurrency: Limits,

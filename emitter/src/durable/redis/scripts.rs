@@ -18,6 +18,8 @@ pub(super) struct Scripts {
     pub(super) next_due: Script,
     pub(super) release: Script,
     pub(super) unfinished: Script,
+    pub(super) subscribe: Script,
+    pub(super) backlog: Script,
 }
 
 impl Scripts {
@@ -36,6 +38,8 @@ impl Scripts {
             next_due: script(include_str!("lua/next_due.lua")),
             release: script(include_str!("lua/release.lua")),
             unfinished: script(include_str!("lua/unfinished.lua")),
+            subscribe: script(include_str!("lua/subscribe.lua")),
+            backlog: script(include_str!("lua/backlog.lua")),
         }
     }
 }

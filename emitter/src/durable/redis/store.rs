@@ -13,8 +13,8 @@ use super::entries::{
 };
 use super::{RedisStore, SCHEMA_VERSION};
 use crate::durable::{
-    claimable, unix_millis, Claimed, Counts, DeadLetter, Heartbeat, Inserted, NewEmit, Receipt,
-    Setup, Store,
+    claimable, unix_millis, Backlog, Claimed, Counts, DeadLetter, Heartbeat, Inserted, NewEmit,
+    Receipt, Setup, Store, Subscription,
 };
 use crate::emit_id::EmitId;
 use crate::error::{BackendError, BackendErrorKind};
@@ -75,7 +75,7 @@ impl Store for RedisStore {
                     // The server ran the transaction but refused some command in it (a key
                     // that changed type since `open`, say): the other appends stand. The
                     // script checks before it writes, so it stores the batch whole or refuses
-                    // with the reason; it takes every insert from now until the next `open`.
+                    // with the reason; it takes every insert from now until one succeeds.
                     tracing::warn!(
                         "appending deliveries to Redis failed ({error}); checking the keys \
                          with the insert script from now on"
@@ -124,6 +124,18 @@ impl Store for RedisStore {
         if stored > 0 {
             self.work.notify_waiters();
         }
+        // The script checked these listeners' keys and set up their streams: the next inserts
+        // to them may take the plain appends. An emit-only process learns its listeners this
+        // way, from the subscriptions its inserts are routed by, not from `open`.
+        let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        for emit in emits {
+            for listener in &emit.listeners {
+                if !ready.contains(*listener) {
+                    ready.insert((*listener).to_owned());
+                }
+            }
+        }
+        drop(ready);
         Ok(Inserted {
             stored: usize::try_from(stored).unwrap_or(0),
             duplicates: usize::try_from(duplicates).unwrap_or(0),
@@ -442,6 +454,28 @@ impl Store for RedisStore {
         }
         drop(waiter);
         self.work.notify_waiters();
+    }
+
+    async fn subscribe(
+        &self,
+        replace: &[&str],
+        subscriptions: &[Subscription],
+    ) -> Result<(), BackendError> {
+        self.replace_subscriptions(replace, subscriptions)
+            .await
+            .map(drop)
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, BackendError> {
+        self.read_subscriptions().await
+    }
+
+    async fn unsubscribe(&self, listener: &str) -> Result<u64, BackendError> {
+        self.replace_subscriptions(&[listener], &[]).await
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, BackendError> {
+        self.count_backlog().await
     }
 }
 

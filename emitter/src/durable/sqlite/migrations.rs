@@ -6,14 +6,14 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::connection::sql_error;
 use super::statements::{
-    FIND_TABLE, MIGRATE_V2, MIGRATE_V3, MIGRATE_V4, MIGRATE_V5, READ_VERSION, RECORD_VERSION,
-    SCHEMA_V1, TABLES,
+    FIND_TABLE, MIGRATE_V2, MIGRATE_V3, MIGRATE_V4, MIGRATE_V5, MIGRATE_V6, READ_VERSION,
+    RECORD_VERSION, SCHEMA_V1, TABLES,
 };
 use crate::durable::check_schema_version;
 use crate::error::{BackendError, BackendErrorKind};
 
 /// The schema version this code writes and reads; older ones are migrated on open.
-pub(crate) const SCHEMA_VERSION: u32 = 5;
+pub(crate) const SCHEMA_VERSION: u32 = 6;
 
 pub(super) fn create_schema(path: &Path, conn: &mut Connection) -> Result<(), BackendError> {
     let tx = conn
@@ -89,6 +89,10 @@ pub(super) fn create_schema(path: &Path, conn: &mut Connection) -> Result<(), Ba
     if version < 5 {
         tx.execute_batch(MIGRATE_V5)
             .map_err(|error| sql_error(path, "migrate the schema from version 4 to 5", error))?;
+    }
+    if version < 6 {
+        tx.execute_batch(MIGRATE_V6)
+            .map_err(|error| sql_error(path, "migrate the schema from version 5 to 6", error))?;
     }
     tx.commit()
         .map_err(|error| sql_error(path, "create the schema", error))

@@ -1,7 +1,7 @@
 //! [`SqliteStore`]: durable deliveries in one SQLite file, for one process, with no server.
 //!
-//! Seven tables in the file (`sql/schema_v1.sql` then the migrations `sql/migrate_v*.sql`:
-//! schema version 4 in `emitter_meta`; older versions are migrated on open), beside any tables of
+//! Its tables in the file (`sql/schema_v1.sql` then the migrations `sql/migrate_v*.sql`:
+//! schema version 6 in `emitter_meta`; older versions are migrated on open), beside any tables of
 //! the application's own. A claim is one `UPDATE ... RETURNING` over an index range per listener
 //! that is not paused (for a listener with a concurrency limit, its first rows in emit order),
 //! or, for a suspect, over the index of leased deliveries and suspects, so its cost does not grow

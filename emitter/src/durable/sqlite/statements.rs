@@ -14,6 +14,8 @@ pub const MIGRATE_V3: &str = include_str!("sql/migrate_v3.sql");
 pub const MIGRATE_V4: &str = include_str!("sql/migrate_v4.sql");
 /// From schema version 4 to version 5.
 pub const MIGRATE_V5: &str = include_str!("sql/migrate_v5.sql");
+/// From schema version 5 to version 6.
+pub const MIGRATE_V6: &str = include_str!("sql/migrate_v6.sql");
 /// The tables of schema version 1, which a file either has all of or none of (the migrations
 /// add the others).
 pub(super) const TABLES: [&str; 4] = [
@@ -47,6 +49,10 @@ pub(super) const DISCARD: &str = include_str!("sql/discard.sql");
 pub(super) const COUNT_DELIVERIES: &str = include_str!("sql/count_deliveries.sql");
 pub(super) const COUNT_LEASED: &str = include_str!("sql/count_leased.sql");
 pub(super) const COUNT_DEAD: &str = include_str!("sql/count_dead.sql");
+pub(super) const SUBSCRIBE: &str = include_str!("sql/subscribe.sql");
+pub(super) const UNSUBSCRIBE: &str = include_str!("sql/unsubscribe.sql");
+pub(super) const SUBSCRIPTIONS: &str = include_str!("sql/subscriptions.sql");
+pub(super) const BACKLOG: &str = include_str!("sql/backlog.sql");
 
 /// The claim, around the due deliveries of each listener (`{due}`).
 const CLAIM: &str = include_str!("sql/claim.sql");

@@ -1,6 +1,7 @@
 //! The [`Store`](crate::durable::Store) implementation: one transaction per call, on the blocking pool.
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -12,14 +13,15 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use super::connection::sql_error;
 use super::rows::{read_claimed, read_dead_letter};
 use super::statements::{
-    self, ACK, BURY, BURY_UNREADABLE, COUNT_DEAD, COUNT_DELIVERIES, COUNT_LEASED,
+    self, ACK, BACKLOG, BURY, BURY_UNREADABLE, COUNT_DEAD, COUNT_DELIVERIES, COUNT_LEASED,
     COUNT_UNFINISHED_OF, DEAD_LETTERS, DELETE_DELIVERY, DISCARD, EXTEND, INSERT_DELIVERY,
-    INSERT_KEY, POSTPONE, PURGE_KEYS, RELEASE, REPLAY, RETRY,
+    INSERT_KEY, POSTPONE, PURGE_KEYS, RELEASE, REPLAY, RETRY, SUBSCRIBE, SUBSCRIPTIONS,
+    UNSUBSCRIBE,
 };
 use super::{Inner, SqliteStore};
 use crate::durable::{
-    claimable, defaults, millis, unix_millis, Claimed, Counts, DeadLetter, Heartbeat, Inserted,
-    NewEmit, Receipt, Setup, Store,
+    claimable, defaults, from_unix_millis, millis, unix_millis, Backlog, Claimed, Counts,
+    DeadLetter, Heartbeat, Inserted, NewEmit, Receipt, Setup, Store, Subscription,
 };
 use crate::emit_id::EmitId;
 use crate::error::{BackendError, BackendErrorKind};
@@ -517,6 +519,93 @@ impl Store for SqliteStore {
         let beat = beat.clone();
         self.run(move |inner, conn| inner.heartbeat(conn, &beat))
             .await
+    }
+
+    async fn subscribe(
+        &self,
+        replace: &[&str],
+        subscriptions: &[Subscription],
+    ) -> Result<(), BackendError> {
+        let replace: Vec<String> = replace.iter().map(|name| (*name).to_owned()).collect();
+        let subscriptions = subscriptions.to_vec();
+        self.run(move |inner, conn| {
+            let error = |error| sql_error(&inner.path, "record subscriptions", error);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(error)?;
+            {
+                let mut delete = tx.prepare_cached(UNSUBSCRIBE).map_err(error)?;
+                for listener in &replace {
+                    delete.execute([listener]).map_err(error)?;
+                }
+                let mut insert = tx.prepare_cached(SUBSCRIBE).map_err(error)?;
+                for subscription in &subscriptions {
+                    insert
+                        .execute(params![
+                            subscription.event_id,
+                            subscription.listener,
+                            subscription.concurrency.map(NonZeroU32::get),
+                            unix_millis(subscription.seen_at),
+                        ])
+                        .map_err(error)?;
+                }
+            }
+            tx.commit().map_err(error)
+        })
+        .await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, BackendError> {
+        self.run(|inner, conn| {
+            let error = |error| sql_error(&inner.path, "read subscriptions", error);
+            let mut statement = conn.prepare_cached(SUBSCRIPTIONS).map_err(error)?;
+            let rows = statement
+                .query_map([], |row| {
+                    let concurrency: Option<i64> = row.get(2)?;
+                    Ok(Subscription::new(
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        from_unix_millis(row.get(3)?),
+                    )
+                    .concurrency(
+                        concurrency
+                            .and_then(|limit| u32::try_from(limit).ok())
+                            .and_then(NonZeroU32::new),
+                    ))
+                })
+                .map_err(error)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(error)
+        })
+        .await
+    }
+
+    async fn unsubscribe(&self, listener: &str) -> Result<u64, BackendError> {
+        let listener = listener.to_owned();
+        self.run(move |inner, conn| {
+            conn.prepare_cached(UNSUBSCRIBE)
+                .and_then(|mut delete| delete.execute([listener]))
+                .map(|deleted| deleted as u64)
+                .map_err(|error| sql_error(&inner.path, "delete subscriptions", error))
+        })
+        .await
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, BackendError> {
+        self.run(|inner, conn| {
+            let error = |error| sql_error(&inner.path, "count deliveries per listener", error);
+            let mut statement = conn.prepare_cached(BACKLOG).map_err(error)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok(Backlog::new(
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                    ))
+                })
+                .map_err(error)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(error)
+        })
+        .await
     }
 }
 

@@ -95,7 +95,7 @@ async fn open_creates_a_versioned_schema_in_wal_mode() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(version, "5");
+    assert_eq!(version, "6");
     let debug = format!("{store:?}");
     assert!(debug.contains("store.db"), "{debug}");
     assert!(store.path().ends_with("store.db"));
@@ -421,7 +421,7 @@ async fn a_version_1_file_is_migrated_keeping_its_deliveries() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(version, "5");
+    assert_eq!(version, "6");
     Store::open(&store, &Setup::new(Vec::new(), LONG))
         .await
         .unwrap();

@@ -47,6 +47,7 @@ mod listing;
 mod order;
 mod outcomes;
 mod steering;
+mod subscriptions;
 mod suspects;
 
 use std::future::Future;
@@ -61,6 +62,7 @@ pub use listing::*;
 pub use order::*;
 pub use outcomes::*;
 pub use steering::*;
+pub use subscriptions::*;
 pub use suspects::*;
 
 use super::{Claimed, Counts, NewEmit, Receipt, Route, Setup, Store, StoredEvent};
@@ -143,6 +145,8 @@ macro_rules! store_contract {
             a_delayed_delivery_takes_its_place_in_order_when_due,
             a_claim_counts_the_crashes_since_the_last_failed_attempt,
             a_suspect_is_claimed_alone,
+            subscriptions_replace_those_of_the_named_listeners_only,
+            the_backlog_counts_unfinished_deliveries_per_listener_and_event,
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {

@@ -1,0 +1,3 @@
+SELECT event_id, listener, concurrency, seen_at
+FROM emitter_subscriptions
+ORDER BY event_id, listener

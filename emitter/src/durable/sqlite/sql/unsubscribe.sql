@@ -1,0 +1,1 @@
+DELETE FROM emitter_subscriptions WHERE listener = ?1
