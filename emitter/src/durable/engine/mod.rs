@@ -290,6 +290,10 @@ impl<S: Store> Durable<S> {
 }
 
 impl<S: Store> EventEmitterBackend for Durable<S> {
+    fn transaction(&self) -> Option<crate::durable::TxKind> {
+        S::TRANSACTION
+    }
+
     async fn start(&self, dispatcher: Dispatcher) -> Result<(), BackendError> {
         let core = Arc::clone(dispatcher.core());
         let table = &core.table;

@@ -50,6 +50,8 @@ pub struct Statements {
     pub extend: Statement,
     /// Deletes deliveries whose lease still holds.
     pub ack: Statement,
+    /// Deletes one delivery whose lease still holds, in a listener's transaction.
+    pub ack_one: Statement,
     /// Releases a delivery until a later time, keeping the error.
     pub retry: Statement,
     /// Moves a delivery to the dead letters.
@@ -87,6 +89,7 @@ impl Statements {
             unfinished: statement("unfinished", include_str!("sql/unfinished.sql")),
             extend: statement("extend", include_str!("sql/extend.sql")),
             ack: statement("ack", include_str!("sql/ack.sql")),
+            ack_one: statement("ack_one", include_str!("sql/ack_one.sql")),
             retry: statement("retry", include_str!("sql/retry.sql")),
             dead_letter: statement("dead_letter", include_str!("sql/dead_letter.sql")),
             dead_letters: statement("dead_letters", include_str!("sql/dead_letters.sql")),

@@ -32,6 +32,7 @@ pub mod statements;
 mod store;
 #[cfg(test)]
 mod tests;
+mod tx;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,9 @@ use crate::error::{BackendError, BackendErrorKind};
 #[doc(hidden)]
 pub use connection::setup_connection;
 use migrations::create_schema;
+/// The `rusqlite` this store is built on, for [`SqliteTx::with`]'s connection.
+pub use rusqlite;
+pub use tx::{SqliteTx, SqliteTxError};
 
 /// A [`Store`](crate::durable::Store) in one SQLite file: see the [module documentation](self) for the schema, the
 /// durability it promises and its use by one process.
@@ -66,6 +70,8 @@ struct Inner {
     /// When expired keys are next deleted (Unix milliseconds).
     next_key_purge: AtomicI64,
     work: Notify,
+    /// The connection listeners' transactions run on (opened at the first one).
+    tx_conn: tx::TxConnection,
 }
 
 struct State {
@@ -154,6 +160,7 @@ impl SqliteConfig {
                 ),
                 next_key_purge: AtomicI64::new(0),
                 work: Notify::new(),
+                tx_conn: tx::TxConnection::default(),
             }),
         })
     }

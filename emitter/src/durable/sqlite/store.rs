@@ -273,6 +273,16 @@ fn bury(
 }
 
 impl Store for SqliteStore {
+    const TRANSACTION: Option<crate::durable::TxKind> = Some(crate::durable::TxKind::Sqlite);
+
+    fn begin(
+        &self,
+    ) -> impl std::future::Future<
+        Output = Result<Box<dyn crate::durable::StoreTransaction>, BackendError>,
+    > + Send {
+        self.begin_listener()
+    }
+
     async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
         self.inner.concurrency.set(setup);
         let retention = u64::try_from(setup.key_retention.as_millis()).unwrap_or(u64::MAX);
