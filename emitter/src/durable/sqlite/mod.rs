@@ -32,6 +32,7 @@ pub mod statements;
 mod store;
 #[cfg(test)]
 mod tests;
+mod transactional;
 mod tx;
 
 use std::fmt;
@@ -50,7 +51,7 @@ pub use connection::setup_connection;
 use migrations::create_schema;
 /// The `rusqlite` this store is built on, for [`SqliteTx::with`]'s connection.
 pub use rusqlite;
-pub use tx::{SqliteTx, SqliteTxError};
+pub use tx::{SqliteTx, TransactionEnded};
 
 /// A [`Store`](crate::durable::Store) in one SQLite file: see the [module documentation](self) for the schema, the
 /// durability it promises and its use by one process.
@@ -216,8 +217,14 @@ impl SqliteStore {
 
     /// Wakes workers of this process waiting in [`Store::wait_for_work`](crate::durable::Store::wait_for_work).
     fn wake(&self) {
-        self.inner.work.notify_waiters();
+        self.inner.wake();
+    }
+}
+
+impl Inner {
+    fn wake(&self) {
+        self.work.notify_waiters();
         // No waiter right now: leave a permit, so that a worker about to wait claims once more.
-        self.inner.work.notify_one();
+        self.work.notify_one();
     }
 }

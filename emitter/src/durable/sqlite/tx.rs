@@ -42,16 +42,19 @@ pub struct SqliteTx {
     conn: Mutex<Option<Connection>>,
 }
 
-/// Why [`SqliteTx::with`] failed.
+/// The error of [`SqliteTx::with`] once the transaction is over: the listener timed out, and
+/// the worker rolled it back.
 #[derive(Debug, thiserror::Error)]
+#[error("the listener's SQLite transaction is over (rolled back at the listener's timeout)")]
 #[non_exhaustive]
-pub enum SqliteTxError {
-    /// A statement failed.
-    #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
-    /// The transaction is over: the listener timed out, and the worker rolled it back.
-    #[error("the listener's transaction is over (rolled back at its timeout)")]
-    Finished,
+pub struct TransactionEnded;
+
+/// So that `tx.with(|conn| conn.execute(...))?` reads as rusqlite's own calls do.
+impl From<TransactionEnded> for rusqlite::Error {
+    fn from(ended: TransactionEnded) -> Self {
+        // The one variant that carries an error of ours whatever rusqlite's features; it displays it.
+        rusqlite::Error::ToSqlConversionFailure(Box::new(ended))
+    }
 }
 
 impl SqliteTx {
@@ -59,18 +62,21 @@ impl SqliteTx {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `statements` with the transaction's connection, and returns what they return.
+    /// Runs `statements` with the transaction's connection, and returns what they return: a
+    /// `rusqlite::Result`, or any result whose error converts from [`TransactionEnded`] (a
+    /// [`BoxError`](crate::BoxError), say, to emit follow-up events with
+    /// [`Durable::emit_in`](crate::durable::Durable::emit_in) in the same transaction).
     ///
     /// # Errors
     ///
-    /// What `statements` returns, or [`SqliteTxError::Finished`] when the transaction is over.
-    pub fn with<T>(
+    /// What `statements` returns, or [`TransactionEnded`] when the transaction is over.
+    pub fn with<T, E: From<TransactionEnded>>(
         &self,
-        statements: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, SqliteTxError> {
+        statements: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
         let conn = self.lock();
-        let conn = conn.as_ref().ok_or(SqliteTxError::Finished)?;
-        Ok(statements(conn)?)
+        let conn = conn.as_ref().ok_or(TransactionEnded)?;
+        statements(conn)
     }
 }
 
