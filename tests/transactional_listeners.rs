@@ -173,6 +173,8 @@ async fn postgres_listener_writes_and_follow_ups_commit_with_the_ack_or_not_at_a
         emitter::emit!(emitter, Audited, n = n, mode = mode).unwrap();
     }
     emitter.wait_idle().await;
+    // The follow-ups, committed with the acknowledgements of the emits above, are then stored.
+    backend.wait_settled().await.unwrap();
     assert_eq!(
         pg_rows(&client, "SELECT n, attempt FROM audit ORDER BY n, attempt").await,
         [(1, 1), (2, 2), (3, 2)],
