@@ -3,6 +3,7 @@
 //! its writes back; a lost lease refuses the commit; follow-up emits through the transaction
 //! exist iff it commits; a backend that cannot give the transaction refuses to start.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use emitter::durable::postgres::tokio_postgres::{self, NoTls};
@@ -79,14 +80,54 @@ async fn pg_follow_up(n: i64, tx: &PgTx) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// What the timed-out listener met when it wrote after its timeout.
+#[derive(Clone, Default)]
+struct Late(Arc<Mutex<Vec<String>>>);
+
+/// Attempt 1 writes, then outlives its timeout and writes again; attempt 2 writes once.
+#[listener(events = [FollowUp], name = "tx.sqlite_slow", attempts = 2, backoff = "10ms..10ms", timeout = "200ms")]
+fn sqlite_slow(
+    n: i64,
+    meta: EventMeta,
+    tx: &SqliteTx,
+    State(late): State<Late>,
+) -> Result<(), BoxError> {
+    tx.with(|conn| {
+        conn.execute(
+            "INSERT INTO audit (n, attempt) VALUES (?1, ?2)",
+            params![n, meta.attempt()],
+        )
+    })?;
+    if meta.attempt() == 1 {
+        std::thread::sleep(Duration::from_millis(600));
+        let error = tx
+            .with(|conn| conn.execute("INSERT INTO audit (n, attempt) VALUES (?1, 99)", [n]))
+            .expect_err("the transaction is over");
+        late.0.lock().unwrap().push(error.to_string());
+    }
+    Ok(())
+}
+
 fn config() -> DurableConfig {
     DurableConfig::default().poll_interval(Duration::from_millis(20))
 }
 
-fn sqlite_file() -> (tempfile::TempDir, std::path::PathBuf) {
+/// A SQLite store in a fresh file, with the application's `audit` table beside its own.
+fn sqlite_app() -> (tempfile::TempDir, std::path::PathBuf, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.db");
-    (dir, path)
+    let store = SqliteStore::open(&path).unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE audit (n INTEGER NOT NULL, attempt INTEGER NOT NULL)")
+        .unwrap();
+    (dir, path, store)
+}
+
+/// Asserts that the store holds nothing: no unfinished delivery, no dead letter.
+async fn assert_empty<S: Store>(store: &S) {
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.unfinished(), counts.dead), (0, 0));
 }
 
 fn sqlite_rows(path: &std::path::Path) -> Vec<(i64, i64)> {
@@ -103,12 +144,7 @@ fn sqlite_rows(path: &std::path::Path) -> Vec<(i64, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_listener_writes_commit_with_the_ack_and_failed_attempts_roll_back() {
-    let (_dir, path) = sqlite_file();
-    let store = SqliteStore::open(&path).unwrap();
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch("CREATE TABLE audit (n INTEGER NOT NULL, attempt INTEGER NOT NULL)")
-        .unwrap();
+    let (_dir, path, store) = sqlite_app();
     let backend = Durable::with_config(store, config());
     let emitter = Emitter::builder()
         .listeners(listeners![sqlite_audit])
@@ -122,8 +158,39 @@ async fn sqlite_listener_writes_commit_with_the_ack_and_failed_attempts_roll_bac
     emitter.wait_idle().await;
     // One row per emit: the failed first attempts' rows were rolled back with them.
     assert_eq!(sqlite_rows(&path), [(1, 1), (2, 2), (3, 2)]);
-    let counts = backend.counts().await.unwrap();
-    assert_eq!((counts.unfinished(), counts.dead), (0, 0));
+    assert_empty(backend.store()).await;
+    emitter.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_attempt_is_rolled_back_and_its_late_writes_refused() {
+    let (_dir, path, store) = sqlite_app();
+    let backend = Durable::with_config(store, config());
+    let late = Late::default();
+    let emitter = Emitter::builder()
+        .listeners(listeners![sqlite_slow])
+        .state(late.clone())
+        .backend(backend.clone())
+        .start()
+        .await
+        .unwrap();
+    emitter::emit!(emitter, FollowUp, n = 5).unwrap();
+    emitter.wait_idle().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while late.0.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the late write never came"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        late.0.lock().unwrap()[0].contains("transaction is over"),
+        "{:?}",
+        late.0.lock().unwrap()
+    );
+    assert_eq!(sqlite_rows(&path), [(5, 2)], "only the retry's write");
+    assert_empty(backend.store()).await;
     emitter.shutdown().await.unwrap();
 }
 
@@ -189,19 +256,13 @@ async fn postgres_listener_writes_and_follow_ups_commit_with_the_ack_or_not_at_a
         .await,
         [(1, 1), (2, 1), (3, 1)]
     );
-    let counts = backend.counts().await.unwrap();
-    assert_eq!((counts.unfinished(), counts.dead), (0, 0));
+    assert_empty(backend.store()).await;
     emitter.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_commit_is_refused_after_the_lease_was_lost() {
-    let (_dir, path) = sqlite_file();
-    let store = SqliteStore::open(&path).unwrap();
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch("CREATE TABLE audit (n INTEGER NOT NULL, attempt INTEGER NOT NULL)")
-        .unwrap();
+    let (_dir, path, store) = sqlite_app();
     let lease = Duration::from_millis(100);
     let [a, b] = claim_twice(&store, lease).await;
     for (receipt, attempt, expected) in [
@@ -217,7 +278,7 @@ async fn sqlite_commit_is_refused_after_the_lease_was_lost() {
         assert_eq!(transaction.commit(receipt).await.unwrap(), expected);
     }
     assert_eq!(sqlite_rows(&path), [(1, 2)], "only the last claim's write");
-    assert_eq!(store.counts().await.unwrap().unfinished(), 0);
+    assert_empty(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,7 +316,7 @@ async fn postgres_commit_is_refused_after_the_lease_was_lost() {
         [(1, 2)],
         "only the last claim's write"
     );
-    assert_eq!(store.counts().await.unwrap().unfinished(), 0);
+    assert_empty(&store).await;
 }
 
 /// Stores one delivery, claims it for worker A, lets A's lease run out and claims it for B: the
