@@ -93,7 +93,10 @@ async fn store(url: &str, schema: &str) -> Result<PostgresStore, BoxError> {
 
 /// One run of `side`: events per second.
 async fn run(side: Side, url: &str, events: i64, round: usize) -> Result<f64, BoxError> {
-    let schema = format!("tx_bench_{}_{round}", if side == Side::Plain { "plain" } else { "tx" });
+    let schema = format!(
+        "tx_bench_{}_{round}",
+        if side == Side::Plain { "plain" } else { "tx" }
+    );
     let app = connect(url).await?;
     app.batch_execute("DROP TABLE IF EXISTS effects; CREATE TABLE effects (n bigint NOT NULL)")
         .await?;
@@ -166,7 +169,11 @@ fn main() -> ExitCode {
         .iter()
         .position(|arg| arg == "--postgres-url")
         .and_then(|at| args.get(at + 1).cloned());
-    let (events, rounds) = if quick { (QUICK_EVENTS, 1) } else { (EVENTS, 3) };
+    let (events, rounds) = if quick {
+        (QUICK_EVENTS, 1)
+    } else {
+        (EVENTS, 3)
+    };
     let server = if url_arg.is_none() {
         match Postgres::start() {
             Some(server) => Some(server),
@@ -179,7 +186,10 @@ fn main() -> ExitCode {
         None
     };
     let url = url_arg.unwrap_or_else(|| server.as_ref().map(Postgres::url).unwrap_or_default());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("no runtime: {error}");

@@ -18,7 +18,9 @@
 //! 3. Any other parameter takes the field it is named after if the event has one
 //!    ([`Event::FIELDS`]), and is context recognised by its type otherwise:
 //!    an alias or a renamed import of a context type works, and anything else is a compile error
-//!    on the parameter that says what a listener can take.
+//!    on the parameter that says what a listener can take. The store's transaction
+//!    (`tx: &PgTx`, `tx: &SqliteTx`) is context of this kind: its `TRANSACTION`
+//!    tells the emitter to run the listener in it, and `start()` checks that the backend can.
 //!
 //! # What `emit!` accepts
 //!
