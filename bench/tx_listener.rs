@@ -115,7 +115,7 @@ async fn run(side: Side, url: &str, events: i64, round: usize) -> Result<f64, Bo
 
     // Store every event first, with an emitter that delivers nothing.
     let producer = Emitter::builder()
-        .listeners(chosen.clone())
+        .listeners(chosen)
         .state(connections.clone())
         .backend(Durable::with_config(
             store(url, &schema).await?,
