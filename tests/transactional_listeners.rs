@@ -365,6 +365,11 @@ async fn needs_sqlite(tx: &SqliteTx) {
     let _ = tx;
 }
 
+#[listener(events = [FollowUp], name = "tx.needs_postgres")]
+async fn needs_postgres(tx: &PgTx) {
+    let _ = tx;
+}
+
 #[tokio::test]
 async fn a_backend_without_the_transaction_refuses_to_start() {
     let Err(error) = Emitter::builder()
@@ -384,6 +389,21 @@ async fn a_backend_without_the_transaction_refuses_to_start() {
     let text = error.to_string();
     assert!(
         text.contains("tx.needs_sqlite") && text.contains("SimpleEventEmitter"),
+        "{text}"
+    );
+
+    let (_dir, _path, store) = sqlite_app();
+    let Err(error) = Emitter::builder()
+        .listeners(listeners![needs_postgres])
+        .backend(Durable::new(store))
+        .start()
+        .await
+    else {
+        panic!("a SQLite store opens no PostgreSQL transaction");
+    };
+    let text = error.to_string();
+    assert!(
+        text.contains("tx.needs_postgres") && text.contains("SqliteStore") && text.contains("PgTx"),
         "{text}"
     );
 
