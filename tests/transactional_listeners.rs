@@ -15,6 +15,8 @@ use emitter::{
     listener, listeners, BoxError, EmitOptions, Emitter, Event, EventMeta, StartError, State,
 };
 use emitter_tests::servers::Postgres;
+use emitter_tests::LogCapture;
+use tracing_subscriber::layer::SubscriberExt;
 
 #[derive(Event, Debug, Clone)]
 #[event(id = "tx.audited")]
@@ -104,6 +106,37 @@ fn sqlite_slow(
             .with(|conn| conn.execute("INSERT INTO audit (n, attempt) VALUES (?1, 99)", [n]))
             .expect_err("the transaction is over");
         late.0.lock().unwrap().push(error.to_string());
+    }
+    Ok(())
+}
+
+/// The test's own connection, with which a listener steals its delivery's lease.
+#[derive(Clone)]
+struct Thief(Arc<tokio_postgres::Client>);
+
+/// Attempt 1 writes, then its lease is taken (as another worker's claim would): its commit is
+/// refused. Attempt 2, claimed once the stolen lease ran out, commits.
+#[listener(events = [FollowUp], name = "tx.pg_robbed")]
+async fn pg_robbed(
+    n: i64,
+    meta: EventMeta,
+    tx: &PgTx,
+    State(thief): State<Thief>,
+) -> Result<(), BoxError> {
+    let attempt = i64::from(meta.attempt());
+    tx.execute(
+        "INSERT INTO audit (n, attempt) VALUES ($1, $2)",
+        &[&n, &attempt],
+    )
+    .await?;
+    if attempt == 1 {
+        thief
+            .0
+            .execute(
+                "UPDATE tx_robbed.deliveries SET lease = lease + 1000000",
+                &[],
+            )
+            .await?;
     }
     Ok(())
 }
@@ -317,6 +350,49 @@ async fn postgres_commit_is_refused_after_the_lease_was_lost() {
         "only the last claim's write"
     );
     assert_empty(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_lost_lease_refuses_the_commit_and_the_next_claim_delivers() {
+    let Some(server) = Postgres::start() else {
+        return;
+    };
+    let logs = LogCapture::default();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(logs.clone()))
+        .expect("no other global subscriber in this binary");
+    let client = pg_client(&server).await;
+    client
+        .batch_execute("CREATE TABLE audit (n bigint NOT NULL, attempt bigint NOT NULL)")
+        .await
+        .unwrap();
+    let store = PostgresConfig::new(server.url())
+        .schema("tx_robbed")
+        .connect()
+        .await
+        .unwrap();
+    let backend = Durable::with_config(store, config().lease(Duration::from_millis(300)));
+    let emitter = Emitter::builder()
+        .listeners(listeners![pg_robbed])
+        .state(Thief(Arc::new(pg_client(&server).await)))
+        .backend(backend.clone())
+        .start()
+        .await
+        .unwrap();
+    emitter::emit!(emitter, FollowUp, n = 9).unwrap();
+    emitter.wait_idle().await;
+    assert_eq!(
+        pg_rows(&client, "SELECT n, attempt FROM audit").await,
+        [(9, 2)],
+        "only the second claim's write"
+    );
+    assert_empty(backend.store()).await;
+    let lost = logs
+        .lines()
+        .into_iter()
+        .filter(|line| line.text.contains("lease was lost") && line.text.contains("tx.pg_robbed"))
+        .count();
+    assert_eq!(lost, 1, "the refused commit is logged once");
+    emitter.shutdown().await.unwrap();
 }
 
 /// Stores one delivery, claims it for worker A, lets A's lease run out and claims it for B: the
