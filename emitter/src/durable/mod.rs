@@ -16,6 +16,11 @@
 //!   with a key already stored is dropped. Cron schedules use keys to fire once per tick, however
 //!   many workers run them.
 //!
+//! - A listener that takes the store's transaction (`tx: &SqliteTx`, `tx: &PgTx`) runs in a
+//!   transaction on the store's database ([`Store::begin`]), and its delivery is acknowledged in
+//!   it, the lease checked there: its writes and the acknowledgement commit together or not at
+//!   all, so they apply **exactly once** (README, "Exactly-once effects").
+//!
 //! [`Durable`] is the engine that does all this for any [`Store`]; a store only keeps deliveries.
 //! The stores shipped are `sqlite::SqliteStore` (feature `sqlite`), and, for many processes,
 //! `postgres::PostgresStore` (feature `postgres`) and `redis::RedisStore` (feature `redis`).
