@@ -9,6 +9,7 @@ pub use inventory;
 pub use serde;
 
 pub use crate::context::{EventMeta, State};
+pub use crate::durable::TxKind;
 pub use crate::emitter::Emitter;
 pub use crate::error::{EmitError, Failure};
 pub use crate::event::{
@@ -16,9 +17,9 @@ pub use crate::event::{
     Header, Payload, Upcaster,
 };
 pub use crate::extract::{
-    collect_states, count_states, has_field, str_eq, AsEmitter, Dead, EmitValue, EventField,
-    FromDelivery, FromDeliveryRef, FromField, IntoListenerResult, ListenerFuture, OwnedEvent, Pick,
-    Select,
+    collect_states, count_states, first_transaction, has_field, str_eq, AsEmitter, Dead, EmitValue,
+    EventField, FromDelivery, FromDeliveryRef, FromField, IntoListenerResult, ListenerFuture,
+    OwnedEvent, Pick, Select,
 };
 pub use crate::listener::{
     now, run_blocking, start, Adapter, AdapterSlot, AnyAdapter, BoxFuture, Delivery, DeliveryParts,

@@ -122,6 +122,17 @@ pub enum StartError {
         /// The type of the missing state.
         type_name: &'static str,
     },
+    /// A listener takes a store transaction (`&PgTx`, `&SqliteTx`) that the emitter's backend
+    /// cannot open.
+    #[error("listener `{listener}` takes {needs}, which the backend `{backend}` cannot open: run it on {}, or take no transaction (and make its effects idempotent)", store_for(*needs))]
+    TransactionUnavailable {
+        /// The listener's name.
+        listener: &'static str,
+        /// The transaction it takes.
+        needs: crate::durable::TxKind,
+        /// The backend's type.
+        backend: &'static str,
+    },
     /// A listener named in [`EmitterBuilder::expect_listener`](crate::EmitterBuilder::expect_listener) was not registered.
     #[error("expected listener `{name}` is not registered: if it lives in another crate, make sure the binary names that crate (for example `use that_crate as _;`), because the linker drops registrations of crates that are never used")]
     MissingListener {
@@ -347,5 +358,13 @@ impl std::error::Error for ListenerError {
             Failure::Error(error) => Some(error.as_ref()),
             Failure::Panic(_) | Failure::Timeout(_) | Failure::Undeliverable(_) => None,
         }
+    }
+}
+
+/// The backend that opens a transaction of this kind.
+fn store_for(kind: crate::durable::TxKind) -> &'static str {
+    match kind {
+        crate::durable::TxKind::Postgres => "`Durable<PostgresStore>`",
+        crate::durable::TxKind::Sqlite => "`Durable<SqliteStore>`",
     }
 }

@@ -18,7 +18,9 @@
 //! 3. Any other parameter takes the field it is named after if the event has one
 //!    ([`Event::FIELDS`]), and is context recognised by its type otherwise:
 //!    an alias or a renamed import of a context type works, and anything else is a compile error
-//!    on the parameter that says what a listener can take.
+//!    on the parameter that says what a listener can take. The store's transaction
+//!    (`tx: &PgTx`, `tx: &SqliteTx`) is context of this kind: its `TRANSACTION`
+//!    tells the emitter to run the listener in it, and `start()` checks that the backend can.
 //!
 //! # What `emit!` accepts
 //!
@@ -33,6 +35,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserializer, Serialize, Serializer};
 
 use crate::context::{EventMeta, State};
+use crate::durable::TxKind;
 use crate::emitter::Emitter;
 use crate::error::{BoxError, Failure};
 use crate::event::Event;
@@ -54,6 +57,11 @@ pub trait FromDelivery<E>: Sized {
     /// state, the emitter, the metadata by reference): only then does a delivery make it.
     #[doc(hidden)]
     const CONTEXT: bool = true;
+
+    /// The store transaction this parameter needs (`&PgTx`, `&SqliteTx`), checked when the
+    /// emitter starts.
+    #[doc(hidden)]
+    const TRANSACTION: Option<TxKind> = None;
 
     #[doc(hidden)]
     fn from_delivery(delivery: &Delivery<'_, E>, event: &E) -> Result<Self, Failure>;
@@ -109,6 +117,11 @@ pub trait FromDeliveryRef<E> {
     /// state, the emitter, the metadata by reference): only then does a delivery make it.
     #[doc(hidden)]
     const CONTEXT: bool = true;
+
+    /// The store transaction this parameter needs (`&PgTx`, `&SqliteTx`), checked when the
+    /// emitter starts.
+    #[doc(hidden)]
+    const TRANSACTION: Option<TxKind> = None;
 
     #[doc(hidden)]
     fn from_delivery_ref<'a>(delivery: &Delivery<'a, E>, event: &'a E)
@@ -547,6 +560,19 @@ pub const fn str_eq(a: &str, b: &str) -> bool {
         i += 1;
     }
     true
+}
+
+/// The store transaction a listener's parameters need: the first one that needs one.
+#[doc(hidden)]
+pub const fn first_transaction(needs: &[Option<TxKind>]) -> Option<TxKind> {
+    let mut i = 0;
+    while i < needs.len() {
+        if needs[i].is_some() {
+            return needs[i];
+        }
+        i += 1;
+    }
+    None
 }
 
 /// How many of a listener's parameters need shared state.

@@ -215,6 +215,7 @@ impl<E: Send + Sync + 'static> AnyAdapter for Adapter<E> {
                         context,
                         lazy: &lazy,
                     }),
+                    transaction: parts.transaction.as_deref(),
                 };
                 Started::Done(run_now(*call, delivery))
             }
@@ -279,6 +280,9 @@ pub struct Handler {
     /// Whether a parameter takes something from the emitter's context (shared state, the
     /// emitter): only then does a delivery carry a reference to it.
     pub context: bool,
+    /// The store transaction a parameter takes (`&PgTx`, `&SqliteTx`): then the listener runs
+    /// in a transaction on the store's database, acknowledged in it.
+    pub transaction: Option<crate::durable::TxKind>,
 }
 
 /// A `State<T>` a listener takes, checked at start.
@@ -343,7 +347,12 @@ pub struct DeliveryParts {
     pub(crate) listener: &'static str,
     /// The emitter's context, for adapters whose listener takes state or the emitter.
     pub(crate) context: Option<Arc<ListenerContext>>,
+    /// The store's transaction, for adapters whose listener takes one.
+    pub(crate) transaction: Option<Transaction>,
 }
+
+/// A store transaction's handle, as the delivery carries it (the parameter's type downcasts it).
+pub(crate) type Transaction = Arc<dyn Any + Send + Sync>;
 
 /// What a delivery makes on demand, for the parameters that ask: its metadata by reference, and
 /// the emitter's handle.
@@ -362,6 +371,7 @@ pub struct Held<E> {
     attempt: u32,
     listener: &'static str,
     context: Option<Arc<ListenerContext>>,
+    transaction: Option<Transaction>,
     lazy: Lazy,
 }
 
@@ -372,6 +382,7 @@ impl<E: Send + Sync + 'static> Held<E> {
             attempt: parts.attempt,
             listener: parts.listener,
             context: parts.context,
+            transaction: parts.transaction,
             lazy: Lazy::default(),
         }
     }
@@ -392,6 +403,7 @@ impl<E: Send + Sync + 'static> Held<E> {
                 context,
                 lazy: &self.lazy,
             }),
+            transaction: self.transaction.as_deref(),
         })
     }
 }
@@ -407,6 +419,8 @@ pub struct Delivery<'a, E> {
     /// `None` when the listener takes nothing but the event, its fields and its metadata by
     /// value (most do): then a delivery makes nothing more.
     pub(crate) extras: Option<Extras<'a>>,
+    /// The store's transaction, when the listener takes one.
+    pub(crate) transaction: Option<&'a (dyn Any + Send + Sync)>,
 }
 
 /// What a delivery needs for listeners that take shared state, the emitter or their metadata by
@@ -456,6 +470,22 @@ impl<'a, E> Delivery<'a, E> {
                 .into(),
             )
         })
+    }
+
+    /// The store transaction of type `T` the listener runs in.
+    pub fn transaction<T: 'static>(&self) -> Result<&'a T, Failure> {
+        self.transaction
+            .and_then(|transaction| transaction.downcast_ref::<T>())
+            .ok_or_else(|| {
+                Failure::Error(
+                    format!(
+                        "this delivery runs in no `{}`: the listener takes one, but its backend \
+                         opened none (`start()` checks this, so this is a bug in emitter)",
+                        std::any::type_name::<T>()
+                    )
+                    .into(),
+                )
+            })
     }
 
     /// The emitter's context, which the adapter said it needs.

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::context::TypeMap;
+use crate::durable::TxKind;
 use crate::error::StartError;
 use crate::event::{self, DecodeError, EventRegistration};
 use crate::listener::{AnyAdapter, ListenerRegistration, StateKey};
@@ -56,6 +57,8 @@ pub(crate) struct ListenerEntry {
     pub(crate) call: &'static dyn AnyAdapter,
     /// Whether the listener takes something from the emitter's context (state, the emitter).
     pub(crate) context: bool,
+    /// The store transaction the listener runs in, when it takes one.
+    pub(crate) transaction: Option<TxKind>,
     /// Index of the listener in [`EventTable::listeners`].
     pub(crate) listener: usize,
     /// Index of this (event, listener) pair among all pairs of the table.
@@ -168,6 +171,7 @@ impl EventTable {
                     line: listener.line,
                     call: handler.call,
                     context: handler.context,
+                    transaction: handler.transaction,
                     listener: index,
                     pair: table.listener_count,
                     stats: DeliveryStats::default(),
@@ -278,6 +282,23 @@ impl EventTable {
             .iter()
             .find(|info| info.policy.max_attempts() > 1 || info.policy.attempt_timeout().is_some())
             .map(|info| info.name)
+    }
+
+    /// A listener that takes a store transaction other than `offered` (what the backend opens),
+    /// and the transaction it takes.
+    pub(crate) fn listener_needing_transaction(
+        &self,
+        offered: Option<TxKind>,
+    ) -> Option<(&'static str, TxKind)> {
+        self.events
+            .iter()
+            .flat_map(|entry| &entry.listeners)
+            .find_map(|listener| {
+                listener
+                    .transaction
+                    .filter(|needed| Some(*needed) != offered)
+                    .map(|needed| (listener.name, needed))
+            })
     }
 
     pub(crate) fn entry(&self, type_id: TypeId) -> Option<&EventEntry> {

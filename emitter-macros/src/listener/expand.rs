@@ -191,13 +191,16 @@ impl<'a> Adapter<'a> {
                 get: quote!(<#ty as #trait_>::#get(&__emitter_delivery, #event_expr)),
                 state: Some(quote!(<#ty as #trait_>::STATE)),
                 context: Some(quote!(<#ty as #trait_>::CONTEXT)),
+                transaction: Some(quote!(<#ty as #trait_>::TRANSACTION)),
             }
         };
         match &param.binding {
             Binding::Context { ty, by_ref } => {
                 let bound = context(Context::of(ty, *by_ref), quote!(__emitter_event));
+                // `EventMeta`, `Emitter`, `State<T>`: no transaction.
                 Bound {
                     state: bound.state.filter(|_| is_state(ty)),
+                    transaction: None,
                     ..bound
                 }
             }
@@ -205,11 +208,13 @@ impl<'a> Adapter<'a> {
                 get: context(Context::of(ty, true), quote!(__emitter_event)).get,
                 state: None,
                 context: None,
+                transaction: None,
             },
             Binding::Event { ty, by_ref: false } => Bound {
                 get: quote!(#private::Result::Ok(<#ty as #private::OwnedEvent>::clone_event(__emitter_event))),
                 state: None,
                 context: None,
+                transaction: None,
             },
             Binding::Field(name) => {
                 // Both the field access and the conversion are spanned on the parameter's name:
@@ -222,6 +227,7 @@ impl<'a> Adapter<'a> {
                     get: quote!(#private::Result::Ok(#from_field)),
                     state: None,
                     context: None,
+                    transaction: None,
                 }
             }
             Binding::Named { name, referent } => {
@@ -242,6 +248,7 @@ impl<'a> Adapter<'a> {
                     get,
                     state,
                     context,
+                    transaction,
                 } = context(context_type, quote!(__emitter_context));
                 // Spanned on the parameter's name: a field whose type does not fit is reported
                 // there.
@@ -259,6 +266,7 @@ impl<'a> Adapter<'a> {
                     get: bind,
                     state,
                     context,
+                    transaction,
                 }
             }
         }
@@ -272,18 +280,27 @@ impl<'a> Adapter<'a> {
         let mut args = Vec::new();
         let mut states = Vec::new();
         let mut contexts = Vec::new();
+        let mut transactions = Vec::new();
         for (position, param) in self.params.iter().enumerate() {
             let local = format_ident!("__emitter_arg{}", position);
             let Bound {
                 get,
                 state,
                 context,
+                transaction,
             } = self.bind(position, param);
             bindings.push(quote!(let #local = #get?;));
             args.push(local);
             states.extend(state);
             contexts.extend(context);
+            transactions.extend(transaction);
         }
+        // The store transaction a parameter takes, at compile time.
+        let transaction = if transactions.is_empty() {
+            quote!(#private::None)
+        } else {
+            quote!(#private::first_transaction(&[#(#transactions),*]))
+        };
         // Whether a delivery must carry the emitter's context, at compile time.
         let context = quote!(false #(|| #contexts)*);
         // The states of the parameters that may need one, those that do, at compile time.
@@ -361,6 +378,7 @@ impl<'a> Adapter<'a> {
                 call: &#adapter,
                 states: #states,
                 context: #context,
+                transaction: #transaction,
             }
         }
     }
@@ -372,6 +390,8 @@ struct Bound {
     get: TokenStream,
     state: Option<TokenStream>,
     context: Option<TokenStream>,
+    /// The store transaction the parameter takes (an `Option<TxKind>`), unless visibly none.
+    transaction: Option<TokenStream>,
 }
 
 /// Whether a context type is `State<T>`, the one that needs shared state.

@@ -47,6 +47,13 @@ pub trait EventEmitterBackend: Send + Sync + 'static {
         false
     }
 
+    /// The store transaction this backend runs listeners in, for those that take one
+    /// (`tx: &PgTx`, `tx: &SqliteTx`). The default opens none: [`Emitter::start`](crate::Emitter::start)
+    /// then refuses listeners that take one.
+    fn transaction(&self) -> Option<crate::durable::TxKind> {
+        None
+    }
+
     /// Stops the backend. Called once, after every enqueued envelope was handed over (for a
     /// durable backend: stored), or after the shutdown deadline passed; a durable backend lets
     /// the deliveries it runs finish. When the deadline passes while it runs, the emitter drops
@@ -90,6 +97,12 @@ pub trait DynEventEmitterBackend: Send + Sync + 'static {
     /// See [`EventEmitterBackend::is_durable`].
     fn is_durable_dyn(&self) -> bool;
 
+    /// See [`EventEmitterBackend::transaction`].
+    fn transaction_dyn(&self) -> Option<crate::durable::TxKind>;
+
+    /// The backend's type name, for errors that name it.
+    fn type_name_dyn(&self) -> &'static str;
+
     /// See [`EventEmitterBackend::abort`].
     fn abort_dyn(&self) -> Pin<Box<dyn Future<Output = Vec<UnfinishedDelivery>> + Send + '_>>;
 
@@ -115,6 +128,14 @@ impl<B: EventEmitterBackend> DynEventEmitterBackend for B {
 
     fn is_durable_dyn(&self) -> bool {
         self.is_durable()
+    }
+
+    fn transaction_dyn(&self) -> Option<crate::durable::TxKind> {
+        self.transaction()
+    }
+
+    fn type_name_dyn(&self) -> &'static str {
+        std::any::type_name::<B>()
     }
 
     fn abort_dyn(&self) -> Pin<Box<dyn Future<Output = Vec<UnfinishedDelivery>> + Send + '_>> {

@@ -14,7 +14,7 @@ use crate::context::EventMeta;
 use crate::error::Failure;
 use crate::event::{Header, Payload};
 use crate::listener::{
-    run_now, AdapterSlot, BoxFuture, Delivery, DeliveryParts, Extras, Lazy, Started,
+    run_now, AdapterSlot, BoxFuture, Delivery, DeliveryParts, Extras, Lazy, Started, Transaction,
 };
 use crate::policy::DeliveryPolicy;
 use crate::table::ListenerEntry;
@@ -57,6 +57,8 @@ pub(crate) struct Attempt<'a> {
     pub(crate) header: &'a Header,
     /// Which attempt, from 1.
     pub(crate) number: u32,
+    /// The store transaction the listener runs in, when it takes one.
+    pub(crate) transaction: Option<Transaction>,
 }
 
 impl Attempt<'_> {
@@ -103,6 +105,7 @@ impl Attempt<'_> {
             attempt: self.number,
             listener: self.listener.name,
             extras,
+            transaction: None,
         };
         if !tracing::level_enabled!(tracing::Level::INFO) {
             return run_now(call, delivery);
@@ -121,6 +124,7 @@ impl Attempt<'_> {
                     .listener
                     .context
                     .then(|| Arc::clone(&self.core.context)),
+                transaction: self.transaction.clone(),
             },
             deadline: self
                 .policy
@@ -181,6 +185,7 @@ pub(crate) async fn run_attempt(
     policy: &DeliveryPolicy,
     payload: &Payload,
     number: u32,
+    transaction: Option<Transaction>,
 ) -> Result<(), Failure> {
     let attempt = Attempt {
         core,
@@ -188,6 +193,7 @@ pub(crate) async fn run_attempt(
         policy,
         header: &payload.header,
         number,
+        transaction,
     };
     let mut slot = AdapterSlot::default();
     let begun = poll_fn(|cx| Poll::Ready(attempt.start_erased(payload, &mut slot, cx))).await;

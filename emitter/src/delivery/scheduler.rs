@@ -565,6 +565,7 @@ impl Runs {
             policy,
             header: &emitted.header,
             number: 1,
+            transaction: None,
         };
         let meta = || EventMeta::of(&emitted.header, listener.name, 1);
         let (next, meta) = match adapter {
@@ -677,6 +678,7 @@ impl Runs {
             policy,
             header: &payload.header,
             number: 1,
+            transaction: None,
         };
         let next = match attempt.start_erased(payload, adapter_slot, cx) {
             Begun::Done(result) => {
@@ -823,7 +825,7 @@ async fn go_on(core: Arc<Core>, job: Job, mut next: Next, attempt_cell: Arc<Atom
                     }
                     meta.attempt = attempt;
                 }
-                run_attempt(&core, listener, policy, payload, meta.attempt).await
+                run_attempt(&core, listener, policy, payload, meta.attempt, None).await
             }
         };
         match core.outcomes.conclude(listener, policy, &meta, result) {

@@ -16,6 +16,11 @@
 //!   with a key already stored is dropped. Cron schedules use keys to fire once per tick, however
 //!   many workers run them.
 //!
+//! - A listener that takes the store's transaction (`tx: &SqliteTx`, `tx: &PgTx`) runs in a
+//!   transaction on the store's database ([`Store::begin`]), and its delivery is acknowledged in
+//!   it, the lease checked there: its writes and the acknowledgement commit together or not at
+//!   all, so they apply **exactly once** (README, "Exactly-once effects").
+//!
 //! [`Durable`] is the engine that does all this for any [`Store`]; a store only keeps deliveries.
 //! The stores shipped are `sqlite::SqliteStore` (feature `sqlite`), and, for many processes,
 //! `postgres::PostgresStore` (feature `postgres`) and `redis::RedisStore` (feature `redis`).
@@ -50,6 +55,7 @@ pub mod sqlite;
 pub mod testing;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 mod tls;
+mod transaction;
 mod version;
 
 use std::collections::BTreeMap;
@@ -72,6 +78,7 @@ pub(crate) use limits::Limits;
 pub(crate) use redact::Secrets;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 pub use tls::Tls;
+pub use transaction::{Committed, StoreTransaction, TxFuture, TxKind};
 pub(crate) use version::check_schema_version;
 
 /// Where durable deliveries are kept: the contract every durable backend implements.
@@ -218,6 +225,24 @@ pub trait Store: Send + Sync + 'static {
     /// relies on it for correctness. The default sleeps for `timeout`.
     fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send {
         tokio::time::sleep(timeout)
+    }
+
+    /// The transaction this store opens for listeners that take one (`tx: &PgTx`,
+    /// `tx: &SqliteTx`): their writes and the acknowledgement of their delivery commit together.
+    /// `None` (the default) for a store that opens none: the emitter then refuses to start with
+    /// such a listener.
+    const TRANSACTION: Option<TxKind> = None;
+
+    /// Opens a transaction on the store's database for one delivery of a listener that takes
+    /// one. Called only when [`TRANSACTION`](Self::TRANSACTION) is `Some`; the default refuses.
+    fn begin(
+        &self,
+    ) -> impl Future<Output = Result<Box<dyn StoreTransaction>, BackendError>> + Send {
+        async {
+            Err(BackendError::new(
+                "this store opens no transactions for listeners",
+            ))
+        }
     }
 
     /// Records that `beat.worker` runs `beat.listeners` for the next `beat.ttl`, and adds what

@@ -37,6 +37,17 @@ impl Emitter {
                 return Err(StartError::TimersDisabled { listener });
             }
         }
+        let backend = &self.shared.backend;
+        if let Some((listener, needs)) = core
+            .table
+            .listener_needing_transaction(backend.transaction_dyn())
+        {
+            return Err(StartError::TransactionUnavailable {
+                listener,
+                needs,
+                backend: backend.type_name_dyn(),
+            });
+        }
         let lifecycle = &core.lifecycle;
         if let Err(phase) = lifecycle.transition(Phase::Built, Phase::Starting) {
             return Err(match phase {

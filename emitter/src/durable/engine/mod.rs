@@ -377,6 +377,10 @@ fn subscriptions(table: &crate::table::EventTable) -> (Vec<&'static str>, Vec<Su
 }
 
 impl<S: Store> EventEmitterBackend for Durable<S> {
+    fn transaction(&self) -> Option<crate::durable::TxKind> {
+        S::TRANSACTION
+    }
+
     async fn start(&self, dispatcher: Dispatcher) -> Result<(), BackendError> {
         let core = Arc::clone(dispatcher.core());
         let table = &core.table;

@@ -12,7 +12,8 @@ use super::outage::Outage;
 use super::{aborted, DurableConfig, Mode, MAX_WAIT};
 use crate::context::EventMeta;
 use crate::delivery::{run_attempt, Core, Outcome};
-use crate::durable::{Claimed, Receipt, Store};
+use crate::durable::{Claimed, Committed, Receipt, Store, StoreTransaction};
+use crate::error::Failure;
 use crate::event::{DecodeError, Header};
 use crate::report::UnfinishedDelivery;
 use crate::stats::DeliveryStats;
@@ -41,6 +42,11 @@ pub(super) struct Worker<S> {
 /// What a delivery's attempt came to, and what the store is told.
 enum Ran {
     Done,
+    /// Done, and acknowledged in the listener's transaction.
+    Committed,
+    /// Done, but the listener's transaction was refused: its lease was lost to another claim,
+    /// whose delivery it is now.
+    LeaseLost,
     Retry {
         at: SystemTime,
         error: String,
@@ -335,7 +341,7 @@ async fn deliver<S: Store>(
     progress: Arc<Notify>,
     room: OwnedSemaphorePermit,
 ) {
-    let ran = run_claimed(&core, &claim, extra_claims, newer_version_delay).await;
+    let ran = run_claimed(&*store, &core, &claim, extra_claims, newer_version_delay).await;
     held.done(number);
     let receipt = &claim.receipt;
     let told = match &ran {
@@ -353,7 +359,18 @@ async fn deliver<S: Store>(
         Ran::Retry { at, error } => store.retry(receipt, *at, error).await,
         Ran::Dead { reason } => store.dead_letter(receipt, reason).await,
         Ran::Postpone { at, note } => store.postpone(receipt, *at, note).await,
-        Ran::Abandoned => Ok(()),
+        Ran::Committed | Ran::Abandoned => Ok(()),
+        Ran::LeaseLost => {
+            tracing::warn!(
+                listener = claim.listener,
+                event_id = claim.event.event_id,
+                emit_id = %claim.event.emit_id,
+                "a delivery's lease was lost while its listener ran (it ran longer than its \
+                 lease, or its worker stalled): its transaction was rolled back, and the worker \
+                 that claimed it again runs it"
+            );
+            Ok(())
+        }
     };
     if let Err(error) = told {
         tracing::error!(
@@ -368,7 +385,8 @@ async fn deliver<S: Store>(
 }
 
 /// Decodes a claimed delivery, runs one attempt of its listener, and decides what follows.
-async fn run_claimed(
+async fn run_claimed<S: Store>(
+    store: &S,
     core: &Arc<Core>,
     claim: &Claimed,
     extra_claims: u32,
@@ -449,15 +467,71 @@ async fn run_claimed(
         return Ran::Abandoned;
     }
     let meta = EventMeta::of(&payload.header, listener.name, claim.attempt);
+    // A listener that takes a transaction runs in one, and its delivery is acknowledged in it.
+    let transaction = match listener.transaction {
+        None => None,
+        Some(_) => match store.begin().await {
+            Ok(transaction) => Some(transaction),
+            Err(error) => {
+                let failure = Failure::Error(
+                    format!("could not open a transaction on the store for the listener: {error}")
+                        .into(),
+                );
+                return Ran::from(
+                    core.outcomes
+                        .conclude(listener, policy, &meta, Err(failure)),
+                );
+            }
+        },
+    };
+    let handle = transaction.as_ref().map(|transaction| transaction.handle());
     let result = {
         let _in_flight = InFlight::new(&listener.stats);
-        run_attempt(core, listener, policy, &payload, claim.attempt).await
+        run_attempt(core, listener, policy, &payload, claim.attempt, handle).await
     };
+    let (result, committed) = match transaction {
+        None => (result, None),
+        Some(transaction) => finish(transaction, result, &claim.receipt).await,
+    };
+    if committed == Some(Committed::LeaseLost) {
+        return Ran::LeaseLost;
+    }
     let outcome = core.outcomes.conclude(listener, policy, &meta, result);
+    if committed == Some(Committed::Acknowledged) {
+        Live::delivered(stored.emit_id);
+        return Ran::Committed;
+    }
     if !matches!(outcome, Outcome::Retry { .. }) {
         Live::delivered(stored.emit_id);
     }
     Ran::from(outcome)
+}
+
+/// Commits a listener's transaction with the acknowledgement of its delivery when the listener
+/// succeeded, and rolls it back when it failed: the attempt's result (a commit that failed is a
+/// failed attempt) and how the commit went.
+async fn finish(
+    transaction: Box<dyn StoreTransaction>,
+    result: Result<(), Failure>,
+    receipt: &Receipt,
+) -> (Result<(), Failure>, Option<Committed>) {
+    if result.is_err() {
+        transaction.rollback().await;
+        return (result, None);
+    }
+    match transaction.commit(receipt.clone()).await {
+        Ok(committed) => (Ok(()), Some(committed)),
+        Err(error) => (
+            Err(Failure::Error(
+                format!(
+                    "the listener succeeded, but its transaction could not be committed (it \
+                     runs again unless the commit went through): {error}"
+                )
+                .into(),
+            )),
+            None,
+        ),
+    }
 }
 
 /// Why the crash-loop guard dead-letters a delivery claimed more times than its attempts allow:

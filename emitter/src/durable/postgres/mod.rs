@@ -44,6 +44,7 @@ mod pool;
 pub mod statements;
 mod store;
 mod transactional;
+mod tx;
 
 use std::fmt;
 use std::future::Future;
@@ -69,6 +70,7 @@ pub use super::Tls;
 pub use config::PostgresConfig;
 /// The `tokio-postgres` this store is built on, for [`PostgresStore::insert_in`]'s clients.
 pub use tokio_postgres;
+pub use tx::PgTx;
 
 /// How often expired idempotency keys are deleted, at most.
 const KEY_PURGE_EVERY_MS: i64 = 60_000;

@@ -17,6 +17,9 @@ pub(super) struct Conn {
     pub(super) client: Client,
     /// Prepared statements, by their name.
     prepared: HashMap<&'static str, tokio_postgres::Statement>,
+    /// Left in a transaction of unknown state (a listener's, never committed nor rolled back):
+    /// closed rather than reused.
+    pub(super) dirty: bool,
 }
 
 impl Conn {
@@ -50,12 +53,18 @@ impl managed::Manager for Manager {
         Ok(Conn {
             client: self.connect.client(None).await?.0,
             prepared: HashMap::new(),
+            dirty: false,
         })
     }
 
     async fn recycle(&self, conn: &mut Conn, _: &Metrics) -> RecycleResult<tokio_postgres::Error> {
         if conn.client.is_closed() {
             return Err(RecycleError::message("the connection was closed"));
+        }
+        if conn.dirty {
+            return Err(RecycleError::message(
+                "the connection was left in a transaction",
+            ));
         }
         Ok(())
     }
@@ -85,14 +94,22 @@ impl Pool {
     }
 
     pub(super) async fn get(&self) -> Result<Pooled<'_>, Failure> {
-        let conn = self.pool.get().await.map_err(|error| match error {
-            managed::PoolError::Backend(error) => Failure::Db(error),
-            _ => Failure::Other("the connection pool handed out no connection"),
-        })?;
+        let conn = self.get_owned().await?;
         Ok(Pooled {
             pool: self,
             conn: Some(conn),
             busy: true,
+        })
+    }
+}
+
+impl Pool {
+    /// A connection of its own, for a listener's transaction: back to the pool when dropped,
+    /// unless it is [`Conn::dirty`] or closed.
+    pub(super) async fn get_owned(&self) -> Result<Object<Manager>, Failure> {
+        self.pool.get().await.map_err(|error| match error {
+            managed::PoolError::Backend(error) => Failure::Db(error),
+            _ => Failure::Other("the connection pool handed out no connection"),
         })
     }
 }

@@ -54,6 +54,8 @@ pub struct Statements {
     pub extend: Statement,
     /// Deletes deliveries whose lease still holds.
     pub ack: Statement,
+    /// Deletes one delivery whose lease still holds, in a listener's transaction.
+    pub ack_one: Statement,
     /// Releases a delivery until a later time, keeping the error.
     pub retry: Statement,
     /// Gives a delivery of a newer event version back until a later time, with a note, without
@@ -96,6 +98,7 @@ impl Statements {
             unfinished: statement("unfinished", include_str!("sql/unfinished.sql")),
             extend: statement("extend", include_str!("sql/extend.sql")),
             ack: statement("ack", include_str!("sql/ack.sql")),
+            ack_one: statement("ack_one", include_str!("sql/ack_one.sql")),
             retry: statement("retry", include_str!("sql/retry.sql")),
             postpone: statement("postpone", include_str!("sql/postpone.sql")),
             dead_letter: statement("dead_letter", include_str!("sql/dead_letter.sql")),

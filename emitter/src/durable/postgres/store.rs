@@ -21,6 +21,15 @@ use crate::emit_id::EmitId;
 use crate::error::BackendError;
 
 impl Store for PostgresStore {
+    const TRANSACTION: Option<crate::durable::TxKind> = Some(crate::durable::TxKind::Postgres);
+
+    fn begin(
+        &self,
+    ) -> impl Future<Output = Result<Box<dyn crate::durable::StoreTransaction>, BackendError>> + Send
+    {
+        self.begin_listener()
+    }
+
     async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
         self.inner.concurrency.set(setup);
         self.inner

@@ -32,6 +32,8 @@ pub mod statements;
 mod store;
 #[cfg(test)]
 mod tests;
+mod transactional;
+mod tx;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,9 @@ use crate::error::{BackendError, BackendErrorKind};
 #[doc(hidden)]
 pub use connection::setup_connection;
 use migrations::create_schema;
+/// The `rusqlite` this store is built on, for [`SqliteTx::with`]'s connection.
+pub use rusqlite;
+pub use tx::{SqliteTx, TransactionEnded};
 
 /// A [`Store`](crate::durable::Store) in one SQLite file: see the [module documentation](self) for the schema, the
 /// durability it promises and its use by one process.
@@ -66,6 +71,8 @@ struct Inner {
     /// When expired keys are next deleted (Unix milliseconds).
     next_key_purge: AtomicI64,
     work: Notify,
+    /// The connection listeners' transactions run on (opened at the first one).
+    tx_conn: tx::TxConnection,
 }
 
 struct State {
@@ -154,6 +161,7 @@ impl SqliteConfig {
                 ),
                 next_key_purge: AtomicI64::new(0),
                 work: Notify::new(),
+                tx_conn: tx::TxConnection::default(),
             }),
         })
     }
@@ -209,8 +217,14 @@ impl SqliteStore {
 
     /// Wakes workers of this process waiting in [`Store::wait_for_work`](crate::durable::Store::wait_for_work).
     fn wake(&self) {
-        self.inner.work.notify_waiters();
+        self.inner.wake();
+    }
+}
+
+impl Inner {
+    fn wake(&self) {
+        self.work.notify_waiters();
         // No waiter right now: leave a permit, so that a worker about to wait claims once more.
-        self.inner.work.notify_one();
+        self.work.notify_one();
     }
 }

@@ -66,14 +66,37 @@ impl Inner {
         let path = &self.path;
         let error = |error| sql_error(path, "store emits", error);
         let now = now_millis();
-        let expires_at = now.saturating_add(self.key_retention_ms());
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(error)?;
+        let inserted = self.insert_on(&tx, emits)?;
+        if now >= self.next_key_purge.load(Ordering::Relaxed) {
+            tx.prepare_cached(PURGE_KEYS)
+                .and_then(|mut purge| purge.execute([now]))
+                .map_err(|error| sql_error(path, "delete expired idempotency keys", error))?;
+            self.next_key_purge.store(
+                now.saturating_add(millis(defaults::KEY_PURGE_INTERVAL)),
+                Ordering::Relaxed,
+            );
+        }
+        tx.commit().map_err(error)?;
+        Ok(inserted)
+    }
+
+    /// Stores emits on `conn`, in the transaction it is in.
+    pub(super) fn insert_on(
+        &self,
+        conn: &Connection,
+        emits: &[NewEmit],
+    ) -> Result<Inserted, BackendError> {
+        let path = &self.path;
+        let error = |error| sql_error(path, "store emits", error);
+        let now = now_millis();
+        let expires_at = now.saturating_add(self.key_retention_ms());
         let mut inserted = Inserted::default();
         {
-            let mut keys = tx.prepare_cached(INSERT_KEY).map_err(error)?;
-            let mut deliveries = tx.prepare_cached(INSERT_DELIVERY).map_err(error)?;
+            let mut keys = conn.prepare_cached(INSERT_KEY).map_err(error)?;
+            let mut deliveries = conn.prepare_cached(INSERT_DELIVERY).map_err(error)?;
             for emit in emits {
                 if let Some(key) = &emit.key {
                     if keys.execute(params![key, expires_at, now]).map_err(error)? == 0 {
@@ -105,17 +128,7 @@ impl Inner {
                 }
                 inserted.stored += 1;
             }
-            if now >= self.next_key_purge.load(Ordering::Relaxed) {
-                tx.prepare_cached(PURGE_KEYS)
-                    .and_then(|mut purge| purge.execute([now]))
-                    .map_err(|error| sql_error(path, "delete expired idempotency keys", error))?;
-                self.next_key_purge.store(
-                    now.saturating_add(millis(defaults::KEY_PURGE_INTERVAL)),
-                    Ordering::Relaxed,
-                );
-            }
         }
-        tx.commit().map_err(error)?;
         Ok(inserted)
     }
 
@@ -276,6 +289,16 @@ fn bury(
 }
 
 impl Store for SqliteStore {
+    const TRANSACTION: Option<crate::durable::TxKind> = Some(crate::durable::TxKind::Sqlite);
+
+    fn begin(
+        &self,
+    ) -> impl std::future::Future<
+        Output = Result<Box<dyn crate::durable::StoreTransaction>, BackendError>,
+    > + Send {
+        self.begin_listener()
+    }
+
     async fn open(&self, setup: &Setup) -> Result<(), BackendError> {
         self.inner.concurrency.set(setup);
         let retention = u64::try_from(setup.key_retention.as_millis()).unwrap_or(u64::MAX);
