@@ -436,14 +436,21 @@ impl Store for MapStore {
     }
 
     async fn backlog(&self) -> Result<Vec<Backlog>, BackendError> {
-        let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut counts: BTreeMap<(String, String, u32), u64> = BTreeMap::new();
         for delivery in self.state().deliveries.values() {
-            let key = (delivery.listener.clone(), delivery.event.event_id.clone());
+            let event = &delivery.event;
+            let key = (
+                delivery.listener.clone(),
+                event.event_id.clone(),
+                event.version,
+            );
             *counts.entry(key).or_default() += 1;
         }
         Ok(counts
             .into_iter()
-            .map(|((listener, event_id), unfinished)| Backlog::new(listener, event_id, unfinished))
+            .map(|((listener, event_id, version), unfinished)| {
+                Backlog::new(listener, event_id, unfinished).with_version(version)
+            })
             .collect())
     }
 }

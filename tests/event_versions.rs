@@ -17,6 +17,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use emitter::durable::admin::{Admin, DeliveryState, Query};
+use emitter::durable::compatibility::Finding;
 use emitter::durable::{Counts, Durable, DurableConfig, NewEmit, StoredEvent};
 use emitter::{listener, listeners, EmitId, EmitOptions, Emitter, Event, State};
 use emitter_tests::children::{runtime, Kind};
@@ -353,6 +354,26 @@ async fn this_build<S: Admin>(store: S) {
         ),
         ("versions.profile", "versions.profile_seen", 0, Some(LEFT)),
         "left for a newer worker, visible, its attempts untouched"
+    );
+    // The start-up check names it too, with both versions.
+    let found = backend
+        .compatibility()
+        .await
+        .expect("the check reads the store");
+    assert_eq!(
+        found.findings,
+        [Finding::UnreadableVersion {
+            event_id: "versions.profile".to_owned(),
+            version: 4,
+            known: 3,
+            listener: "versions.profile_seen".to_owned(),
+            unfinished: 1,
+        }],
+        "{found}"
+    );
+    assert!(
+        found.to_string().contains("a newer build stored them"),
+        "{found}"
     );
 
     let letters = backend.dead_letters(10).await.expect("the dead letters");

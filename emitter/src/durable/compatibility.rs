@@ -1,5 +1,6 @@
 //! The start-up compatibility check: what a store holds (listener names with unfinished
-//! deliveries, their events, the workers' subscriptions) against what this binary registers.
+//! deliveries, their events and the events' versions, the workers' subscriptions) against what
+//! this binary registers.
 //!
 //! A worker runs it at start ([`Durable`](super::Durable) logs each finding as a warning, or
 //! refuses to start with [`DurableConfig::strict_compatibility`](super::DurableConfig::strict_compatibility));
@@ -50,6 +51,22 @@ pub enum Finding {
         /// How many.
         unfinished: u64,
     },
+    /// The store holds unfinished deliveries of an event at a version this binary cannot read:
+    /// newer than its own ([`Event::VERSION`](crate::Event::VERSION)), stored by a newer build,
+    /// or 0, which no build writes. A newer version waits for a worker of the newer build (this
+    /// one leaves it, without using an attempt); version 0 is dead-lettered when claimed.
+    UnreadableVersion {
+        /// The event id in the store.
+        event_id: String,
+        /// The version the deliveries are stored at.
+        version: u32,
+        /// The version of the event in this binary.
+        known: u32,
+        /// The listener name the deliveries are stored under.
+        listener: String,
+        /// How many.
+        unfinished: u64,
+    },
 }
 
 /// What a binary registers, as the check needs it: each listener name (and alias) with the
@@ -57,6 +74,9 @@ pub enum Finding {
 #[derive(Debug, Default)]
 pub(crate) struct Registered {
     events_of: BTreeMap<String, BTreeSet<String>>,
+    /// Each event id with the version of its type here: it reads that version and every older
+    /// one (the derive refuses an event whose upcasters leave a version out).
+    versions: BTreeMap<String, u32>,
 }
 
 impl Registered {
@@ -73,6 +93,11 @@ impl Registered {
                 .or_default()
                 .extend(events.clone().into_iter().map(str::to_owned));
         }
+    }
+
+    /// Records that this binary's type of event `event_id` is at `version`.
+    pub(crate) fn event(&mut self, event_id: &str, version: u32) {
+        self.versions.insert(event_id.to_owned(), version);
     }
 }
 
@@ -107,7 +132,19 @@ impl Compatibility {
                         unfinished: held.unfinished,
                     });
                 }
-                Some(_) => {}
+                Some(_) => {
+                    let known = registered.versions.get(&held.event_id).copied();
+                    if let Some(known) = known.filter(|known| !(1..=*known).contains(&held.version))
+                    {
+                        findings.push(Finding::UnreadableVersion {
+                            event_id: held.event_id.clone(),
+                            version: held.version,
+                            known,
+                            listener: held.listener.clone(),
+                            unfinished: held.unfinished,
+                        });
+                    }
+                }
             }
         }
         for subscription in subscriptions {
@@ -193,6 +230,33 @@ impl fmt::Display for Finding {
                  (`#[event(id = \"{event_id}\")]`); otherwise cancel those deliveries \
                  (`emitter deliveries --event {event_id}`, then `emitter cancel`)"
             ),
+            Finding::UnreadableVersion {
+                event_id,
+                version,
+                known,
+                listener,
+                unfinished,
+            } if version > known => write!(
+                f,
+                "the store holds {unfinished} unfinished deliveries of event `{event_id}` at \
+                 version {version} for listener `{listener}`, but this binary's `{event_id}` is \
+                 version {known}: a newer build stored them, and they wait for its workers (this \
+                 one leaves them, using no attempt); during a rolling deploy to that build this is \
+                 expected, otherwise deploy workers of the newer build"
+            ),
+            Finding::UnreadableVersion {
+                event_id,
+                version,
+                listener,
+                unfinished,
+                ..
+            } => write!(
+                f,
+                "the store holds {unfinished} unfinished deliveries of event `{event_id}` at \
+                 version {version} for listener `{listener}`, which no build writes: they are \
+                 damaged and are dead-lettered when claimed; look at them with `emitter \
+                 deliveries --event {event_id}`"
+            ),
         }
     }
 }
@@ -204,6 +268,7 @@ mod tests {
     fn registered() -> Registered {
         let mut registered = Registered::default();
         registered.listener("shop::mail", &["old::mail"], ["order_paid"]);
+        registered.event("order_paid", 2);
         registered
     }
 
@@ -250,5 +315,42 @@ mod tests {
         let text = found.to_string();
         assert!(text.contains("aliases = [\"gone::mail\"]"), "{text}");
         assert!(text.contains("#[event(id = \"order_payed\")]"), "{text}");
+    }
+
+    #[test]
+    fn versions_this_binary_cannot_read_are_named() {
+        let backlog = [
+            Backlog::new("shop::mail", "order_paid", 5).with_version(1),
+            Backlog::new("shop::mail", "order_paid", 6).with_version(2),
+            Backlog::new("shop::mail", "order_paid", 7).with_version(3),
+            Backlog::new("old::mail", "order_paid", 1).with_version(0),
+        ];
+        let found = Compatibility::assess(&registered(), &backlog, &[]);
+        assert_eq!(
+            found.findings,
+            [
+                Finding::UnreadableVersion {
+                    event_id: "order_paid".into(),
+                    version: 3,
+                    known: 2,
+                    listener: "shop::mail".into(),
+                    unfinished: 7,
+                },
+                Finding::UnreadableVersion {
+                    event_id: "order_paid".into(),
+                    version: 0,
+                    known: 2,
+                    listener: "old::mail".into(),
+                    unfinished: 1,
+                },
+            ],
+            "versions 1 and 2 are read (2 is this binary's, 1 through its upcaster)"
+        );
+        let text = found.to_string();
+        assert!(
+            text.contains("version 3") && text.contains("newer build"),
+            "{text}"
+        );
+        assert!(text.contains("which no build writes"), "{text}");
     }
 }

@@ -277,7 +277,7 @@ pub trait Store: Send + Sync + 'static {
         -> impl Future<Output = Result<u64, BackendError>> + Send;
 
     /// How many unfinished deliveries (waiting, delayed, leased or waiting for a retry; not
-    /// dead) the store holds per listener name and event id, in (listener, event id) order: what
+    /// dead) the store holds per listener name, event id and event version, in that order: what
     /// the start-up [compatibility check](compatibility) compares with the binary's listeners
     /// and events.
     fn backlog(&self) -> impl Future<Output = Result<Vec<Backlog>, BackendError>> + Send;
@@ -330,18 +330,28 @@ pub struct Backlog {
     pub listener: String,
     /// The event's id.
     pub event_id: String,
+    /// The version of the event's shape the deliveries were stored with
+    /// ([`StoredEvent::version`]).
+    pub version: u32,
     /// How many: waiting, delayed, leased or waiting for a retry.
     pub unfinished: u64,
 }
 
 impl Backlog {
-    /// `unfinished` deliveries of `event_id` for `listener`.
+    /// `unfinished` deliveries of `event_id` (version 1) for `listener`.
     pub fn new(listener: impl Into<String>, event_id: impl Into<String>, unfinished: u64) -> Self {
         Self {
             listener: listener.into(),
             event_id: event_id.into(),
+            version: 1,
             unfinished,
         }
+    }
+
+    /// The same count, of deliveries stored at event version `version`.
+    pub fn with_version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
     }
 }
 

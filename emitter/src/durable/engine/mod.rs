@@ -337,6 +337,11 @@ fn registered(table: &crate::table::EventTable) -> Registered {
         });
         registered.listener(info.name, info.aliases, events);
     }
+    for entry in table.events() {
+        if let Some(codec) = entry.codec {
+            registered.event(entry.id, codec.version);
+        }
+    }
     registered
 }
 

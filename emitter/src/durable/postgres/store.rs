@@ -384,12 +384,12 @@ impl Store for PostgresStore {
             .map(|row| {
                 let listener: String = self.column(row, None, "listener")?;
                 let event_id: String = self.column(row, None, "event_id")?;
+                let version: i32 = self.column(row, None, "version")?;
                 let unfinished: i64 = self.column(row, None, "unfinished")?;
-                Ok(Backlog::new(
-                    listener,
-                    event_id,
-                    u64::try_from(unfinished).unwrap_or(0),
-                ))
+                Ok(
+                    Backlog::new(listener, event_id, u64::try_from(unfinished).unwrap_or(0))
+                        .with_version(u32::try_from(version).unwrap_or(0)),
+                )
             })
             .collect()
     }

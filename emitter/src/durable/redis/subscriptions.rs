@@ -78,7 +78,7 @@ impl RedisStore {
             places.push(("stream", listener, "-".to_owned()));
         }
         places.push(("delayed", String::new(), "0".to_owned()));
-        let mut found: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut found: BTreeMap<(String, String, u32), u64> = BTreeMap::new();
         for (kind, name, mut cursor) in places {
             loop {
                 let mut invocation = self.invocation(&self.scripts.backlog);
@@ -87,15 +87,21 @@ impl RedisStore {
                 let Some(Ok(next)) = reply.next().map(into_text) else {
                     return Err(self.unexpected(what, "no cursor"));
                 };
-                while let (Some(listener), Some(event), Some(count)) =
-                    (reply.next(), reply.next(), reply.next())
+                while let (Some(listener), Some(event), Some(version), Some(count)) =
+                    (reply.next(), reply.next(), reply.next(), reply.next())
                 {
-                    let (Ok(listener), Ok(event), Ok(count)) =
-                        (into_text(listener), into_text(event), into_int(count))
-                    else {
+                    let (Ok(listener), Ok(event), Ok(version), Ok(count)) = (
+                        into_text(listener),
+                        into_text(event),
+                        into_text(version),
+                        into_int(count),
+                    ) else {
                         return Err(self.unexpected(what, "a malformed count"));
                     };
-                    *found.entry((listener, event)).or_default() +=
+                    let Ok(version) = version.parse::<u32>() else {
+                        return Err(self.unexpected(what, "a malformed event version"));
+                    };
+                    *found.entry((listener, event, version)).or_default() +=
                         u64::try_from(count).unwrap_or(0);
                 }
                 if next.is_empty() {
@@ -106,7 +112,9 @@ impl RedisStore {
         }
         Ok(found
             .into_iter()
-            .map(|((listener, event), count)| Backlog::new(listener, event, count))
+            .map(|((listener, event, version), count)| {
+                Backlog::new(listener, event, count).with_version(version)
+            })
             .collect())
     }
 }

@@ -622,8 +622,9 @@ impl Store for SqliteStore {
                     Ok(Backlog::new(
                         row.get::<_, String>(0)?,
                         row.get::<_, String>(1)?,
-                        u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
-                    ))
+                        u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+                    )
+                    .with_version(u32::try_from(row.get::<_, i64>(2)?).unwrap_or(0)))
                 })
                 .map_err(error)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(error)

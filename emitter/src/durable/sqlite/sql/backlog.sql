@@ -1,4 +1,4 @@
-SELECT listener, event_id, count(*)
+SELECT listener, event_id, version, count(*)
 FROM emitter_deliveries
-GROUP BY listener, event_id
-ORDER BY listener, event_id
+GROUP BY listener, event_id, version
+ORDER BY listener, event_id, version

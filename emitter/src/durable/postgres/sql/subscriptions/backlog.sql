@@ -1,5 +1,5 @@
--- The unfinished deliveries per listener and event id.
-SELECT listener, event_id, count(*) AS unfinished
+-- The unfinished deliveries per listener, event id and event version.
+SELECT listener, event_id, version, count(*) AS unfinished
 FROM {deliveries}
-GROUP BY listener, event_id
-ORDER BY listener, event_id
+GROUP BY listener, event_id, version
+ORDER BY listener, event_id, version
