@@ -2,8 +2,7 @@
 //! and Redis:
 //!
 //! - a worker records its subscriptions in the store at start, and an emit-only process that
-//!   runs no listener (this test binary run again as a child, with `listeners![]`) delivers to
-//!   it; an event emitted before the listener's first worker started is not delivered to it;
+//!   links no listener (`subscriptions_emit_only`, a binary of its own) delivers to it; an event emitted before the listener's first worker started is not delivered to it;
 //! - a renamed listener (`aliases = ["old name"]`) takes the deliveries stored under its old
 //!   name, and emits are routed to its new name only;
 //! - a worker checks at start what the store holds against what it registers: unknown listener
@@ -24,7 +23,7 @@ use emitter::durable::{
 use emitter::{listener, listeners, EmitId, Emitter, EmitterBuilder, Event, EventMeta, State};
 use emitter_tests::children::{self, runtime, Kind};
 use emitter_tests::servers::{Postgres, Redis};
-use emitter_tests::{with_store, LogCapture};
+use emitter_tests::LogCapture;
 use tokio::sync::Notify;
 use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt;
@@ -35,16 +34,6 @@ const OLD_MAIL: &str = "subs.old_mail";
 
 /// How long to wait for what must come: a liveness bound, not a speed check.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Set in the emit-only child's environment: the store's kind, where it is, its namespace and
-/// the `n` to emit.
-const STORE: &str = "EMITTER_SUBS_STORE";
-const LOCATION: &str = "EMITTER_SUBS_LOCATION";
-const NAMESPACE: &str = "EMITTER_SUBS_NAMESPACE";
-const N: &str = "EMITTER_SUBS_N";
-
-/// The emit-only child's test name, for `--exact`.
-const CHILD: &str = "emit_only_binary";
 
 #[derive(Event, Debug, Clone)]
 #[event(id = "subs.signed_up")]
@@ -124,25 +113,6 @@ fn ran(listener: &str, ns: &[u64]) -> Vec<(String, u64)> {
 // ---------------------------------------------------------------------------------------------
 // The emit-only binary.
 
-/// An emit-only process: runs no listener, emits `SignedUp { n }` and stops once it is stored.
-/// Does nothing unless [`STORE`] is set.
-#[test]
-fn emit_only_binary() {
-    let Ok(kind) = std::env::var(STORE) else {
-        return;
-    };
-    let env = |name: &str| std::env::var(name).expect("the parent sets the child's environment");
-    let kind = Kind::parse(&kind);
-    let n: u64 = env(N).parse().expect("a number to emit");
-    runtime().block_on(async {
-        with_store!(kind, &env(LOCATION), &env(NAMESPACE), |store| emit(
-            store,
-            &[n]
-        )
-        .await)
-    });
-}
-
 /// Emits `SignedUp` for each of `ns` from an emitter that runs no listener and delivers
 /// nothing, and stops once they are stored.
 async fn emit<S: Store>(store: S, ns: &[u64]) {
@@ -167,21 +137,21 @@ async fn emit<S: Store>(store: S, ns: &[u64]) {
     emitter.shutdown().await.expect("the emitter stops");
 }
 
-/// Runs the emit-only binary as a child process on the store of `kind` at `location`, under
-/// `namespace`, emitting `n`; waits for it to exit well.
+/// Runs the emit-only binary (`subscriptions/emit_only.rs`, a binary of its own that defines
+/// `SignedUp` and links no listener) on the store of `kind` at `location`, under `namespace`,
+/// emitting `n`; waits for it to exit well.
 async fn emit_from_another_binary(kind: Kind, location: &str, namespace: &str, n: u64) {
     let (location, namespace) = (location.to_owned(), namespace.to_owned());
     tokio::task::spawn_blocking(move || {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let output = dir.path().join("emit.out");
-        let n = n.to_string();
-        let env = [
-            (STORE, kind.name().as_ref()),
-            (LOCATION, location.as_ref()),
-            (NAMESPACE, namespace.as_ref()),
-            (N, n.as_ref()),
-        ];
-        let mut child = children::command(CHILD, &env, &output)
+        let file = std::fs::File::create(&output).expect("the output file");
+        let errors = file.try_clone().expect("the output file");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_subscriptions_emit_only"))
+            .args([kind.name(), location.as_str(), namespace.as_str()])
+            .arg(n.to_string())
+            .stdout(file)
+            .stderr(errors)
             .spawn()
             .expect("the emit-only binary starts");
         let status = children::wait(&mut child, PATIENCE, "emit", &output);
