@@ -11,6 +11,20 @@ use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+/// A worker child's life once its emitter started: writes the marker file `ready` (which the
+/// parent waits for), runs until the parent closes the child's standard input, and shuts the
+/// emitter down (draining), so that a parent can stop a worker cleanly as well as kill it.
+pub async fn serve_until_stdin_closes(emitter: emitter::Emitter, ready: &Path) {
+    File::create(ready).expect("the marker is written");
+    let (closed, stdin_closed) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+        let _ = closed.send(());
+    });
+    let _ = stdin_closed.await;
+    emitter.shutdown().await.expect("shutdown");
+}
+
 /// The signal `kill -9` and `Child::kill` send.
 pub const SIGKILL: i32 = 9;
 /// The signal `std::process::abort` raises.

@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Mutex, PoisonError};
@@ -137,14 +136,7 @@ async fn serve<S: Store>(store: S, id: &str, dir: &Path) {
         .start()
         .await
         .expect("the emitter starts");
-    File::create(dir.join(format!("{id}.ready"))).expect("the marker is written");
-    let (closed, stdin_closed) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        let _ = closed.send(());
-    });
-    let _ = stdin_closed.await;
-    emitter.shutdown().await.expect("shutdown");
+    children::serve_until_stdin_closes(emitter, &dir.join(format!("{id}.ready"))).await;
 }
 
 // ---------------------------------------------------------------------------------------------
