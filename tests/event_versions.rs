@@ -375,6 +375,13 @@ async fn this_build<S: Admin>(store: S) {
         found.to_string().contains("a newer build stored them"),
         "{found}"
     );
+    // Its subscriptions say which version of each event it reads, for emitters to compare.
+    let subscriptions = backend.subscriptions().await.expect("the subscriptions");
+    let profile = subscriptions
+        .iter()
+        .find(|s| s.event_id == "versions.profile" && s.listener == "versions.profile_seen")
+        .unwrap_or_else(|| panic!("no subscription of the profile: {subscriptions:?}"));
+    assert_eq!(profile.version, 3, "{profile:?}");
 
     let letters = backend.dead_letters(10).await.expect("the dead letters");
     for (payload, reason) in DEAD {

@@ -294,13 +294,18 @@ pub struct Subscription {
     pub listener: String,
     /// The listener's concurrency limit, if it has one.
     pub concurrency: Option<NonZeroU32>,
+    /// The newest version of the event that the subscribing worker's binary reads
+    /// ([`Event::VERSION`](crate::Event::VERSION) there): an event emitted at a newer version
+    /// waits for a worker of a newer build.
+    pub version: u32,
     /// When a worker recorded it (to the millisecond; a store may take the time from its own
     /// clock, as the PostgreSQL and Redis stores do).
     pub seen_at: SystemTime,
 }
 
 impl Subscription {
-    /// `listener` subscribed to `event_id`, seen at `seen_at`, without a concurrency limit.
+    /// `listener` subscribed to `event_id` (version 1), seen at `seen_at`, without a
+    /// concurrency limit.
     pub fn new(
         event_id: impl Into<String>,
         listener: impl Into<String>,
@@ -310,6 +315,7 @@ impl Subscription {
             event_id: event_id.into(),
             listener: listener.into(),
             concurrency: None,
+            version: 1,
             seen_at,
         }
     }
@@ -317,6 +323,12 @@ impl Subscription {
     /// The same subscription with a concurrency limit.
     pub fn concurrency(mut self, limit: Option<NonZeroU32>) -> Self {
         self.concurrency = limit;
+        self
+    }
+
+    /// The same subscription by a worker that reads the event up to `version`.
+    pub fn with_version(mut self, version: u32) -> Self {
+        self.version = version;
         self
     }
 }

@@ -32,7 +32,12 @@ pub(crate) struct Routes {
 #[derive(Debug, Default)]
 struct Cached {
     loaded: Option<Instant>,
-    by_event: HashMap<String, Vec<&'static str>>,
+    /// Per event id, its subscribed listeners and the newest version of it each one's workers
+    /// read.
+    by_event: HashMap<String, Vec<(&'static str, u32)>>,
+    /// The (event id, listener, version) whose workers were said to be older than an emit: said
+    /// once each per process.
+    warned: HashSet<(String, &'static str, u32)>,
 }
 
 impl Routes {
@@ -86,7 +91,7 @@ impl Routes {
 
     /// Replaces the cache with `subscriptions`.
     pub(crate) fn set(&self, subscriptions: &[Subscription]) {
-        let mut by_event: HashMap<String, Vec<&'static str>> = HashMap::new();
+        let mut by_event: HashMap<String, Vec<(&'static str, u32)>> = HashMap::new();
         for subscription in subscriptions {
             let listener = intern(&subscription.listener);
             if self.aliases.contains(listener) {
@@ -95,24 +100,46 @@ impl Routes {
             by_event
                 .entry(subscription.event_id.clone())
                 .or_default()
-                .push(listener);
+                .push((listener, subscription.version));
         }
-        *self.cached() = Cached {
-            loaded: Some(Instant::now()),
-            by_event,
-        };
+        let mut cached = self.cached();
+        cached.loaded = Some(Instant::now());
+        cached.by_event = by_event;
     }
 
-    /// Adds to `emit` the listeners subscribed to its event that it does not name yet.
-    pub(crate) fn route(&self, emit: &mut NewEmit) {
-        let cached = self.cached();
-        if let Some(listeners) = cached.by_event.get(&emit.event.event_id) {
-            for listener in listeners {
-                if !emit.listeners.contains(listener) {
-                    emit.listeners.push(listener);
-                }
+    /// Adds to `emit` the listeners subscribed to its event that it does not name yet. Returns
+    /// the subscribed listeners whose workers read only older versions of the event than the
+    /// emit's (each listener and version once per process), after logging a warning for each:
+    /// their deliveries of this emit wait for workers of a newer build.
+    pub(crate) fn route(&self, emit: &mut NewEmit) -> Vec<(&'static str, u32)> {
+        let mut cached = self.cached();
+        let Cached {
+            by_event, warned, ..
+        } = &mut *cached;
+        let Some(listeners) = by_event.get(&emit.event.event_id) else {
+            return Vec::new();
+        };
+        let mut older = Vec::new();
+        for &(listener, version) in listeners {
+            if !emit.listeners.contains(&listener) {
+                emit.listeners.push(listener);
+            }
+            if version < emit.event.version
+                && warned.insert((emit.event.event_id.clone(), listener, version))
+            {
+                tracing::warn!(
+                    event_id = emit.event.event_id,
+                    listener,
+                    "emitting version {} of event `{}`, but the workers of listener `{listener}` \
+                     subscribed reading it up to version {version}: its deliveries wait for a \
+                     worker of a newer build (deploy the workers before the emitters)",
+                    emit.event.version,
+                    emit.event.event_id,
+                );
+                older.push((listener, version));
             }
         }
+        older
     }
 }
 
@@ -130,4 +157,47 @@ pub(crate) fn intern(name: &str) -> &'static str {
     let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
     names.insert(leaked);
     leaked
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::durable::StoredEvent;
+    use crate::EmitId;
+
+    fn emit(version: u32) -> NewEmit {
+        let event = StoredEvent::new("routing.e", EmitId::from_u128(1), SystemTime::now(), vec![])
+            .with_version(version);
+        NewEmit::new(event, vec![], SystemTime::now(), None)
+    }
+
+    #[test]
+    fn emits_are_routed_by_subscriptions_and_older_readers_are_named_once() {
+        let routes = Routes::new(Duration::from_secs(1), HashSet::from(["routing.old_name"]));
+        routes.set(&[
+            Subscription::new("routing.e", "routing.current", SystemTime::now()).with_version(2),
+            Subscription::new("routing.e", "routing.behind", SystemTime::now()).with_version(1),
+            Subscription::new("routing.e", "routing.old_name", SystemTime::now()).with_version(1),
+            Subscription::new("routing.other", "routing.current", SystemTime::now()),
+        ]);
+        let mut first = emit(2);
+        assert_eq!(routes.route(&mut first), [("routing.behind", 1)]);
+        let mut listeners = first.listeners.clone();
+        listeners.sort_unstable();
+        assert_eq!(
+            listeners,
+            ["routing.behind", "routing.current"],
+            "an alias's subscription is replaced by its new name's"
+        );
+        let mut second = emit(2);
+        assert!(routes.route(&mut second).is_empty(), "said once");
+        assert_eq!(second.listeners.len(), 2);
+        let mut old = emit(1);
+        assert!(
+            routes.route(&mut old).is_empty(),
+            "version 1 is read by all"
+        );
+    }
 }

@@ -375,7 +375,12 @@ fn subscriptions(table: &crate::table::EventTable) -> (Vec<&'static str>, Vec<Su
                 .concurrency_limit()
                 .map(|limit| u32::try_from(limit.get()).unwrap_or(u32::MAX))
                 .and_then(NonZeroU32::new);
-            subscriptions.push(Subscription::new(entry.id, listener.name, now).concurrency(limit));
+            let version = entry.codec.map_or(1, |codec| codec.version);
+            subscriptions.push(
+                Subscription::new(entry.id, listener.name, now)
+                    .concurrency(limit)
+                    .with_version(version),
+            );
         }
     }
     (replace, subscriptions)
@@ -423,7 +428,8 @@ impl<S: Store> EventEmitterBackend for Durable<S> {
                     return Err(BackendError::of(
                         BackendErrorKind::Conflict,
                         format!(
-                            "the store holds deliveries or subscriptions this binary does not                              know (and `strict_compatibility` is on):\n{found}"
+                            "the store holds deliveries or subscriptions this binary does not \
+                             know (and `strict_compatibility` is on):\n{found}"
                         ),
                     ));
                 }

@@ -328,10 +328,14 @@ impl Store for PostgresStore {
                     .map_or(0, |limit| i32::try_from(limit.get()).unwrap_or(i32::MAX))
             })
             .collect();
+        let versions: Vec<i32> = subscriptions
+            .iter()
+            .map(|s| i32::try_from(s.version).unwrap_or(i32::MAX))
+            .collect();
         self.run(
             "record subscriptions",
             &statement,
-            &[&replace, &events, &listeners, &limits],
+            &[&replace, &events, &listeners, &limits, &versions],
         )
         .await?;
         Ok(())
@@ -348,12 +352,15 @@ impl Store for PostgresStore {
                 let event_id: String = self.column(row, None, "event_id")?;
                 let listener: String = self.column(row, None, "listener")?;
                 let limit: Option<i32> = self.column(row, None, "concurrency")?;
+                let version: i32 = self.column(row, None, "version")?;
                 let seen_at: SystemTime = self.column(row, None, "seen_at")?;
-                Ok(Subscription::new(event_id, listener, seen_at).concurrency(
-                    limit
-                        .and_then(|limit| u32::try_from(limit).ok())
-                        .and_then(NonZeroU32::new),
-                ))
+                Ok(Subscription::new(event_id, listener, seen_at)
+                    .concurrency(
+                        limit
+                            .and_then(|limit| u32::try_from(limit).ok())
+                            .and_then(NonZeroU32::new),
+                    )
+                    .with_version(u32::try_from(version).unwrap_or(0)))
             })
             .collect()
     }

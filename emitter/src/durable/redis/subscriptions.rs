@@ -27,7 +27,8 @@ impl RedisStore {
             invocation
                 .arg(&subscription.event_id)
                 .arg(&subscription.listener)
-                .arg(subscription.concurrency.map_or(0, NonZeroU32::get));
+                .arg(subscription.concurrency.map_or(0, NonZeroU32::get))
+                .arg(subscription.version);
         }
         let reply = self.eval(&invocation, what).await?;
         match reply.into_iter().next().map(into_int) {
@@ -47,17 +48,25 @@ impl RedisStore {
         while let (Some(field), Some(value)) = (flat.next(), flat.next()) {
             let field = into_text(field).map_err(|problem| self.unexpected(what, &problem))?;
             let value = into_text(value).map_err(|problem| self.unexpected(what, &problem))?;
-            let (Some((event_id, listener)), Some((limit, seen))) =
-                (field.split_once('\n'), value.split_once(' '))
+            let mut parts = value.split(' ');
+            let (Some((event_id, listener)), Some(limit), Some(seen)) =
+                (field.split_once('\n'), parts.next(), parts.next())
             else {
                 return Err(self.unexpected(what, &format!("a malformed subscription {field:?}")));
             };
-            let (Ok(limit), Ok(seen)) = (limit.parse::<u32>(), seen.parse::<i64>()) else {
+            // A value without a version is of version 1.
+            let version = parts.next().unwrap_or("1");
+            let (Ok(limit), Ok(seen), Ok(version)) = (
+                limit.parse::<u32>(),
+                seen.parse::<i64>(),
+                version.parse::<u32>(),
+            ) else {
                 return Err(self.unexpected(what, &format!("a malformed subscription {value:?}")));
             };
             subscriptions.push(
                 Subscription::new(event_id, listener, from_unix_millis(seen))
-                    .concurrency(NonZeroU32::new(limit)),
+                    .concurrency(NonZeroU32::new(limit))
+                    .with_version(version),
             );
         }
         subscriptions.sort_by(|a, b| (&a.event_id, &a.listener).cmp(&(&b.event_id, &b.listener)));

@@ -568,6 +568,7 @@ impl Store for SqliteStore {
                             subscription.event_id,
                             subscription.listener,
                             subscription.concurrency.map(NonZeroU32::get),
+                            subscription.version,
                             unix_millis(subscription.seen_at),
                         ])
                         .map_err(error)?;
@@ -594,7 +595,8 @@ impl Store for SqliteStore {
                         concurrency
                             .and_then(|limit| u32::try_from(limit).ok())
                             .and_then(NonZeroU32::new),
-                    ))
+                    )
+                    .with_version(u32::try_from(row.get::<_, i64>(4)?).unwrap_or(0)))
                 })
                 .map_err(error)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(error)

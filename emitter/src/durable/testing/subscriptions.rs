@@ -7,25 +7,39 @@ use std::time::{Duration, SystemTime};
 use super::{emit, fresh, insert, opened, Harness, A, B, C, RETENTION};
 use crate::durable::{Backlog, Store, Subscription};
 
-async fn subscriptions(store: &impl Store) -> Vec<(String, String, Option<u32>)> {
+/// A subscription as the cases compare it: event id, listener, concurrency limit, version.
+type Row = (String, String, Option<u32>, u32);
+
+async fn subscriptions(store: &impl Store) -> Vec<Row> {
     store
         .subscriptions()
         .await
         .unwrap_or_else(|error| panic!("subscriptions failed: {error}"))
         .into_iter()
-        .map(|s| (s.event_id, s.listener, s.concurrency.map(NonZeroU32::get)))
+        .map(|s| {
+            let limit = s.concurrency.map(NonZeroU32::get);
+            (s.event_id, s.listener, limit, s.version)
+        })
         .collect()
 }
 
-fn owned(rows: &[(&str, &str, Option<u32>)]) -> Vec<(String, String, Option<u32>)> {
+fn owned(rows: &[(&str, &str, Option<u32>, u32)]) -> Vec<Row> {
     rows.iter()
-        .map(|(event, listener, limit)| ((*event).to_owned(), (*listener).to_owned(), *limit))
+        .map(|(event, listener, limit, version)| {
+            (
+                (*event).to_owned(),
+                (*listener).to_owned(),
+                *limit,
+                *version,
+            )
+        })
         .collect()
 }
 
 /// A worker's subscriptions replace those of the listeners it names (its listeners and their
 /// aliases), leave the others', are read back in (event id, listener) order by every handle, with
-/// their concurrency limit and when they were seen; `unsubscribe` deletes one listener's.
+/// their concurrency limit, the event version the worker reads and when they were seen;
+/// `unsubscribe` deletes one listener's.
 pub async fn subscriptions_replace_those_of_the_named_listeners_only(harness: &impl Harness) {
     let Some((storage, store)) = fresh(harness, RETENTION).await else {
         return;
@@ -37,16 +51,20 @@ pub async fn subscriptions_replace_those_of_the_named_listeners_only(harness: &i
     let before = SystemTime::now() - Duration::from_secs(1);
     let limit = NonZeroU32::new(2);
     let first = [
-        Subscription::new("e2", A, SystemTime::now()),
+        Subscription::new("e2", A, SystemTime::now()).with_version(3),
         Subscription::new("e1", A, SystemTime::now()).concurrency(limit),
-        Subscription::new("e1", B, SystemTime::now()),
+        Subscription::new("e1", B, SystemTime::now()).with_version(2),
     ];
     let result = store.subscribe(&[A, B], &first).await;
     assert!(result.is_ok(), "subscribe failed: {result:?}");
     let other = opened(harness, &storage, RETENTION).await;
     assert_eq!(
         subscriptions(&other).await,
-        owned(&[("e1", A, Some(2)), ("e1", B, None), ("e2", A, None)]),
+        owned(&[
+            ("e1", A, Some(2), 1),
+            ("e1", B, None, 2),
+            ("e2", A, None, 3)
+        ]),
         "every handle reads them, in (event id, listener) order"
     );
     let seen = other
@@ -65,7 +83,7 @@ pub async fn subscriptions_replace_those_of_the_named_listeners_only(harness: &i
     assert!(result.is_ok(), "subscribe failed: {result:?}");
     assert_eq!(
         subscriptions(&store).await,
-        owned(&[("e1", B, None), ("e3", C, None)]),
+        owned(&[("e1", B, None, 2), ("e3", C, None, 1)]),
         "`A`'s are gone, `B`'s stay"
     );
 
@@ -73,7 +91,7 @@ pub async fn subscriptions_replace_those_of_the_named_listeners_only(harness: &i
     assert_eq!(deleted.ok(), Some(1), "one subscription of `B`");
     let deleted = store.unsubscribe(B).await;
     assert_eq!(deleted.ok(), Some(0), "none left");
-    assert_eq!(subscriptions(&other).await, owned(&[("e3", C, None)]));
+    assert_eq!(subscriptions(&other).await, owned(&[("e3", C, None, 1)]));
 }
 
 async fn backlog(store: &impl Store) -> Vec<Backlog> {

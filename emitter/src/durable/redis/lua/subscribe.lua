@@ -1,9 +1,9 @@
 -- `ARGV`: prefix, how many listener names follow, the names, then per subscription: event id,
--- listener, concurrency limit (`0` for none).
+-- listener, concurrency limit (`0` for none), the newest version of the event the worker reads.
 --
 -- Deletes every subscription of the named listeners, then records the subscriptions given, seen
 -- now: in the hash `{prefix}:subscriptions`, field `{event id}\n{listener}`, value `{limit}
--- {seen at in ms}`. Returns `{'ok', how many subscriptions it deleted}`.
+-- {seen at in ms} {version}`. Returns `{'ok', how many subscriptions it deleted}`.
 local key = prefix .. ':subscriptions'
 local found = type_problem(key, 'hash')
 if found then
@@ -23,7 +23,8 @@ for _, field in ipairs(redis.call('HKEYS', key)) do
   end
 end
 local seen = int(now_ms())
-for i = 3 + count, #ARGV, 3 do
-  redis.call('HSET', key, ARGV[i] .. '\n' .. ARGV[i + 1], ARGV[i + 2] .. ' ' .. seen)
+for i = 3 + count, #ARGV, 4 do
+  redis.call('HSET', key, ARGV[i] .. '\n' .. ARGV[i + 1],
+    ARGV[i + 2] .. ' ' .. seen .. ' ' .. ARGV[i + 3])
 end
 return { 'ok', deleted }

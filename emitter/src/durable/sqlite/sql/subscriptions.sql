@@ -1,3 +1,3 @@
-SELECT event_id, listener, concurrency, seen_at
+SELECT event_id, listener, concurrency, seen_at, version
 FROM emitter_subscriptions
 ORDER BY event_id, listener

@@ -1,5 +1,5 @@
 -- Replaces the subscriptions of the listeners $1 with those of events $2 by listeners $3 with
--- concurrency limits $4 (0 for none), seen now. The rows deleted and the rows written are
+-- concurrency limits $4 (0 for none), reading the events up to versions $5, seen now. The rows deleted and the rows written are
 -- disjoint: one statement may not touch a row twice.
 WITH forgotten AS (
     DELETE FROM {subscriptions} AS s
@@ -9,8 +9,10 @@ WITH forgotten AS (
           WHERE n.event_id = s.event_id AND n.listener = s.listener
       )
 )
-INSERT INTO {subscriptions} (event_id, listener, concurrency, seen_at)
-SELECT event_id, listener, NULLIF(concurrency, 0), now()
-FROM unnest($2::text[], $3::text[], $4::int4[]) AS n(event_id, listener, concurrency)
+INSERT INTO {subscriptions} (event_id, listener, concurrency, version, seen_at)
+SELECT event_id, listener, NULLIF(concurrency, 0), version, now()
+FROM unnest($2::text[], $3::text[], $4::int4[], $5::int4[])
+    AS n(event_id, listener, concurrency, version)
 ON CONFLICT (event_id, listener) DO UPDATE
-    SET concurrency = excluded.concurrency, seen_at = excluded.seen_at
+    SET concurrency = excluded.concurrency, version = excluded.version,
+        seen_at = excluded.seen_at

@@ -1,4 +1,4 @@
 -- Every subscription, in (event id, listener) order.
-SELECT event_id, listener, concurrency, seen_at
+SELECT event_id, listener, concurrency, version, seen_at
 FROM {subscriptions}
 ORDER BY event_id, listener
