@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,143 @@ pub fn command(test: &str, env: &[(&str, &OsStr)], output: &Path) -> Command {
         .stdout(out)
         .stderr(err);
     command
+}
+
+/// Worker processes: this test binary run again as children that each run the test `test` (a
+/// worker that serves until its stdin closes, see [`serve_until_stdin_closes`]), with their
+/// output in `{dir}/{id}.out` and their ready marker at `{dir}/{id}.ready`. Dropped, it kills
+/// those still running.
+pub struct Workers {
+    test: &'static str,
+    dir: PathBuf,
+    /// How long a worker may take to get ready or to stop: a liveness bound.
+    patience: Duration,
+    children: Vec<(String, Child)>,
+}
+
+impl Workers {
+    /// No workers yet.
+    pub fn new(test: &'static str, dir: &Path, patience: Duration) -> Workers {
+        Workers {
+            test,
+            dir: dir.to_path_buf(),
+            patience,
+            children: Vec::new(),
+        }
+    }
+
+    /// Starts worker `id` with `env` (and a stdin to close), without waiting for it.
+    pub fn start(&mut self, id: &str, env: &[(&str, &OsStr)]) {
+        let child = command(self.test, env, &self.dir.join(format!("{id}.out")))
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("the worker starts");
+        self.children.push((id.to_owned(), child));
+    }
+
+    /// Waits until every worker wrote its ready marker; panics, with its output, if one exits
+    /// before or is not ready in time.
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + self.patience;
+        for (id, child) in &mut self.children {
+            while !self.dir.join(format!("{id}.ready")).exists() {
+                let output = || read_output(&self.dir.join(format!("{id}.out")));
+                if let Some(status) = child.try_wait().expect("the worker can be polled") {
+                    panic!("{id} exited before it was ready ({status}):\n{}", output());
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{id} was not ready within {:?}:\n{}",
+                    self.patience,
+                    output()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// What worker `id` printed.
+    pub fn output(&self, id: &str) -> String {
+        read_output(&self.dir.join(format!("{id}.out")))
+    }
+
+    /// The id of the running worker at `index`, in the order they were started.
+    pub fn id(&self, index: usize) -> String {
+        self.children[index].0.clone()
+    }
+
+    /// The process id of worker `id`.
+    pub fn pid(&self, id: &str) -> u32 {
+        self.children[self.position(id)].1.id()
+    }
+
+    fn position(&self, id: &str) -> usize {
+        self.children
+            .iter()
+            .position(|(worker, _)| worker == id)
+            .expect("a worker of ours")
+    }
+
+    /// Panics, with its output, if a worker exited.
+    pub fn assert_running(&mut self) {
+        for (id, child) in &mut self.children {
+            if let Some(status) = child.try_wait().expect("the worker can be polled") {
+                panic!(
+                    "{id} exited ({status}) before it was killed or stopped:\n{}",
+                    read_output(&self.dir.join(format!("{id}.out")))
+                );
+            }
+        }
+    }
+
+    /// Kills worker `id` with SIGKILL: no destructor, no flush, no rollback, no shutdown runs.
+    pub fn kill(&mut self, id: &str) {
+        let (_, mut child) = self.children.remove(self.position(id));
+        child.kill().expect("the worker is killed");
+        let status = child.wait().expect("the killed worker is reaped");
+        assert_eq!(
+            signal(status),
+            Some(SIGKILL),
+            "the worker ended otherwise than by SIGKILL: {status}"
+        );
+    }
+
+    /// Closes the workers' stdin, which shuts them down, and waits until they exited well;
+    /// returns how long that took.
+    pub fn stop(&mut self) -> Duration {
+        let started = Instant::now();
+        for (_, child) in &mut self.children {
+            drop(child.stdin.take());
+        }
+        let deadline = started + self.patience;
+        for (id, child) in &mut self.children {
+            let output = || read_output(&self.dir.join(format!("{id}.out")));
+            let status = loop {
+                if let Some(status) = child.try_wait().expect("the worker can be polled") {
+                    break status;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{id} did not stop within {:?}:\n{}",
+                    self.patience,
+                    output()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            assert!(status.success(), "{id} failed ({status}):\n{}", output());
+        }
+        self.children.clear();
+        started.elapsed()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Waits for `child` to exit; after `patience`, kills it and panics, saying that it did not

@@ -13,13 +13,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use emitter::durable::{Durable, DurableConfig, Store};
 use emitter::{listener, listeners, Emitter, Event, EventMeta, State};
-use emitter_tests::children::{self, runtime, Kind, RunLog, SIGKILL};
+use emitter_tests::children::{self, runtime, Kind, RunLog, Workers};
 use emitter_tests::servers::{Postgres, Redis};
 use emitter_tests::with_store;
 
@@ -174,8 +173,8 @@ fn survive_a_kill(kind: Kind, url: &str) {
     let log = dir.path().join("deliveries.log");
     File::create(&log).expect("the log is created");
     let started = Instant::now();
-    let mut workers = Workers::start(kind, url, dir.path());
-    workers.wait_ready(dir.path());
+    let mut workers = start_workers(kind, url, dir.path());
+    workers.wait_ready();
     let ready = started.elapsed();
 
     let kill = runtime().block_on(async {
@@ -186,7 +185,7 @@ fn survive_a_kill(kind: Kind, url: &str) {
         )
         .await)
     });
-    let survivors = workers.stop(dir.path());
+    let survivors = workers.stop();
 
     let runs = read_log(&log);
     let total = EVENTS * LISTENERS.len() as u64;
@@ -365,121 +364,20 @@ async fn emit_kill_settle<S: Store>(store: S, workers: &mut Workers, log: &Path)
 }
 
 /// The worker processes.
-struct Workers {
-    children: Vec<(String, Child)>,
-}
-
-impl Workers {
-    fn start(kind: Kind, url: &str, dir: &Path) -> Workers {
-        let children = (1..=WORKERS)
-            .map(|number| {
-                let id = format!("worker-{number}");
-                let env = [
-                    (WORKER, id.as_ref()),
-                    (STORE, kind.name().as_ref()),
-                    (URL, url.as_ref()),
-                    (DIR, dir.as_os_str()),
-                ];
-                let child = children::command(CHILD, &env, &dir.join(format!("{id}.out")))
-                    .stdin(Stdio::piped())
-                    .spawn()
-                    .expect("the worker starts");
-                (id, child)
-            })
-            .collect();
-        Workers { children }
+/// Starts the [`WORKERS`] worker processes on the store of `kind` at `url`, without waiting.
+fn start_workers(kind: Kind, url: &str, dir: &Path) -> Workers {
+    let mut workers = Workers::new(CHILD, dir, PATIENCE);
+    for number in 1..=WORKERS {
+        let id = format!("worker-{number}");
+        let env = [
+            (WORKER, id.as_ref()),
+            (STORE, kind.name().as_ref()),
+            (URL, url.as_ref()),
+            (DIR, dir.as_os_str()),
+        ];
+        workers.start(&id, &env);
     }
-
-    fn wait_ready(&mut self, dir: &Path) {
-        let deadline = Instant::now() + PATIENCE;
-        for (id, child) in &mut self.children {
-            while !dir.join(format!("{id}.ready")).exists() {
-                if let Some(status) = child.try_wait().expect("the worker can be polled") {
-                    panic!(
-                        "{id} exited before it was ready ({status}):\n{}",
-                        output(dir, id)
-                    );
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{id} was not ready within {PATIENCE:?}:\n{}",
-                    output(dir, id)
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-}
-
-impl Workers {
-    /// Panics, with its output, if a worker exited.
-    fn assert_running(&mut self) {
-        for (id, child) in &mut self.children {
-            if let Some(status) = child.try_wait().expect("the worker can be polled") {
-                panic!("{id} exited ({status}) before it was killed or stopped");
-            }
-        }
-    }
-
-    /// Kills `id` with SIGKILL: no destructor, no flush, no shutdown runs.
-    fn kill(&mut self, id: &str) {
-        let at = self
-            .children
-            .iter()
-            .position(|(worker, _)| worker == id)
-            .expect("a worker of ours");
-        let (_, mut child) = self.children.remove(at);
-        child.kill().expect("the worker is killed");
-        let status = child.wait().expect("the killed worker is reaped");
-        assert_eq!(
-            children::signal(status),
-            Some(SIGKILL),
-            "the worker ended otherwise than by SIGKILL: {status}"
-        );
-    }
-
-    /// Closes the workers' stdin, which shuts them down, and waits until they exited; returns
-    /// how long that took.
-    fn stop(&mut self, dir: &Path) -> Duration {
-        let started = Instant::now();
-        for (_, child) in &mut self.children {
-            drop(child.stdin.take());
-        }
-        let deadline = started + PATIENCE;
-        for (id, child) in &mut self.children {
-            let status = loop {
-                if let Some(status) = child.try_wait().expect("the worker can be polled") {
-                    break status;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{id} did not stop within {PATIENCE:?}:\n{}",
-                    output(dir, id)
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            };
-            assert!(
-                status.success(),
-                "{id} failed ({status}):\n{}",
-                output(dir, id)
-            );
-        }
-        self.children.clear();
-        started.elapsed()
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn output(dir: &Path, id: &str) -> String {
-    children::read_output(&dir.join(format!("{id}.out")))
+    workers
 }
 
 /// The runs in the log, by (n, listener), in the order they were logged.

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ use emitter::durable::sqlite::rusqlite;
 use emitter::durable::sqlite::SqliteTx;
 use emitter::durable::{Durable, DurableConfig, Store};
 use emitter::{listener, listeners, BoxError, Emitter, EmitterBuilder, Event, EventMeta, State};
-use emitter_tests::children::{self, runtime, Kind, RunLog, SIGKILL};
+use emitter_tests::children::{self, runtime, Kind, RunLog};
 use emitter_tests::servers::Postgres;
 use emitter_tests::with_store;
 
@@ -531,16 +531,17 @@ async fn faults_until_settled<S: Store>(
 }
 
 /// The worker processes.
+/// The workers of one run: two at a time, a new one started for each one killed.
 struct Workers {
+    workers: children::Workers,
     env: Vec<(&'static str, String)>,
-    dir: PathBuf,
-    children: Vec<(String, Child)>,
     started: usize,
 }
 
 impl Workers {
     fn new(kind: Kind, mode: Mode, location: &str, namespace: &str, dir: &Path) -> Workers {
         Workers {
+            workers: children::Workers::new(CHILD, dir, PATIENCE),
             env: vec![
                 (STORE, kind.name().to_owned()),
                 (URL, location.to_owned()),
@@ -548,8 +549,6 @@ impl Workers {
                 (MODE, mode.name().to_owned()),
                 (DIR, dir.to_string_lossy().into_owned()),
             ],
-            dir: dir.to_path_buf(),
-            children: Vec::new(),
             started: 0,
         }
     }
@@ -564,51 +563,26 @@ impl Workers {
             .map(|(name, value)| (*name, value.as_ref()))
             .collect();
         env.push((WORKER, id.as_ref()));
-        let mut child = children::command(CHILD, &env, &self.dir.join(format!("{id}.out")))
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("the worker starts");
-        let deadline = Instant::now() + PATIENCE;
-        while !self.dir.join(format!("{id}.ready")).exists() {
-            if let Some(status) = child.try_wait().expect("the worker can be polled") {
-                panic!(
-                    "{id} exited before it was ready ({status}):\n{}",
-                    self.output(&id)
-                );
-            }
-            assert!(Instant::now() < deadline, "{id} was not ready in time");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.children.push((id, child));
-    }
-
-    fn output(&self, id: &str) -> String {
-        children::read_output(&self.dir.join(format!("{id}.out")))
+        self.workers.start(&id, &env);
+        self.workers.wait_ready();
     }
 
     /// Panics, with its output, if a worker exited.
     fn assert_running(&mut self) {
-        for (id, child) in &mut self.children {
-            if let Some(status) = child.try_wait().expect("the worker can be polled") {
-                let output = children::read_output(&self.dir.join(format!("{id}.out")));
-                panic!("{id} exited ({status}) before it was killed or stopped:\n{output}");
-            }
-        }
+        self.workers.assert_running();
     }
 
     /// Kills worker `index` with SIGKILL: no destructor, no rollback, no shutdown runs.
     fn kill(&mut self, index: usize) {
-        let (_, mut child) = self.children.remove(index);
-        child.kill().expect("the worker is killed");
-        let status = child.wait().expect("the killed worker is reaped");
-        assert_eq!(children::signal(status), Some(SIGKILL));
+        let id = self.workers.id(index);
+        self.workers.kill(&id);
     }
 
     /// Stops worker `index` with SIGSTOP for longer than its lease, then lets it go on: its
     /// leases run out meanwhile, and it resumes mid-transaction with deliveries another worker
     /// may have claimed.
     async fn stall(&mut self, index: usize) {
-        let pid = self.children[index].1.id().to_string();
+        let pid = self.workers.pid(&self.workers.id(index)).to_string();
         let signal = |name: &str| {
             let status = Command::new("kill")
                 .args([name, &pid])
@@ -623,29 +597,6 @@ impl Workers {
 
     /// Closes the workers' stdin, which shuts them down, and waits until they exited.
     fn stop(&mut self) {
-        for (_, child) in &mut self.children {
-            drop(child.stdin.take());
-        }
-        let deadline = Instant::now() + PATIENCE;
-        for (id, child) in &mut self.children {
-            let status = loop {
-                if let Some(status) = child.try_wait().expect("the worker can be polled") {
-                    break status;
-                }
-                assert!(Instant::now() < deadline, "{id} did not stop in time");
-                std::thread::sleep(Duration::from_millis(10));
-            };
-            assert!(status.success(), "{id} failed ({status})");
-        }
-        self.children.clear();
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.workers.stop();
     }
 }
