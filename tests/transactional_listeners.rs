@@ -233,6 +233,25 @@ async fn pg_client(server: &Postgres) -> tokio_postgres::Client {
     client
 }
 
+/// A client of the application on `server`, with its `audit` table (and `follow_ups`), and a
+/// store in the schema `schema` of the same database.
+async fn pg_app(server: &Postgres, schema: &str) -> (tokio_postgres::Client, PostgresStore) {
+    let client = pg_client(server).await;
+    client
+        .batch_execute(
+            "CREATE TABLE audit (n bigint NOT NULL, attempt bigint NOT NULL);
+             CREATE TABLE follow_ups (n bigint NOT NULL)",
+        )
+        .await
+        .unwrap();
+    let store = PostgresConfig::new(server.url())
+        .schema(schema)
+        .connect()
+        .await
+        .unwrap();
+    (client, store)
+}
+
 async fn pg_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<(i64, i64)> {
     client
         .query(sql, &[])
@@ -248,19 +267,7 @@ async fn postgres_listener_writes_and_follow_ups_commit_with_the_ack_or_not_at_a
     let Some(server) = Postgres::start() else {
         return;
     };
-    let client = pg_client(&server).await;
-    client
-        .batch_execute(
-            "CREATE TABLE audit (n bigint NOT NULL, attempt bigint NOT NULL);
-             CREATE TABLE follow_ups (n bigint NOT NULL)",
-        )
-        .await
-        .unwrap();
-    let store = PostgresConfig::new(server.url())
-        .schema("tx_listeners")
-        .connect()
-        .await
-        .unwrap();
+    let (client, store) = pg_app(&server, "tx_listeners").await;
     let backend = Durable::with_config(store, config());
     let emitter = Emitter::builder()
         .listeners(listeners![pg_audit, pg_follow_up])
@@ -319,16 +326,7 @@ async fn postgres_commit_is_refused_after_the_lease_was_lost() {
     let Some(server) = Postgres::start() else {
         return;
     };
-    let client = pg_client(&server).await;
-    client
-        .batch_execute("CREATE TABLE audit (n bigint NOT NULL, attempt bigint NOT NULL)")
-        .await
-        .unwrap();
-    let store = PostgresConfig::new(server.url())
-        .schema("tx_lease")
-        .connect()
-        .await
-        .unwrap();
+    let (client, store) = pg_app(&server, "tx_lease").await;
     let lease = Duration::from_millis(100);
     let [a, b] = claim_twice(&store, lease).await;
     for (receipt, attempt, expected) in [
@@ -360,16 +358,7 @@ async fn postgres_a_lost_lease_refuses_the_commit_and_the_next_claim_delivers() 
     let logs = LogCapture::default();
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(logs.clone()))
         .expect("no other global subscriber in this binary");
-    let client = pg_client(&server).await;
-    client
-        .batch_execute("CREATE TABLE audit (n bigint NOT NULL, attempt bigint NOT NULL)")
-        .await
-        .unwrap();
-    let store = PostgresConfig::new(server.url())
-        .schema("tx_robbed")
-        .connect()
-        .await
-        .unwrap();
+    let (client, store) = pg_app(&server, "tx_robbed").await;
     let backend = Durable::with_config(store, config().lease(Duration::from_millis(300)));
     let emitter = Emitter::builder()
         .listeners(listeners![pg_robbed])
