@@ -11,7 +11,6 @@
 #![cfg(unix)]
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -459,37 +458,47 @@ where
 // ---------------------------------------------------------------------------------------------
 // Each store.
 
+/// Runs every scenario on stores that `open(name)` opens (another handle on the same storage
+/// each time it is called), the emit-only binary on the store of `kind` at `location` under
+/// `namespace`, which is what `open("two_binaries")` opens.
+fn every_scenario<S, O, Fut>(
+    open: impl Fn(&'static str) -> O,
+    kind: Kind,
+    location: &str,
+    namespace: &str,
+) where
+    S: Store,
+    O: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let rt = runtime();
+    rt.block_on(emit_only_delivers_to_a_separate_worker(
+        open("two_binaries"),
+        kind,
+        location,
+        namespace,
+    ));
+    rt.block_on(a_running_emitter_reads_new_subscriptions(open("running")));
+    rt.block_on(a_renamed_listener_takes_its_old_deliveries(open("renamed")));
+    rt.block_on(the_check_reports_unknown_listeners_and_events(open(
+        "check",
+    )));
+}
+
 #[test]
 fn subscriptions_aliases_and_the_check_on_sqlite() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let rt = runtime();
     let path = |name: &str| dir.path().join(format!("{name}.db"));
-    let open = |path: std::path::PathBuf| {
+    let open = |name: &'static str| {
+        let path = path(name);
         move || {
             let path = path.clone();
             async move { SqliteStore::open(&path).expect("the database opens") }
         }
     };
     let two = path("two_binaries");
-    rt.block_on(emit_only_delivers_to_a_separate_worker(
-        open(two.clone()),
-        Kind::Sqlite,
-        path_text(&two),
-        "",
-    ));
-    rt.block_on(a_running_emitter_reads_new_subscriptions(open(path(
-        "running",
-    ))));
-    rt.block_on(a_renamed_listener_takes_its_old_deliveries(open(path(
-        "renamed",
-    ))));
-    rt.block_on(the_check_reports_unknown_listeners_and_events(open(path(
-        "check",
-    ))));
-}
-
-fn path_text(path: &Path) -> &str {
-    path.to_str().expect("a UTF-8 temporary path")
+    let two = two.to_str().expect("a UTF-8 temporary path");
+    every_scenario(open, Kind::Sqlite, two, "");
 }
 
 #[test]
@@ -498,7 +507,6 @@ fn subscriptions_aliases_and_the_check_on_postgres() {
         return;
     };
     let url = server.url();
-    let rt = runtime();
     let open = |namespace: &'static str| {
         let url = url.clone();
         move || {
@@ -506,24 +514,13 @@ fn subscriptions_aliases_and_the_check_on_postgres() {
             async move { children::postgres_store(&url, namespace).await }
         }
     };
-    rt.block_on(emit_only_delivers_to_a_separate_worker(
-        open("two_binaries"),
-        Kind::Postgres,
-        &url,
-        "two_binaries",
-    ));
-    rt.block_on(a_running_emitter_reads_new_subscriptions(open("running")));
-    rt.block_on(a_renamed_listener_takes_its_old_deliveries(open("renamed")));
-    rt.block_on(the_check_reports_unknown_listeners_and_events(open(
-        "check",
-    )));
+    every_scenario(open, Kind::Postgres, &url, "two_binaries");
 }
 
 #[test]
 fn subscriptions_aliases_and_the_check_on_redis() {
     let Some(server) = Redis::start() else { return };
     let url = server.url();
-    let rt = runtime();
     let open = |namespace: &'static str| {
         let url = url.clone();
         move || {
@@ -531,15 +528,5 @@ fn subscriptions_aliases_and_the_check_on_redis() {
             async move { children::redis_store(&url, namespace).await }
         }
     };
-    rt.block_on(emit_only_delivers_to_a_separate_worker(
-        open("two_binaries"),
-        Kind::Redis,
-        &url,
-        "two_binaries",
-    ));
-    rt.block_on(a_running_emitter_reads_new_subscriptions(open("running")));
-    rt.block_on(a_renamed_listener_takes_its_old_deliveries(open("renamed")));
-    rt.block_on(the_check_reports_unknown_listeners_and_events(open(
-        "check",
-    )));
+    every_scenario(open, Kind::Redis, &url, "two_binaries");
 }
