@@ -231,17 +231,7 @@ impl Store for RedisStore {
         let what = "count unfinished deliveries";
         let first = format!("{:032x}", emits.start().as_u128());
         let last = format!("{:032x}", emits.end().as_u128());
-        let mut members = ::redis::cmd("SMEMBERS");
-        members.arg(self.key("listeners"));
-        let listeners = into_array(self.command(&members, what).await?)
-            .map_err(|problem| self.unexpected(what, &problem))?;
-        let mut places: Vec<(&str, String, String)> = Vec::new();
-        for listener in listeners {
-            let listener =
-                into_text(listener).map_err(|problem| self.unexpected(what, &problem))?;
-            places.push(("stream", listener, "-".to_owned()));
-        }
-        places.push(("delayed", String::new(), "0".to_owned()));
+        let places = self.places(what).await?;
         let mut found = 0u64;
         for (kind, name, mut cursor) in places {
             loop {

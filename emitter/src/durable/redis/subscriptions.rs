@@ -73,20 +73,31 @@ impl RedisStore {
         Ok(subscriptions)
     }
 
-    pub(super) async fn count_backlog(&self) -> Result<Vec<Backlog>, BackendError> {
-        const PAGE: usize = 1000;
-        let what = "count deliveries per listener";
+    /// Where a scan of every delivery starts, for the scripts that read them a page at a time
+    /// (`kind`, name, cursor): each listener's stream from its first entry, then the delayed
+    /// set from its first member.
+    pub(super) async fn places(
+        &self,
+        what: &str,
+    ) -> Result<Vec<(&'static str, String, String)>, BackendError> {
         let mut members = ::redis::cmd("SMEMBERS");
         members.arg(self.key("listeners"));
         let listeners = into_array(self.command(&members, what).await?)
             .map_err(|problem| self.unexpected(what, &problem))?;
-        let mut places: Vec<(&str, String, String)> = Vec::new();
+        let mut places: Vec<(&'static str, String, String)> = Vec::new();
         for listener in listeners {
             let listener =
                 into_text(listener).map_err(|problem| self.unexpected(what, &problem))?;
             places.push(("stream", listener, "-".to_owned()));
         }
         places.push(("delayed", String::new(), "0".to_owned()));
+        Ok(places)
+    }
+
+    pub(super) async fn count_backlog(&self) -> Result<Vec<Backlog>, BackendError> {
+        const PAGE: usize = 1000;
+        let what = "count deliveries per listener";
+        let places = self.places(what).await?;
         let mut found: BTreeMap<(String, String, u32), u64> = BTreeMap::new();
         for (kind, name, mut cursor) in places {
             loop {
