@@ -167,14 +167,13 @@ impl Emitter {
             Phase::Stopped => return Err(EmitError::Stopped),
         }
         // A durable backend routes by the store's subscriptions too: an event without a
-        // listener in this process may have some in a worker elsewhere.
-        let durable = self.shared.backend.is_durable_dyn();
-        Ok(self
-            .shared
+        // listener in this process may have some in a worker elsewhere (asked only then).
+        let shared = &self.shared;
+        Ok(shared
             .core
             .table
             .index_of(TypeId::of::<E>())
-            .filter(|&(_, listeners)| listeners > 0 || durable)
+            .filter(|&(_, listeners)| listeners > 0 || shared.backend.is_durable_dyn())
             .map(|(event, listeners)| Route { event, listeners }))
     }
 
